@@ -1,0 +1,504 @@
+//! The version-tolerant payload models carried in `WitMessage.Data`.
+//!
+//! Each model reads the members it knows by order, skips trailing members a newer
+//! peer may add, and leaves members an older peer did not send at their defaults.
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::error::CodecError;
+use crate::memorypack::{Reader, TolerantObject, TolerantWriter, Writer};
+
+/// Protocol version spoken by this crate (`WitProtocol.VERSION`).
+pub const PROTOCOL_VERSION: i32 = 3;
+
+/// Decodes a top-level model and rejects trailing bytes.
+fn decode_top<T>(
+    bytes: Bytes,
+    what: &'static str,
+    f: impl FnOnce(&mut Reader) -> Result<Option<T>, CodecError>,
+) -> Result<T, CodecError> {
+    let mut r = Reader::new(bytes);
+    let v = f(&mut r)?.ok_or(CodecError::Null { what })?;
+    if r.remaining() != 0 {
+        return Err(CodecError::TrailingBytes { what, extra: r.remaining() });
+    }
+    Ok(v)
+}
+
+/// `CommunicationStatus`: the status of a [`WitResponse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommunicationStatus {
+    /// `0`.
+    Unknown,
+    /// `200`: the call succeeded.
+    Ok,
+    /// `400`: the method was not found or its arguments were unreadable.
+    BadRequest,
+    /// `408`: client-local timeout.
+    Timeout,
+    /// `500`: the method failed; details carry its message.
+    InternalServerError,
+    /// `503`: client-local transport failure.
+    TransportError,
+    /// `561`: the request's token was rejected.
+    Unauthorized,
+    /// Any other value.
+    Other(i32),
+}
+
+impl CommunicationStatus {
+    /// The wire value.
+    pub fn to_i32(self) -> i32 {
+        match self {
+            Self::Unknown => 0,
+            Self::Ok => 200,
+            Self::BadRequest => 400,
+            Self::Timeout => 408,
+            Self::InternalServerError => 500,
+            Self::TransportError => 503,
+            Self::Unauthorized => 561,
+            Self::Other(v) => v,
+        }
+    }
+
+    /// Maps a wire value.
+    pub fn from_i32(v: i32) -> Self {
+        match v {
+            0 => Self::Unknown,
+            200 => Self::Ok,
+            400 => Self::BadRequest,
+            408 => Self::Timeout,
+            500 => Self::InternalServerError,
+            503 => Self::TransportError,
+            561 => Self::Unauthorized,
+            v => Self::Other(v),
+        }
+    }
+}
+
+/// A .NET type given by name (`ParameterType`): `Type.FullName` + assembly simple name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParameterType {
+    /// `Type.FullName`, e.g. `System.Int32`.
+    pub type_name: Option<String>,
+    /// The simple assembly name, e.g. `System.Private.CoreLib`.
+    pub assembly: Option<String>,
+}
+
+impl ParameterType {
+    fn write(&self, w: &mut Writer) {
+        let mut t = TolerantWriter::default();
+        t.body.string(self.type_name.as_deref());
+        t.end_member();
+        t.body.string(self.assembly.as_deref());
+        t.end_member();
+        t.finish_into(w);
+    }
+
+    fn read(r: &mut Reader) -> Result<Option<Self>, CodecError> {
+        let Some(mut o) = TolerantObject::read(r, "ParameterType", 2)? else { return Ok(None) };
+        Ok(Some(Self {
+            type_name: o.member(0, "ParameterType.Type", None, |r| r.string("ParameterType.Type"))?,
+            assembly: o.member(1, "ParameterType.Assembly", None, |r| r.string("ParameterType.Assembly"))?,
+        }))
+    }
+}
+
+fn write_strings(w: &mut Writer, v: &[String]) {
+    w.i32(v.len() as i32);
+    for s in v {
+        w.string(Some(s));
+    }
+}
+
+fn read_strings(r: &mut Reader, what: &'static str) -> Result<Vec<String>, CodecError> {
+    let Some(n) = r.array_len(what, 4)? else { return Ok(Vec::new()) };
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(r.string(what)?.unwrap_or_default());
+    }
+    Ok(out)
+}
+
+fn write_types(w: &mut Writer, v: &[ParameterType]) {
+    w.i32(v.len() as i32);
+    for t in v {
+        t.write(w);
+    }
+}
+
+fn read_types(r: &mut Reader, what: &'static str) -> Result<Vec<ParameterType>, CodecError> {
+    let Some(n) = r.array_len(what, 1)? else { return Ok(Vec::new()) };
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(ParameterType::read(r)?.unwrap_or_default());
+    }
+    Ok(out)
+}
+
+/// A method call (client → server, Type 1) or an event (server → client, Type 2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WitRequest {
+    /// The access token, stamped on every request by the client; `""` for events.
+    pub token: String,
+    /// The method name, or the event name for a callback.
+    pub method_name: String,
+    /// One blob per argument, encoded by the parameter serializer; empty = null.
+    pub parameters: Vec<Bytes>,
+    /// `"Full.Type.Name, Assembly"` per argument (strong-match mode).
+    pub parameter_types: Vec<String>,
+    /// Type + assembly per argument (the form events use).
+    pub parameter_types_by_name: Vec<ParameterType>,
+    /// Generic arguments of a generic method.
+    pub generic_arguments: Vec<String>,
+    /// Generic arguments by name.
+    pub generic_arguments_by_name: Vec<ParameterType>,
+    /// One id per logical call, stable across retries; nil disables de-duplication.
+    pub invocation_id: Uuid,
+    /// FNV-1a id of the contract (0 = not declared).
+    pub contract_id: i64,
+    /// FNV-1a id of the method (0 = resolve by name).
+    pub method_id: i64,
+}
+
+impl WitRequest {
+    /// Encodes the request as MemoryPack (10 members).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut t = TolerantWriter::default();
+        t.body.buf.reserve(64 + self.parameters.iter().map(|p| p.len() + 4).sum::<usize>());
+        t.body.string(Some(&self.token));
+        t.end_member();
+        t.body.string(Some(&self.method_name));
+        t.end_member();
+        t.body.i32(self.parameters.len() as i32);
+        for p in &self.parameters {
+            t.body.byte_array(Some(p));
+        }
+        t.end_member();
+        write_strings(&mut t.body, &self.parameter_types);
+        t.end_member();
+        write_types(&mut t.body, &self.parameter_types_by_name);
+        t.end_member();
+        write_strings(&mut t.body, &self.generic_arguments);
+        t.end_member();
+        write_types(&mut t.body, &self.generic_arguments_by_name);
+        t.end_member();
+        t.body.guid(&self.invocation_id);
+        t.end_member();
+        t.body.i64(self.contract_id);
+        t.end_member();
+        t.body.i64(self.method_id);
+        t.end_member();
+        let mut w = Writer::with_capacity(t.body.buf.len() + 32);
+        t.finish_into(&mut w);
+        w.buf
+    }
+
+    /// Decodes a request; parameter blobs are sliced from `bytes`.
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input.
+    pub fn decode(bytes: Bytes) -> Result<Self, CodecError> {
+        decode_top(bytes, "WitRequest", |r| {
+            let Some(mut o) = TolerantObject::read(r, "WitRequest", 10)? else { return Ok(None) };
+            Ok(Some(Self {
+                token: o.member(0, "WitRequest.Token", None, |r| r.string("WitRequest.Token"))?.unwrap_or_default(),
+                method_name: o
+                    .member(1, "WitRequest.MethodName", None, |r| r.string("WitRequest.MethodName"))?
+                    .unwrap_or_default(),
+                parameters: o.member(2, "WitRequest.Parameters", Vec::new(), |r| {
+                    let Some(n) = r.array_len("WitRequest.Parameters", 4)? else { return Ok(Vec::new()) };
+                    let mut v = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        v.push(r.byte_array("WitRequest.Parameters")?.unwrap_or_default());
+                    }
+                    Ok(v)
+                })?,
+                parameter_types: o.member(3, "WitRequest.ParameterTypes", Vec::new(), |r| {
+                    read_strings(r, "WitRequest.ParameterTypes")
+                })?,
+                parameter_types_by_name: o.member(4, "WitRequest.ParameterTypesByName", Vec::new(), |r| {
+                    read_types(r, "WitRequest.ParameterTypesByName")
+                })?,
+                generic_arguments: o.member(5, "WitRequest.GenericArguments", Vec::new(), |r| {
+                    read_strings(r, "WitRequest.GenericArguments")
+                })?,
+                generic_arguments_by_name: o.member(6, "WitRequest.GenericArgumentsByName", Vec::new(), |r| {
+                    read_types(r, "WitRequest.GenericArgumentsByName")
+                })?,
+                invocation_id: o
+                    .member(7, "WitRequest.InvocationId", Uuid::nil(), |r| r.guid("WitRequest.InvocationId"))?,
+                contract_id: o.member(8, "WitRequest.ContractId", 0, |r| r.i64("WitRequest.ContractId"))?,
+                method_id: o.member(9, "WitRequest.MethodId", 0, |r| r.i64("WitRequest.MethodId"))?,
+            }))
+        })
+    }
+}
+
+/// The answer to a [`WitRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitResponse {
+    /// Outcome.
+    pub status: CommunicationStatus,
+    /// The serialized return value; `None` for void or null.
+    pub data: Option<Bytes>,
+    /// Short error text (`"Failed to process request"`, ...).
+    pub error_message: Option<String>,
+    /// Details, typically the failing method's error message.
+    pub error_details: Option<String>,
+}
+
+impl WitResponse {
+    /// A `200` response carrying `data`.
+    pub fn ok(data: Option<Bytes>) -> Self {
+        Self { status: CommunicationStatus::Ok, data, error_message: None, error_details: None }
+    }
+
+    /// An error response.
+    pub fn error(status: CommunicationStatus, message: impl Into<String>, details: Option<String>) -> Self {
+        Self { status, data: None, error_message: Some(message.into()), error_details: details }
+    }
+
+    /// Encodes the response (4 members).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut t = TolerantWriter::default();
+        t.body.buf.reserve(16 + self.data.as_ref().map_or(0, Bytes::len));
+        t.body.i32(self.status.to_i32());
+        t.end_member();
+        t.body.byte_array(self.data.as_deref());
+        t.end_member();
+        t.body.string(self.error_message.as_deref());
+        t.end_member();
+        t.body.string(self.error_details.as_deref());
+        t.end_member();
+        let mut w = Writer::with_capacity(t.body.buf.len() + 12);
+        t.finish_into(&mut w);
+        w.buf
+    }
+
+    /// Decodes a response.
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input.
+    pub fn decode(bytes: Bytes) -> Result<Self, CodecError> {
+        decode_top(bytes, "WitResponse", |r| {
+            let Some(mut o) = TolerantObject::read(r, "WitResponse", 4)? else { return Ok(None) };
+            Ok(Some(Self {
+                status: CommunicationStatus::from_i32(
+                    o.member(0, "WitResponse.Status", 0, |r| r.i32("WitResponse.Status"))?,
+                ),
+                data: o.member(1, "WitResponse.Data", None, |r| r.byte_array("WitResponse.Data"))?,
+                error_message: o
+                    .member(2, "WitResponse.ErrorMessage", None, |r| r.string("WitResponse.ErrorMessage"))?,
+                error_details: o
+                    .member(3, "WitResponse.ErrorDetails", None, |r| r.string("WitResponse.ErrorDetails"))?,
+            }))
+        })
+    }
+}
+
+/// Client → server, Type 3: the client's public key (or `[0]`) and protocol version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitRequestInitialization {
+    /// RSA public key JSON in encrypted mode; `[0x00]` in plain mode.
+    pub public_key: Option<Bytes>,
+    /// The client's protocol version; 0 when an older peer did not send it.
+    pub protocol_version: i32,
+}
+
+impl WitRequestInitialization {
+    /// The plain-mode request a client without encryption sends.
+    pub fn plain() -> Self {
+        Self { public_key: Some(Bytes::from_static(&[0])), protocol_version: PROTOCOL_VERSION }
+    }
+
+    /// Encodes the request.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut t = TolerantWriter::default();
+        t.body.byte_array(self.public_key.as_deref());
+        t.end_member();
+        t.body.i32(self.protocol_version);
+        t.end_member();
+        let mut w = Writer::default();
+        t.finish_into(&mut w);
+        w.buf
+    }
+
+    /// Decodes the request.
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input (a 2.x client's payload fails here).
+    pub fn decode(bytes: Bytes) -> Result<Self, CodecError> {
+        decode_top(bytes, "WitRequestInitialization", |r| {
+            let Some(mut o) = TolerantObject::read(r, "WitRequestInitialization", 2)? else { return Ok(None) };
+            Ok(Some(Self {
+                public_key: o.member(0, "WitRequestInitialization.PublicKey", None, |r| {
+                    r.byte_array("WitRequestInitialization.PublicKey")
+                })?,
+                protocol_version: o.member(1, "WitRequestInitialization.ProtocolVersion", 0, |r| {
+                    r.i32("WitRequestInitialization.ProtocolVersion")
+                })?,
+            }))
+        })
+    }
+}
+
+/// Server → client, Type 3: key material (or `[0]`), version, or a refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitResponseInitialization {
+    /// 32-byte AEAD master key; `[0x00]` in plain mode; `None` on refusal.
+    pub symmetric_key: Option<Bytes>,
+    /// 16-byte HKDF salt; `[0x00]` in plain mode; `None` on refusal.
+    pub vector: Option<Bytes>,
+    /// The server's protocol version.
+    pub protocol_version: i32,
+    /// Set only when the server refuses the handshake.
+    pub error_message: Option<String>,
+}
+
+impl WitResponseInitialization {
+    /// The plain-mode acceptance.
+    pub fn plain() -> Self {
+        Self {
+            symmetric_key: Some(Bytes::from_static(&[0])),
+            vector: Some(Bytes::from_static(&[0])),
+            protocol_version: PROTOCOL_VERSION,
+            error_message: None,
+        }
+    }
+
+    /// A refusal carrying `message`.
+    pub fn refusal(message: impl Into<String>) -> Self {
+        Self {
+            symmetric_key: None,
+            vector: None,
+            protocol_version: PROTOCOL_VERSION,
+            error_message: Some(message.into()),
+        }
+    }
+
+    /// Encodes the response.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut t = TolerantWriter::default();
+        t.body.byte_array(self.symmetric_key.as_deref());
+        t.end_member();
+        t.body.byte_array(self.vector.as_deref());
+        t.end_member();
+        t.body.i32(self.protocol_version);
+        t.end_member();
+        t.body.string(self.error_message.as_deref());
+        t.end_member();
+        let mut w = Writer::default();
+        t.finish_into(&mut w);
+        w.buf
+    }
+
+    /// Decodes the response.
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input.
+    pub fn decode(bytes: Bytes) -> Result<Self, CodecError> {
+        decode_top(bytes, "WitResponseInitialization", |r| {
+            let Some(mut o) = TolerantObject::read(r, "WitResponseInitialization", 4)? else { return Ok(None) };
+            Ok(Some(Self {
+                symmetric_key: o.member(0, "WitResponseInitialization.SymmetricKey", None, |r| {
+                    r.byte_array("WitResponseInitialization.SymmetricKey")
+                })?,
+                vector: o.member(1, "WitResponseInitialization.Vector", None, |r| {
+                    r.byte_array("WitResponseInitialization.Vector")
+                })?,
+                protocol_version: o.member(2, "WitResponseInitialization.ProtocolVersion", 0, |r| {
+                    r.i32("WitResponseInitialization.ProtocolVersion")
+                })?,
+                error_message: o.member(3, "WitResponseInitialization.ErrorMessage", None, |r| {
+                    r.string("WitResponseInitialization.ErrorMessage")
+                })?,
+            }))
+        })
+    }
+}
+
+/// Client → server, Type 4: the access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitRequestAuthorization {
+    /// The token; `""` when the client has none.
+    pub token: Option<String>,
+}
+
+impl WitRequestAuthorization {
+    /// Encodes the request.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut t = TolerantWriter::default();
+        t.body.string(self.token.as_deref());
+        t.end_member();
+        let mut w = Writer::default();
+        t.finish_into(&mut w);
+        w.buf
+    }
+
+    /// Decodes the request.
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input.
+    pub fn decode(bytes: Bytes) -> Result<Self, CodecError> {
+        decode_top(bytes, "WitRequestAuthorization", |r| {
+            let Some(mut o) = TolerantObject::read(r, "WitRequestAuthorization", 1)? else { return Ok(None) };
+            Ok(Some(Self {
+                token: o
+                    .member(0, "WitRequestAuthorization.Token", None, |r| r.string("WitRequestAuthorization.Token"))?,
+            }))
+        })
+    }
+}
+
+/// Server → client, Type 4: whether the token was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitResponseAuthorization {
+    /// `true` when the connection may call methods.
+    pub is_authorized: bool,
+    /// `"Authorized"` or `"Forbidden"`.
+    pub message: Option<String>,
+}
+
+/// Message text of an accepted authorization.
+pub const AUTHORIZED: &str = "Authorized";
+/// Message text of a refused authorization.
+pub const FORBIDDEN: &str = "Forbidden";
+
+impl WitResponseAuthorization {
+    /// The answer for `authorized`, with the .NET message text.
+    pub fn new(authorized: bool) -> Self {
+        Self { is_authorized: authorized, message: Some(if authorized { AUTHORIZED } else { FORBIDDEN }.to_owned()) }
+    }
+
+    /// Encodes the response.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut t = TolerantWriter::default();
+        t.body.bool(self.is_authorized);
+        t.end_member();
+        t.body.string(self.message.as_deref());
+        t.end_member();
+        let mut w = Writer::default();
+        t.finish_into(&mut w);
+        w.buf
+    }
+
+    /// Decodes the response.
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input.
+    pub fn decode(bytes: Bytes) -> Result<Self, CodecError> {
+        decode_top(bytes, "WitResponseAuthorization", |r| {
+            let Some(mut o) = TolerantObject::read(r, "WitResponseAuthorization", 2)? else { return Ok(None) };
+            Ok(Some(Self {
+                is_authorized: o.member(0, "WitResponseAuthorization.IsAuthorized", false, |r| {
+                    r.bool("WitResponseAuthorization.IsAuthorized")
+                })?,
+                message: o.member(1, "WitResponseAuthorization.Message", None, |r| {
+                    r.string("WitResponseAuthorization.Message")
+                })?,
+            }))
+        })
+    }
+}
