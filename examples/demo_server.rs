@@ -1,1 +1,69 @@
-fn main() {}
+//! The demo server: hosts `WitRpc.Demo.IDemoService` (see `src/lib.rs`) over WebSocket.
+//!
+//! ```text
+//! cargo run --example demo_server
+//! cargo run --example demo_server -- --listen http://127.0.0.1:0/ws --format msgpack --token AuthToken123
+//! ```
+//!
+//! When ready it prints exactly one line to stdout, `listening on ws://HOST:PORT/PATH`,
+//! with the real port; logs go to stderr (`RUST_LOG=debug` for more). Ctrl-C stops it.
+//! This command line and the ready line are a stable contract for outside clients.
+
+use clap::{Parser, ValueEnum};
+use std::io::Write as _;
+use witrpc::prelude::*;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Json,
+    Msgpack,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "WitRPC demo server (WitRpc.Demo.IDemoService over WebSocket)")]
+struct Args {
+    /// http:// URL to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "http://127.0.0.1:5000/ws")]
+    listen: String,
+    /// Maximum number of simultaneous clients.
+    #[arg(long, default_value_t = 100)]
+    max_clients: usize,
+    /// Parameter serializer.
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+    /// Access token clients must present (default: none).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let mut builder = WitServerBuilder::new()
+        .with_service(witrpc_demo::Demo::server())
+        .with_websocket(&args.listen, args.max_clients);
+    builder = match args.format {
+        Format::Json => builder.with_json(),
+        Format::Msgpack => builder.with_msgpack(),
+    };
+    if let Some(token) = &args.token {
+        builder = builder.with_access_token(token);
+    }
+    let server = builder.build()?;
+    server.start_waiting_for_connection().await?;
+    let url = server.client_url().ok_or_else(|| anyhow::anyhow!("server did not report its URL"))?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {url}")?;
+    stdout.flush()?;
+    drop(stdout);
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("Ctrl-C received; stopping");
+    server.stop_waiting_for_connection().await;
+    Ok(())
+}

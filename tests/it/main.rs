@@ -1,1 +1,9 @@
-mod x {}
+//! End-to-end tests over real sockets on 127.0.0.1 (port 0): the server, the Rust
+//! client and raw WebSocket peers that misbehave on purpose.
+
+mod auth;
+mod calls;
+mod events;
+mod limits;
+mod robustness;
+mod util;

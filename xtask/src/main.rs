@@ -1,1 +1,178 @@
-fn main() {}
+//! `cargo xtask <command>`: project automation with nothing but std.
+//!
+//! - `test-all`: every check CI runs (fmt, clippy, tests + doctests, docs, examples,
+//!   a smoke run of the demo server and client). Each step prints its command; a
+//!   failure names the step and a hint.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test-all") => test_all(),
+        Some("smoke") => smoke(),
+        _ => {
+            eprintln!("usage: cargo xtask <command>\n\ncommands:\n  test-all   run every check (what CI runs)\n  smoke      run the demo server + demo client once");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nxtask: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+struct Step<'a> {
+    name: &'a str,
+    args: &'a [&'a str],
+    env: &'a [(&'a str, &'a str)],
+    hint: &'a str,
+}
+
+fn run(step: &Step<'_>) -> Result<(), String> {
+    let started = Instant::now();
+    eprintln!("\n==> {}: cargo {}", step.name, step.args.join(" "));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(step.args)
+        .envs(step.env.iter().copied())
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("{}: cannot run cargo: {e}", step.name))?;
+    if !status.success() {
+        return Err(format!("step `{}` failed ({status}); hint: {}", step.name, step.hint));
+    }
+    eprintln!("==> {}: ok in {:.1?}", step.name, started.elapsed());
+    Ok(())
+}
+
+fn test_all() -> Result<(), String> {
+    let started = Instant::now();
+    let steps = [
+        Step { name: "fmt", args: &["fmt", "--all", "--", "--check"], env: &[], hint: "run `cargo fmt --all`" },
+        Step {
+            name: "clippy",
+            args: &["clippy", "--workspace", "--all-targets", "--all-features", "--locked", "--", "-D", "warnings"],
+            env: &[],
+            hint: "fix the warnings above; every `allow` needs a reason",
+        },
+        Step {
+            name: "test",
+            args: &["test", "--workspace", "--all-features", "--locked"],
+            env: &[],
+            hint: "run the failing test alone with `cargo test -p <crate> <name> -- --nocapture`",
+        },
+        Step {
+            name: "doc",
+            args: &["doc", "--workspace", "--no-deps", "--all-features", "--locked"],
+            env: &[("RUSTDOCFLAGS", "-D warnings")],
+            hint: "fix the broken doc links or missing docs above",
+        },
+        Step {
+            name: "examples",
+            args: &["build", "--examples", "--locked"],
+            env: &[],
+            hint: "an example no longer compiles",
+        },
+    ];
+    for step in &steps {
+        run(step)?;
+    }
+    eprintln!("\n==> smoke: demo_server + demo_client");
+    smoke()?;
+    eprintln!("\nxtask: all checks passed in {:.1?}", started.elapsed());
+    Ok(())
+}
+
+/// Kills the child on drop so a failed check never leaves a server running.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn example(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    target.join("debug").join("examples").join(name)
+}
+
+fn smoke() -> Result<(), String> {
+    let server_bin = example("demo_server");
+    let client_bin = example("demo_client");
+    for bin in [&server_bin, &client_bin] {
+        if !bin.exists() {
+            return Err(format!("{} is missing; run `cargo build --examples` first", bin.display()));
+        }
+    }
+    let mut server = Command::new(&server_bin)
+        .args(["--listen", "http://127.0.0.1:0/ws", "--token", "SmokeToken"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start demo_server: {e}"))?;
+    let stdout = server.stdout.take().ok_or("demo_server has no stdout")?;
+    let guard = Guard(server);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "demo_server printed no ready line within 30 s")?;
+    let line = line.trim_end();
+    let url = line
+        .strip_prefix("listening on ")
+        .filter(|u| u.starts_with("ws://127.0.0.1:") && u.ends_with("/ws"))
+        .ok_or_else(|| format!("unexpected ready line from demo_server: {line:?}"))?;
+    eprintln!("demo_server ready: {url}");
+    let status = Command::new(&client_bin)
+        .args(["--url", url, "--token", "SmokeToken"])
+        .status()
+        .map_err(|e| format!("cannot run demo_client: {e}"))?;
+    if !status.success() {
+        return Err(format!("demo_client failed against the demo server ({status})"));
+    }
+    stop_with_ctrl_c(guard)
+}
+
+#[cfg(unix)]
+fn stop_with_ctrl_c(guard: Guard) -> Result<(), String> {
+    let pid = guard.0.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().map_err(|e| format!("cannot run kill: {e}"))?;
+    if !sent.success() {
+        return Err("cannot send SIGINT to demo_server".into());
+    }
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut guard = guard;
+        let _ = tx.send(guard.0.wait());
+        // `guard` drops here: kill + wait on an exited child are harmless.
+    });
+    match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(format!("demo_server exited with {status} after Ctrl-C")),
+        Ok(Err(e)) => Err(format!("cannot wait for demo_server: {e}")),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            Err("demo_server did not stop within 15 s of Ctrl-C".into())
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn stop_with_ctrl_c(_guard: Guard) -> Result<(), String> {
+    Ok(())
+}

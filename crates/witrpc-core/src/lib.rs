@@ -53,5 +53,6 @@ pub use service::{
 };
 
 /// Re-exported so generated code and serializer crates name one version.
+pub use bytes;
 pub use erased_serde;
 pub use uuid::Uuid;

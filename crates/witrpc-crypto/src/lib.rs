@@ -109,7 +109,7 @@ pub trait ClientEncryptor: Send + fmt::Debug {
 }
 
 /// Seals outbound payloads, in wire order.
-pub trait Sealer: Send + fmt::Debug {
+pub trait Sealer: Send + Sync + fmt::Debug {
     /// Seals one payload.
     ///
     /// # Errors
@@ -118,7 +118,7 @@ pub trait Sealer: Send + fmt::Debug {
 }
 
 /// Opens inbound payloads, in arrival order.
-pub trait Opener: Send + fmt::Debug {
+pub trait Opener: Send + Sync + fmt::Debug {
     /// Opens one payload.
     ///
     /// # Errors

@@ -1,1 +1,41 @@
-//! placeholder
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr))]
+//! The WitRPC server, independent of any transport.
+//!
+//! Part of an independent, WitRPC-compatible Rust implementation (not the official
+//! .NET WitRPC). It runs the protocol-3 handshake (Initialization, Authorization),
+//! checks the token on every request, dispatches calls to [`witrpc_core::Service`]s
+//! by `MethodId` then by name, and pushes events to authorized connections. A
+//! transport (`witrpc-server-websocket`) brings the connections; see
+//! `ARCHITECTURE.md` at the repository root for the data path.
+//!
+//! What differs from the .NET server, on purpose:
+//! - requests on one connection run concurrently (bounded by
+//!   [`WitServerBuilder::with_max_in_flight_requests`]); responses carry the request's
+//!   id, so .NET clients match them as usual;
+//! - no lock is shared between connections on the request path;
+//! - undecodable arguments get status 400 naming the parameter (.NET passes null);
+//! - safer defaults: 16 MiB messages, 10 s handshake, 64 KiB before authorization;
+//! - a slow client whose queue overflows is disconnected with a reason, never fed gaps.
+//!
+//! Most users depend on the `witrpc` facade, whose `with_websocket` extension wires a
+//! transport into [`WitServerBuilder`].
+
+mod auth;
+mod builder;
+mod connection;
+mod error;
+mod events;
+pub mod limits;
+mod outbox;
+mod registry;
+mod server;
+pub mod transport;
+
+pub use auth::{AccessTokenValidator, NoAccessToken, StaticAccessToken, constant_time_eq};
+pub use builder::{ServerConfig, WitServerBuilder};
+pub use error::ServerError;
+pub use server::WitServer;
+
+/// Re-exported for implementors of [`transport::ServerTransport`].
+pub use witrpc_core::BoxFuture;

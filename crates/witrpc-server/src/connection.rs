@@ -1,0 +1,419 @@
+//! One connection: the reader loop, the protocol-3 handshake and request dispatch.
+//!
+//! The reader decodes each inbound message in arrival order (so AEAD counters are
+//! checked in order), answers handshake messages itself and spawns each request as
+//! its own task, bounded by a per-connection semaphore: a connection that has
+//! `max_in_flight_requests` calls running is not read until one finishes.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use uuid::Uuid;
+use witrpc_core::{
+    CallContext, CommunicationStatus, MessageType, MethodCall, MethodError, PROTOCOL_VERSION, WitMessage, WitRequest,
+    WitRequestAuthorization, WitRequestInitialization, WitResponse, WitResponseAuthorization,
+    WitResponseInitialization,
+};
+use witrpc_crypto::Opener;
+
+use crate::outbox::{Outbox, Outgoing, write_loop};
+use crate::server::Shared;
+use crate::transport::{CloseCode, CloseReason, Connection, FrameError};
+
+/// .NET's answer texts, kept identical so .NET clients and logs read the same.
+pub(crate) mod text {
+    pub(crate) const REQUEST_EMPTY: &str = "Request is empty";
+    pub(crate) const TOKEN_INVALID: &str = "Token is not valid";
+    pub(crate) const NOT_AUTHORIZED: &str = "Connection is not authorized";
+    pub(crate) const METHOD_NOT_FOUND: &str = "Method not found on service, method name: ";
+    pub(crate) const FAILED: &str = "Failed to process request";
+    pub(crate) const INVALID_ARGUMENT: &str = "Invalid argument";
+    pub(crate) const CANNOT_READ_INIT: &str = "Cannot read the initialization request; the server speaks protocol 3";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitingInitialization,
+    AwaitingAuthorization,
+    Authorized,
+}
+
+/// What the reader does after a message.
+enum Next {
+    Continue,
+    /// Stop reading; the outbox already holds the close.
+    Stop,
+}
+
+pub(crate) struct ConnectionTask {
+    shared: Arc<Shared>,
+    id: Uuid,
+    peer: Option<std::net::SocketAddr>,
+    outbox: Arc<Outbox>,
+    state: State,
+    opener: Option<Box<dyn Opener>>,
+    authorized_token: String,
+    in_flight: Arc<Semaphore>,
+    calls: TaskTracker,
+}
+
+/// Serves `connection` until it closes, the peer misbehaves or the server stops.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    connection: Connection,
+    shutdown: CancellationToken,
+    calls: TaskTracker,
+) {
+    let Connection { peer, transport, inbound, outbound, slot } = connection;
+    let id = Uuid::new_v4();
+    let span = tracing::info_span!("connection", conn_id = %id, peer = ?peer, transport);
+    async move {
+        tracing::info!("connected");
+        shared.connection_opened();
+        let (outbox, rx) = Outbox::new(shared.config.outbound_queue_capacity, shutdown.child_token());
+        let outbox = Arc::new(outbox);
+        let writer_outbox = outbox.clone();
+        let writer = tokio::spawn(
+            async move { write_loop(&writer_outbox, rx, outbound).await }.instrument(tracing::Span::current()),
+        );
+        let mut task = ConnectionTask {
+            in_flight: Arc::new(Semaphore::new(shared.config.max_in_flight_requests)),
+            shared: shared.clone(),
+            id,
+            peer,
+            outbox: outbox.clone(),
+            state: State::AwaitingInitialization,
+            opener: None,
+            authorized_token: String::new(),
+            calls,
+        };
+        task.read_loop(inbound).await;
+        shared.hub.remove(&id);
+        if let Err(e) = writer.await {
+            tracing::error!(error = %e, "connection writer task failed");
+        }
+        drop(slot);
+        shared.connection_closed();
+        tracing::info!("disconnected");
+    }
+    .instrument(span)
+    .await;
+}
+
+impl ConnectionTask {
+    async fn read_loop(&mut self, mut inbound: crate::transport::FrameStream) {
+        let deadline = Instant::now() + self.shared.config.handshake_timeout;
+        let closer = self.outbox.closer().clone();
+        loop {
+            let frame = tokio::select! {
+                biased;
+                () = closer.cancelled() => return,
+                () = tokio::time::sleep_until(deadline), if self.state != State::Authorized => {
+                    tracing::warn!("handshake timeout");
+                    self.outbox.close(CloseReason::new(
+                        CloseCode::Policy,
+                        format!("handshake not completed within {:?}", self.shared.config.handshake_timeout),
+                    ));
+                    return;
+                }
+                frame = inbound.next() => frame,
+            };
+            let bytes = match frame {
+                None => return,
+                Some(Ok(b)) => b,
+                Some(Err(FrameError::TooLarge { size, limit })) => {
+                    tracing::warn!(size, limit, "message too large");
+                    self.outbox.close(CloseReason::new(
+                        CloseCode::TooBig,
+                        format!("message exceeds max_message_size ({limit} bytes)"),
+                    ));
+                    return;
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "read failed");
+                    self.outbox.close(CloseReason::new(CloseCode::Protocol, "transport error"));
+                    return;
+                }
+            };
+            tracing::trace!(len = bytes.len(), "frame in");
+            if bytes.is_empty() {
+                continue; // .NET skips empty messages
+            }
+            let limit = self.shared.config.max_handshake_message_size;
+            if self.state != State::Authorized && bytes.len() > limit {
+                tracing::warn!(len = bytes.len(), limit, "oversized message before authorization");
+                self.outbox.close(CloseReason::new(
+                    CloseCode::TooBig,
+                    format!("message before authorization exceeds {limit} bytes"),
+                ));
+                return;
+            }
+            let message = match WitMessage::decode(bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "invalid envelope; closing");
+                    self.outbox.close(CloseReason::new(CloseCode::Unsupported, "invalid WitRPC message"));
+                    return;
+                }
+            };
+            let next = match message.kind {
+                MessageType::Initialization => self.on_initialization(message).await,
+                MessageType::Authorization => self.on_authorization(message, deadline).await,
+                MessageType::Request => self.on_request(message).await,
+                other => {
+                    // Client-sent callbacks and unknown types are ignored, but a sealed
+                    // payload still consumes the inbound counter, as in .NET.
+                    tracing::debug!(kind = ?other, "ignoring message");
+                    match (message.data, self.opener.as_mut()) {
+                        (Some(data), Some(opener)) => match opener.open(data) {
+                            Ok(_) => Next::Continue,
+                            Err(e) => self.reject_frame(&e),
+                        },
+                        _ => Next::Continue,
+                    }
+                }
+            };
+            if let Next::Stop = next {
+                return;
+            }
+        }
+    }
+
+    async fn reply(&self, to: &WitMessage, payload: Option<Vec<u8>>, seal: bool) {
+        let item = Outgoing::Message { id: to.id, kind: to.kind, payload: payload.map(Bytes::from), seal };
+        // A closed queue means the connection is going away; nothing left to answer.
+        let _closed = self.outbox.send(item).await;
+    }
+
+    fn stop_with(&self, code: CloseCode, reason: impl Into<String>) -> Next {
+        self.outbox.close_after_pending(CloseReason::new(code, reason));
+        Next::Stop
+    }
+
+    fn reject_frame(&self, error: &witrpc_crypto::CryptoError) -> Next {
+        tracing::warn!(%error, "inbound frame rejected; closing");
+        self.outbox.close(CloseReason::new(CloseCode::Policy, "encrypted frame rejected"));
+        Next::Stop
+    }
+
+    async fn on_initialization(&mut self, message: WitMessage) -> Next {
+        if self.state != State::AwaitingInitialization {
+            tracing::warn!("out-of-order initialization");
+            return self.stop_with(CloseCode::Protocol, "out-of-order initialization");
+        }
+        let Some(data) = message.data.clone() else {
+            self.reply(&message, None, false).await;
+            return Next::Continue;
+        };
+        let request = match WitRequestInitialization::decode(data) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable initialization (a protocol 2.x client?)");
+                let refusal = WitResponseInitialization::refusal(text::CANNOT_READ_INIT).encode();
+                self.reply(&message, Some(refusal), false).await;
+                return self.stop_with(CloseCode::Protocol, text::CANNOT_READ_INIT);
+            }
+        };
+        let encryptor = &self.shared.encryptor;
+        if request.protocol_version != PROTOCOL_VERSION {
+            let text = format!("Protocol mismatch: client {}, server {PROTOCOL_VERSION}", request.protocol_version);
+            tracing::warn!(client_version = request.protocol_version, "protocol mismatch");
+            let refusal =
+                encryptor.refusal(request.public_key.as_deref(), WitResponseInitialization::refusal(&text).encode());
+            self.outbox_reply_bytes(&message, refusal).await;
+            return self.stop_with(CloseCode::Protocol, text);
+        }
+        let Some(key) = request.public_key.as_deref() else {
+            self.reply(&message, None, false).await;
+            return Next::Continue;
+        };
+        match encryptor.accept(Some(key)) {
+            Ok(accepted) => {
+                self.outbox_reply_bytes(&message, accepted.reply).await;
+                let _closed = self.outbox.send(Outgoing::SetSealer(accepted.sealer)).await;
+                self.opener = Some(accepted.opener);
+                self.state = State::AwaitingAuthorization;
+                tracing::debug!(encrypted = encryptor.is_encrypting(), "initialized");
+                Next::Continue
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "initialization refused");
+                let text = e.to_string();
+                let refusal = encryptor.refusal(Some(key), WitResponseInitialization::refusal(&text).encode());
+                self.outbox_reply_bytes(&message, refusal).await;
+                self.stop_with(CloseCode::Policy, "initialization refused")
+            }
+        }
+    }
+
+    async fn outbox_reply_bytes(&self, to: &WitMessage, data: Bytes) {
+        let item = Outgoing::Message { id: to.id, kind: to.kind, payload: Some(data), seal: false };
+        let _closed = self.outbox.send(item).await;
+    }
+
+    async fn on_authorization(&mut self, message: WitMessage, deadline: Instant) -> Next {
+        if self.state != State::AwaitingAuthorization {
+            tracing::warn!("out-of-order authorization");
+            return self.stop_with(CloseCode::Protocol, "out-of-order authorization");
+        }
+        let Some(opener) = self.opener.as_mut() else {
+            return self.stop_with(CloseCode::Protocol, "out-of-order authorization");
+        };
+        let Some(data) = message.data.clone() else {
+            self.reply(&message, None, false).await;
+            return self.stop_with(CloseCode::Protocol, "empty authorization");
+        };
+        let plain = match opener.open(data) {
+            Ok(p) => p,
+            Err(e) => return self.reject_frame(&e),
+        };
+        let token = match WitRequestAuthorization::decode(plain) {
+            Ok(WitRequestAuthorization { token: Some(t) }) => t,
+            _ => {
+                tracing::warn!("unreadable authorization");
+                self.reply(&message, None, false).await;
+                return self.stop_with(CloseCode::Protocol, "unreadable authorization");
+            }
+        };
+        let validator = self.shared.validator.clone();
+        let authorized = tokio::select! {
+            ok = validator.validate(&token) => ok,
+            () = tokio::time::sleep_until(deadline) => false,
+        };
+        self.reply(&message, Some(WitResponseAuthorization::new(authorized).encode()), true).await;
+        if !authorized {
+            tracing::warn!("authorization refused");
+            self.shared.stats.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return self.stop_with(CloseCode::Policy, "unauthorized: the access token was rejected");
+        }
+        tracing::debug!("authorized");
+        self.state = State::Authorized;
+        self.authorized_token = token;
+        self.shared.hub.insert(self.id, self.outbox.clone());
+        Next::Continue
+    }
+
+    async fn on_request(&mut self, message: WitMessage) -> Next {
+        let id = message.id;
+        let respond = move |response: WitResponse| response_item(id, response);
+        let plain = match (message.data.clone(), self.opener.as_mut()) {
+            (Some(data), Some(opener)) => match opener.open(data) {
+                Ok(p) => Some(p),
+                Err(e) => return self.reject_frame(&e),
+            },
+            (data, None) => data,
+            (None, Some(_)) => None,
+        };
+        if self.state != State::Authorized {
+            tracing::warn!("request before authorization");
+            let response = WitResponse::error(CommunicationStatus::Unauthorized, text::NOT_AUTHORIZED, None);
+            let _closed = self.outbox.send(respond(response)).await;
+            return Next::Continue;
+        }
+        let request = match plain.map(WitRequest::decode) {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "unreadable request");
+                let response =
+                    WitResponse::error(CommunicationStatus::BadRequest, text::REQUEST_EMPTY, Some(e.to_string()));
+                let _closed = self.outbox.send(respond(response)).await;
+                return Next::Continue;
+            }
+            None => {
+                let response = WitResponse::error(CommunicationStatus::BadRequest, text::REQUEST_EMPTY, None);
+                let _closed = self.outbox.send(respond(response)).await;
+                return Next::Continue;
+            }
+        };
+        if !self.shared.validator.is_request_token_valid(&self.authorized_token, &request.token) {
+            tracing::debug!(method = %request.method_name, "request token rejected");
+            let response = WitResponse::error(CommunicationStatus::Unauthorized, text::TOKEN_INVALID, None);
+            let _closed = self.outbox.send(respond(response)).await;
+            return Next::Continue;
+        }
+        let Some(target) = self.shared.registry.resolve(&request) else {
+            tracing::debug!(method = %request.method_name, "method not found");
+            let response = WitResponse::error(
+                CommunicationStatus::BadRequest,
+                format!("{}{}", text::METHOD_NOT_FOUND, request.method_name),
+                None,
+            );
+            let _closed = self.outbox.send(respond(response)).await;
+            return Next::Continue;
+        };
+        // Back-pressure: wait for a free slot before reading the next message.
+        let permit = tokio::select! {
+            biased;
+            () = self.outbox.closer().cancelled() => return Next::Stop,
+            p = self.in_flight.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return Next::Stop,
+            },
+        };
+        let service = self.shared.registry.service(target).clone();
+        let method_name = service.descriptor().methods.get(target.method).map_or("?", |m| m.name);
+        let call = MethodCall {
+            parameters: request.parameters,
+            serializer: self.shared.serializer.clone(),
+            context: CallContext { connection_id: self.id, peer: self.peer },
+        };
+        let outbox = self.outbox.clone();
+        let span = tracing::debug_span!("request", %id, method = method_name);
+        let future = service.call(target.method, call);
+        self.calls.spawn(
+            async move {
+                let started = std::time::Instant::now();
+                let response = match AssertUnwindSafe(future).catch_unwind().await {
+                    Ok(result) => response_for(result),
+                    Err(_) => {
+                        tracing::error!("service method panicked");
+                        WitResponse::error(
+                            CommunicationStatus::InternalServerError,
+                            text::FAILED,
+                            Some("the method panicked".to_owned()),
+                        )
+                    }
+                };
+                tracing::debug!(
+                    status = response.status.to_i32(),
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "done"
+                );
+                let _closed = outbox.send(response_item(id, response)).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+        Next::Continue
+    }
+}
+
+fn response_item(id: Uuid, response: WitResponse) -> Outgoing {
+    Outgoing::Message { id, kind: MessageType::Request, payload: Some(Bytes::from(response.encode())), seal: true }
+}
+
+/// Maps a method's outcome to its response: the one place that decides statuses.
+fn response_for(result: Result<Option<Vec<u8>>, MethodError>) -> WitResponse {
+    match result {
+        Ok(data) => WitResponse::ok(data.filter(|d| !d.is_empty()).map(Bytes::from)),
+        Err(MethodError::InvalidArgument(e)) => {
+            let details = std::error::Error::source(&e).map(ToString::to_string);
+            WitResponse::error(CommunicationStatus::BadRequest, format!("{}: {e}", text::INVALID_ARGUMENT), details)
+        }
+        Err(MethodError::Failed { details }) => {
+            WitResponse::error(CommunicationStatus::InternalServerError, text::FAILED, Some(details))
+        }
+        Err(e @ MethodError::EncodeResult(_)) => {
+            let details = std::error::Error::source(&e).map(ToString::to_string);
+            WitResponse::error(CommunicationStatus::InternalServerError, text::FAILED, details)
+        }
+        Err(e) => WitResponse::error(CommunicationStatus::InternalServerError, text::FAILED, Some(e.to_string())),
+    }
+}

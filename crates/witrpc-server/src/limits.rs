@@ -1,0 +1,24 @@
+//! Default limits. Each is a safe value for a server on the open internet; every one
+//! can be changed on [`crate::WitServerBuilder`].
+
+use std::time::Duration;
+
+/// Largest accepted message: 16 MiB. The .NET server allows 256 MiB; a smaller bound
+/// caps what one peer can make the server buffer. Raise it with
+/// [`crate::WitServerBuilder::with_max_message_size`].
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+
+/// Largest accepted message before authorization: 64 KiB. Handshake messages are a few
+/// hundred bytes; an unauthenticated peer has no business sending more.
+pub const DEFAULT_MAX_HANDSHAKE_MESSAGE_SIZE: usize = 64 * 1024;
+
+/// Time a connection has to finish Initialization + Authorization: 10 s (.NET: 30 s).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Requests one connection may have running at once: 128. Beyond it the server stops
+/// reading that connection (TCP back-pressure) until a call finishes.
+pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 128;
+
+/// Messages queued for one connection's writer: 1024. Responses wait for room; an event
+/// that finds the queue full disconnects that (slow) client with a reason, never a gap.
+pub const DEFAULT_OUTBOUND_QUEUE_CAPACITY: usize = 1024;

@@ -1,0 +1,154 @@
+//! One ordered, bounded outbound queue per connection and the writer task draining it.
+//!
+//! Everything a connection sends (handshake replies, responses, events, the final
+//! close) goes through its queue, so sealing happens in wire order and an event raised
+//! by a method before it returns is written before that method's response.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use futures_util::SinkExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use witrpc_core::{MessageType, WitMessage};
+use witrpc_crypto::Sealer;
+
+use crate::transport::{CloseCode, CloseReason, FrameSink, Outbound};
+
+/// An item in a connection's queue.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// An envelope; `payload` is sealed first when `seal` is set.
+    Message { id: Uuid, kind: MessageType, payload: Option<Bytes>, seal: bool },
+    /// Install the cipher negotiated by the Initialization handshake.
+    SetSealer(Box<dyn Sealer>),
+    /// Write a close and stop.
+    Close(CloseReason),
+}
+
+/// The sending side of a connection's queue, shared by the reader, running calls and
+/// the event hub.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    tx: mpsc::Sender<Outgoing>,
+    closer: CancellationToken,
+    reason: Mutex<Option<CloseReason>>,
+    capacity: usize,
+}
+
+/// The connection is closed; the item was not queued.
+#[derive(Debug)]
+pub(crate) struct Closed;
+
+impl Outbox {
+    pub(crate) fn new(capacity: usize, closer: CancellationToken) -> (Self, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (Self { tx, closer, reason: Mutex::new(None), capacity }, rx)
+    }
+
+    /// Queues `item`, waiting for room.
+    pub(crate) async fn send(&self, item: Outgoing) -> Result<(), Closed> {
+        tokio::select! {
+            biased;
+            () = self.closer.cancelled() => Err(Closed),
+            r = self.tx.send(item) => r.map_err(|_| Closed),
+        }
+    }
+
+    /// Queues an event without waiting. A full queue means the client does not keep
+    /// up: it is disconnected with a reason rather than silently missing events.
+    pub(crate) fn send_event(&self, item: Outgoing) {
+        match self.tx.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(capacity = self.capacity, "outbound queue full; disconnecting slow client");
+                self.close(CloseReason::new(
+                    CloseCode::Policy,
+                    format!("outbound queue full ({} messages); client too slow", self.capacity),
+                ));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Queues a close after everything already queued (e.g. after a refusal reply);
+    /// if the queue is full, closes at once.
+    pub(crate) fn close_after_pending(&self, reason: CloseReason) {
+        if let Err(e) = self.tx.try_send(Outgoing::Close(reason)) {
+            if let Outgoing::Close(reason) = e.into_inner() {
+                self.close(reason);
+            }
+        }
+    }
+
+    /// Closes now with `reason` (the first reason given wins).
+    pub(crate) fn close(&self, reason: CloseReason) {
+        let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(reason);
+        drop(slot);
+        self.closer.cancel();
+    }
+
+    fn take_reason(&self) -> Option<CloseReason> {
+        self.reason.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    pub(crate) fn closer(&self) -> &CancellationToken {
+        &self.closer
+    }
+}
+
+/// Drains the queue into the transport until a close, an error or cancellation.
+pub(crate) async fn write_loop(outbox: &Outbox, mut rx: mpsc::Receiver<Outgoing>, mut sink: FrameSink) {
+    let mut sealer: Option<Box<dyn Sealer>> = None;
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = outbox.closer.cancelled() => {
+                let reason = outbox
+                    .take_reason()
+                    .unwrap_or_else(|| CloseReason::new(CloseCode::Away, "server is shutting down"));
+                tracing::debug!(%reason, "closing connection");
+                let _ignored = sink.send(Outbound::Close(reason)).await; // best effort: the peer may be gone
+                break;
+            }
+            item = rx.recv() => item,
+        };
+        let Some(item) = item else { break };
+        match item {
+            Outgoing::Message { id, kind, payload, seal } => {
+                let data = match (payload, seal, sealer.as_mut()) {
+                    (Some(p), true, Some(s)) => match s.seal(p) {
+                        Ok(sealed) => Some(sealed),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot seal outbound message");
+                            outbox.close(CloseReason::new(CloseCode::Internal, "encryption failure"));
+                            continue;
+                        }
+                    },
+                    (p, _, _) => p,
+                };
+                let frame = Bytes::from(WitMessage::new(id, kind, data).encode());
+                tracing::trace!(len = frame.len(), "frame out");
+                if let Err(e) = sink.feed(Outbound::Message(frame)).await {
+                    tracing::debug!(error = %e, "write failed");
+                    break;
+                }
+                if rx.is_empty() {
+                    if let Err(e) = sink.flush().await {
+                        tracing::debug!(error = %e, "flush failed");
+                        break;
+                    }
+                }
+            }
+            Outgoing::SetSealer(s) => sealer = Some(s),
+            Outgoing::Close(reason) => {
+                tracing::debug!(%reason, "closing connection");
+                let _ignored = sink.send(Outbound::Close(reason)).await; // best effort: the peer may be gone
+                break;
+            }
+        }
+    }
+    outbox.closer.cancel();
+}

@@ -1,0 +1,173 @@
+//! `WitServer`: lifecycle (start, stop) and the state shared by all connections.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use witrpc_core::{EmitterAttachment, EventSink, ParameterSerializer};
+use witrpc_crypto::ServerEncryptor;
+
+use crate::auth::AccessTokenValidator;
+use crate::builder::ServerConfig;
+use crate::connection;
+use crate::error::ServerError;
+use crate::events::EventHub;
+use crate::registry::Registry;
+use crate::transport::{Connection, ConnectionHandler, ServerTransport, TransportHandle, TransportLimits};
+
+/// Counters, readable while the server runs.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) active: AtomicUsize,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) auth_failures: AtomicU64,
+}
+
+/// Everything a connection task needs; immutable except for counters and the hub.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    pub(crate) registry: Registry,
+    pub(crate) serializer: Arc<dyn ParameterSerializer>,
+    pub(crate) validator: Arc<dyn AccessTokenValidator>,
+    pub(crate) encryptor: Arc<dyn ServerEncryptor>,
+    pub(crate) hub: Arc<EventHub>,
+    pub(crate) stats: Stats,
+}
+
+impl Shared {
+    pub(crate) fn connection_opened(&self) {
+        self.stats.active.fetch_add(1, Ordering::Relaxed);
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.stats.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct Handler {
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl ConnectionHandler for Handler {
+    fn handle(&self, connection: Connection) {
+        if self.shutdown.is_cancelled() {
+            return; // dropping the connection closes it
+        }
+        let task = connection::serve(self.shared.clone(), connection, self.shutdown.clone(), self.tasks.clone());
+        self.tasks.spawn(task);
+    }
+}
+
+#[derive(Debug)]
+struct Running {
+    transport: Box<dyn TransportHandle>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    _attachments: Vec<EmitterAttachment>,
+}
+
+/// How long `stop_waiting_for_connection` waits for connections and running calls.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A WitRPC server: services, a transport, and the connections it accepts.
+///
+/// Build one with [`crate::WitServerBuilder`]. The server is idle until
+/// [`WitServer::start_waiting_for_connection`]; it can be stopped and started again.
+#[derive(Debug)]
+pub struct WitServer {
+    shared: Arc<Shared>,
+    transport: Box<dyn ServerTransport>,
+    running: tokio::sync::Mutex<Option<Running>>,
+    endpoint: Mutex<Option<(SocketAddr, String)>>,
+}
+
+impl WitServer {
+    pub(crate) fn new(shared: Shared, transport: Box<dyn ServerTransport>) -> Self {
+        Self { shared: Arc::new(shared), transport, running: tokio::sync::Mutex::new(None), endpoint: Mutex::new(None) }
+    }
+
+    /// Binds the transport and starts accepting connections; returns once listening.
+    ///
+    /// # Errors
+    /// [`ServerError::Bind`] / [`ServerError::Resolve`] when the endpoint cannot be
+    /// bound, [`ServerError::AlreadyRunning`] when called twice.
+    ///
+    /// # Cancel safety
+    /// If the future is dropped before it completes, the server is not started.
+    pub async fn start_waiting_for_connection(&self) -> Result<(), ServerError> {
+        let mut running = self.running.lock().await;
+        if running.is_some() {
+            return Err(ServerError::AlreadyRunning);
+        }
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let handler =
+            Arc::new(Handler { shared: self.shared.clone(), shutdown: shutdown.clone(), tasks: tasks.clone() });
+        let limits = TransportLimits { max_message_size: self.shared.config.max_message_size };
+        let transport = self.transport.start(handler, limits).await?;
+        let sink: Arc<dyn EventSink> = self.shared.hub.clone();
+        let attachments = self
+            .shared
+            .registry
+            .services()
+            .iter()
+            .filter_map(|s| s.event_emitter())
+            .map(|e| e.attach(sink.clone()))
+            .collect();
+        let url = transport.client_url();
+        tracing::info!(%url, "listening");
+        *self.endpoint.lock().unwrap_or_else(|e| e.into_inner()) = Some((transport.local_addr(), url));
+        *running = Some(Running { transport, shutdown, tasks, _attachments: attachments });
+        Ok(())
+    }
+
+    /// Stops accepting, closes every connection (WebSocket close 1001, "server is
+    /// shutting down"), waits up to 5 s for running calls, and frees the port.
+    /// Does nothing if the server is not running.
+    ///
+    /// # Cancel safety
+    /// Dropping the future part-way leaves the server stopped or stopping.
+    pub async fn stop_waiting_for_connection(&self) {
+        let Some(running) = self.running.lock().await.take() else { return };
+        running.transport.stop().await;
+        running.shutdown.cancel();
+        running.tasks.close();
+        if tokio::time::timeout(STOP_GRACE, running.tasks.wait()).await.is_err() {
+            tracing::warn!(grace = ?STOP_GRACE, "connections still running after the grace period");
+        }
+        *self.endpoint.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        tracing::info!("stopped");
+    }
+
+    /// The bound address while running (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.endpoint.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(a, _)| *a)
+    }
+
+    /// The URL clients connect to while running, e.g. `ws://127.0.0.1:5000/ws`.
+    pub fn client_url(&self) -> Option<String> {
+        self.endpoint.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(_, u)| u.clone())
+    }
+
+    /// Connections currently open (authorized or not).
+    pub fn connection_count(&self) -> usize {
+        self.shared.stats.active.load(Ordering::Relaxed)
+    }
+
+    /// Connections accepted since the server was built.
+    pub fn accepted_connections(&self) -> u64 {
+        self.shared.stats.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Authorizations refused since the server was built.
+    pub fn authorization_failures(&self) -> u64 {
+        self.shared.stats.auth_failures.load(Ordering::Relaxed)
+    }
+}

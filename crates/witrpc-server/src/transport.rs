@@ -1,0 +1,166 @@
+//! The seam between the server and a transport (WebSocket today).
+//!
+//! A transport accepts connections, enforces its own admission limits (e.g. max
+//! clients, before any WitRPC byte is read), and hands each accepted connection to the
+//! server as a [`Connection`]: a stream of whole inbound messages and a sink of whole
+//! outbound messages. Nothing above this module knows about HTTP.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_util::Sink;
+
+use crate::error::ServerError;
+use witrpc_core::BoxFuture;
+
+/// Why a connection is closed, as the peer will see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseCode {
+    /// Normal closure (WebSocket 1000).
+    Normal,
+    /// The server is going away (1001).
+    Away,
+    /// The peer broke the protocol (1002).
+    Protocol,
+    /// The peer sent data that cannot be accepted (1003).
+    Unsupported,
+    /// A policy was violated: not authorized, handshake timeout, slow consumer (1008).
+    Policy,
+    /// A message was too big (1009).
+    TooBig,
+    /// The server hit an internal error (1011).
+    Internal,
+}
+
+/// A close code plus a human-readable reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    /// The code.
+    pub code: CloseCode,
+    /// The reason text (WebSocket allows at most 123 bytes; transports truncate).
+    pub reason: String,
+}
+
+impl CloseReason {
+    /// A reason with `code` and `reason`.
+    pub fn new(code: CloseCode, reason: impl Into<String>) -> Self {
+        Self { code, reason: reason.into() }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.reason)
+    }
+}
+
+/// What the server writes to a connection.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// One whole message (an encoded envelope).
+    Message(Bytes),
+    /// Close the connection with this reason; nothing is written after it.
+    Close(CloseReason),
+}
+
+/// A failure reading or writing a connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The peer sent a message larger than the limit.
+    #[error(
+        "message of at least {size} bytes exceeds max_message_size ({limit} bytes); raise it with `with_max_message_size`"
+    )]
+    TooLarge {
+        /// Bytes seen.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The peer broke the transport protocol.
+    #[error("transport protocol error")]
+    Protocol(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The connection failed.
+    #[error("connection i/o error")]
+    Io(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The connection is already closed.
+    #[error("connection closed")]
+    Closed,
+}
+
+/// Inbound messages of one connection; ends when the peer closes.
+pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Bytes, FrameError>> + Send>>;
+/// Outbound messages of one connection.
+pub type FrameSink = Pin<Box<dyn Sink<Outbound, Error = FrameError> + Send>>;
+
+/// One accepted connection, ready for the WitRPC handshake.
+pub struct Connection {
+    /// Remote address.
+    pub peer: Option<SocketAddr>,
+    /// Transport name for logs (`"websocket"`).
+    pub transport: &'static str,
+    /// Inbound messages.
+    pub inbound: FrameStream,
+    /// Outbound messages.
+    pub outbound: FrameSink,
+    /// Held for the life of the connection and dropped when it ends (e.g. a max-clients
+    /// slot).
+    pub slot: Option<Box<dyn Send + Sync>>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Limits the server asks the transport to enforce while reading.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct TransportLimits {
+    /// Largest inbound message, in bytes.
+    pub max_message_size: usize,
+}
+
+/// Receives accepted connections; implemented by the server.
+pub trait ConnectionHandler: Send + Sync + 'static {
+    /// Takes ownership of `connection` and serves it (spawning as needed; must not block).
+    fn handle(&self, connection: Connection);
+}
+
+/// A running transport.
+pub trait TransportHandle: Send + Sync + fmt::Debug + 'static {
+    /// The bound socket address.
+    fn local_addr(&self) -> SocketAddr;
+    /// The URL clients connect to (e.g. `ws://127.0.0.1:5000/ws`).
+    fn client_url(&self) -> String;
+    /// Stops accepting and frees the listening socket. Live connections are not touched.
+    fn stop(&self) -> BoxFuture<'_, ()>;
+}
+
+/// A way to accept connections (WebSocket, ...).
+pub trait ServerTransport: Send + Sync + fmt::Debug + 'static {
+    /// Checks the configuration; called by `build()` so mistakes surface early.
+    ///
+    /// # Errors
+    /// A [`ServerError`] that says what to change.
+    fn validate(&self) -> Result<(), ServerError>;
+
+    /// Binds and starts accepting; each connection goes to `handler`.
+    ///
+    /// # Errors
+    /// Bind and resolve failures, returned (never swallowed).
+    fn start(
+        &self,
+        handler: Arc<dyn ConnectionHandler>,
+        limits: TransportLimits,
+    ) -> BoxFuture<'_, Result<Box<dyn TransportHandle>, ServerError>>;
+}

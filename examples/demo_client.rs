@@ -1,0 +1,130 @@
+//! The demo client: calls every method of `WitRpc.Demo.IDemoService`, prints the
+//! results and the events it receives, then measures calls per second.
+//!
+//! ```text
+//! cargo run --example demo_server            # in one terminal
+//! cargo run --example demo_client            # in another
+//! cargo run --example demo_client -- --url ws://127.0.0.1:5000/ws --format msgpack --token AuthToken123
+//! ```
+//!
+//! Exits with a non-zero status if any answer is not what the contract promises.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use clap::{Parser, ValueEnum};
+use futures_util::{StreamExt, stream};
+use witrpc::prelude::*;
+use witrpc_demo::DemoServiceClient;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Json,
+    Msgpack,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "WitRPC demo client (calls WitRpc.Demo.IDemoService)")]
+struct Args {
+    /// ws:// URL of the demo server.
+    #[arg(long, default_value = "ws://127.0.0.1:5000/ws")]
+    url: String,
+    /// Parameter serializer (must match the server's).
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+    /// Access token.
+    #[arg(long)]
+    token: Option<String>,
+    /// Number of `Add` calls in the throughput run.
+    #[arg(long, default_value_t = 20_000)]
+    calls: usize,
+    /// Calls in flight at once during the throughput run.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
+    let args = Args::parse();
+    let mut builder = WitClientBuilder::new().with_websocket(&args.url);
+    builder = match args.format {
+        Format::Json => builder.with_json(),
+        Format::Msgpack => builder.with_msgpack(),
+    };
+    if let Some(token) = &args.token {
+        builder = builder.with_access_token(token);
+    }
+    let client = builder.connect(Duration::from_secs(5)).await.with_context(|| format!("connecting to {}", args.url))?;
+    let demo = DemoServiceClient::new(client.clone());
+    println!("connected to {}", args.url);
+
+    let sum = demo.add(2, 3).await?;
+    println!("Add(2, 3) = {sum}");
+    ensure!(sum == 5, "Add returned {sum}");
+
+    let echo = demo.echo("hello, WitRPC".to_owned()).await?;
+    println!("Echo = {echo:?}");
+    ensure!(echo == "hello, WitRPC");
+
+    let bytes = demo.echo_bytes(vec![0, 1, 2, 254, 255]).await?;
+    println!("EchoBytes = {bytes:?}");
+    ensure!(bytes == [0, 1, 2, 254, 255]);
+
+    match demo.fail("something broke".to_owned()).await {
+        Err(ClientError::Remote { status, details, .. }) => {
+            println!("Fail -> status {status}, details {details:?}");
+            ensure!(status == 500 && details.as_deref() == Some("something broke"));
+        }
+        other => bail!("Fail should fail with status 500, got {other:?}"),
+    }
+
+    let started = Instant::now();
+    let slept = demo.delay(50).await?;
+    println!("Delay(50) = {slept} after {:?}", started.elapsed());
+    ensure!(slept == 50);
+
+    let mut progress = demo.progress_changed();
+    let mut completed = demo.processing_completed();
+    let mut messages = demo.message();
+    ensure!(demo.start_processing(4).await?, "StartProcessing(4) returned false");
+    for _ in 0..4 {
+        let p = tokio::time::timeout(Duration::from_secs(5), progress.next()).await?.context("stream ended")??;
+        println!("event ProgressChanged({p})");
+    }
+    let steps = tokio::time::timeout(Duration::from_secs(5), completed.next()).await?.context("stream ended")??;
+    println!("event ProcessingCompleted({steps})");
+    ensure!(steps == 4);
+
+    demo.broadcast("hi everyone".to_owned()).await?;
+    let text = tokio::time::timeout(Duration::from_secs(5), messages.next()).await?.context("stream ended")??;
+    println!("event Message({text:?})");
+    ensure!(text == "hi everyone");
+
+    let started = Instant::now();
+    let results: Vec<_> = stream::iter(0..args.calls)
+        .map(|i| {
+            let demo = demo.clone();
+            async move { demo.add(i as i32, 1).await.map(|r| (i, r)) }
+        })
+        .buffer_unordered(args.concurrency.max(1))
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    for r in results {
+        let (i, sum) = r?;
+        ensure!(sum == i as i32 + 1, "Add({i}, 1) returned {sum}");
+    }
+    println!(
+        "{} Add calls, {} in flight: {:.0} calls/s ({:?})",
+        args.calls,
+        args.concurrency,
+        args.calls as f64 / elapsed.as_secs_f64(),
+        elapsed
+    );
+    client.disconnect().await;
+    Ok(())
+}

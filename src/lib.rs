@@ -1,0 +1,117 @@
+//! The demo service: the contract `WitRpc.Demo.IDemoService` that `examples/demo_server`
+//! hosts and that outside clients (.NET, browser, Rust) are tested against.
+//!
+//! The contract is a public interface: keep the names, signatures and behaviour stable.
+//!
+//! ```text
+//! int  Add(int a, int b)
+//! string Echo(string text)
+//! byte[] EchoBytes(byte[] data)
+//! void Fail(string message)            // throws: status 500, details = message
+//! Task<int>  Delay(int milliseconds)   // sleeps, returns its argument
+//! Task<bool> StartProcessing(int steps) // true at once; then ProgressChanged(100*i/steps)
+//!                                      // for i = 1..=steps, then ProcessingCompleted(steps)
+//! void Broadcast(string text)          // raises Message(text) to every client
+//! events: ProgressChanged(double), ProcessingCompleted(int), Message(string)
+//! ```
+
+use std::time::Duration;
+
+/// The demo contract, as a .NET client declares it (`WitRpc.Demo.IDemoService`).
+#[witrpc::service(contract = "WitRpc.Demo.IDemoService")]
+pub trait DemoService {
+    /// Returns `a + b` (wrapping, as .NET `int` arithmetic does).
+    async fn add(&self, a: i32, b: i32) -> i32;
+    /// Returns `text`.
+    async fn echo(&self, text: String) -> String;
+    /// Returns `data`.
+    async fn echo_bytes(&self, data: Vec<u8>) -> Vec<u8>;
+    /// Always fails with `message` (status 500, error details = `message`).
+    async fn fail(&self, message: String) -> Result<(), String>;
+    /// Sleeps `milliseconds` (negative = 0) and returns it.
+    async fn delay(&self, milliseconds: i32) -> i32;
+    /// Returns `true` at once when `steps >= 1` (else `false`), then raises
+    /// `ProgressChanged` once per step and `ProcessingCompleted(steps)`.
+    async fn start_processing(&self, steps: i32) -> bool;
+    /// Raises `Message(text)` to every connected, authorized client.
+    async fn broadcast(&self, text: String);
+
+    /// Progress of a `StartProcessing` job, in percent.
+    #[event]
+    fn progress_changed(&self, percent: f64);
+    /// A `StartProcessing` job finished.
+    #[event]
+    fn processing_completed(&self, steps: i32);
+    /// A broadcast message.
+    #[event]
+    fn message(&self, text: String);
+}
+
+/// The demo implementation.
+#[derive(Debug, Clone, Default)]
+pub struct Demo {
+    events: DemoServiceEvents,
+}
+
+impl Demo {
+    /// A demo service raising its events through `events`.
+    pub fn new(events: DemoServiceEvents) -> Self {
+        Self { events }
+    }
+
+    /// The service ready for `WitServerBuilder::with_service`.
+    pub fn server() -> DemoServiceServer<Demo> {
+        let events = DemoServiceEvents::new();
+        DemoServiceServer::new(Demo::new(events.clone())).with_events(&events)
+    }
+}
+
+impl DemoService for Demo {
+    async fn add(&self, a: i32, b: i32) -> i32 {
+        a.wrapping_add(b)
+    }
+
+    async fn echo(&self, text: String) -> String {
+        text
+    }
+
+    async fn echo_bytes(&self, data: Vec<u8>) -> Vec<u8> {
+        data
+    }
+
+    async fn fail(&self, message: String) -> Result<(), String> {
+        Err(message)
+    }
+
+    async fn delay(&self, milliseconds: i32) -> i32 {
+        tokio::time::sleep(Duration::from_millis(milliseconds.max(0) as u64)).await;
+        milliseconds
+    }
+
+    async fn start_processing(&self, steps: i32) -> bool {
+        if steps < 1 {
+            return false;
+        }
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            // Let the response go first: the contract says "true at once, then events".
+            tokio::task::yield_now().await;
+            for i in 1..=steps {
+                if let Err(e) = events.progress_changed(100.0 * f64::from(i) / f64::from(steps)) {
+                    tracing::error!(error = %e, "cannot raise ProgressChanged");
+                    return;
+                }
+            }
+            if let Err(e) = events.processing_completed(steps) {
+                tracing::error!(error = %e, "cannot raise ProcessingCompleted");
+            }
+        });
+        true
+    }
+
+    async fn broadcast(&self, text: String) {
+        if let Err(e) = self.events.message(text) {
+            tracing::error!(error = %e, "cannot raise Message");
+        }
+    }
+}

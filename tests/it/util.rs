@@ -1,0 +1,192 @@
+//! Shared helpers: a demo server on a free port, clients, and a raw protocol peer.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use witrpc::prelude::*;
+use witrpc::protocol::{
+    MessageType, Uuid, WitMessage, WitRequest, WitRequestAuthorization, WitRequestInitialization, WitResponse,
+    WitResponseAuthorization, WitResponseInitialization,
+};
+
+/// Upper bound for any single await in these tests.
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+/// Awaits `f`, failing the test instead of hanging.
+pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(LIMIT, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {LIMIT:?} waiting for {what}"),
+    }
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .try_init();
+}
+
+/// A running demo server.
+pub struct TestServer {
+    pub server: WitServer,
+    pub url: String,
+}
+
+impl TestServer {
+    /// The demo service on `ws://127.0.0.1:<free port>/ws`, with `configure` applied.
+    pub async fn start(configure: impl FnOnce(WitServerBuilder) -> WitServerBuilder) -> Self {
+        Self::start_with_max(100, configure).await
+    }
+
+    pub async fn start_with_max(max_clients: usize, configure: impl FnOnce(WitServerBuilder) -> WitServerBuilder) -> Self {
+        init_tracing();
+        let builder = WitServerBuilder::new()
+            .with_service(witrpc_demo::Demo::server())
+            .with_websocket("http://127.0.0.1:0/ws", max_clients);
+        let server = configure(builder).build().expect("valid server configuration");
+        within("server start", server.start_waiting_for_connection()).await.expect("server starts");
+        let url = server.client_url().expect("running server has a URL");
+        Self { server, url }
+    }
+
+    /// A connected client with `configure` applied.
+    pub async fn client(&self, configure: impl FnOnce(WitClientBuilder) -> WitClientBuilder) -> WitClient {
+        let builder = configure(WitClientBuilder::new().with_websocket(&self.url));
+        within("client connect", builder.connect(Duration::from_secs(10))).await.expect("client connects")
+    }
+
+    /// Tries to connect; returns the result.
+    pub async fn try_client(
+        &self,
+        configure: impl FnOnce(WitClientBuilder) -> WitClientBuilder,
+    ) -> Result<WitClient, ClientError> {
+        let builder = configure(WitClientBuilder::new().with_websocket(&self.url));
+        within("client connect", builder.connect(Duration::from_secs(10))).await
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What a raw peer read.
+#[derive(Debug)]
+pub enum Received {
+    Message(WitMessage),
+    Close(Option<CloseFrame>),
+}
+
+/// A hand-driven protocol-3 peer for sending what a well-behaved client never would.
+pub struct RawPeer {
+    ws: Ws,
+}
+
+impl RawPeer {
+    pub async fn connect(url: &str) -> Self {
+        let (ws, _) = within("raw connect", tokio_tungstenite::connect_async(url)).await.expect("upgrade succeeds");
+        Self { ws }
+    }
+
+    pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
+        within("raw send", self.ws.send(Message::Binary(Bytes::from(bytes)))).await.expect("send");
+    }
+
+    pub async fn send(&mut self, kind: MessageType, data: Option<Vec<u8>>) -> Uuid {
+        let id = Uuid::new_v4();
+        self.send_bytes(WitMessage::new(id, kind, data.map(Bytes::from)).encode()).await;
+        id
+    }
+
+    /// The next WitRPC message or close; control frames are skipped.
+    pub async fn recv(&mut self) -> Received {
+        loop {
+            match within("raw receive", self.ws.next()).await {
+                Some(Ok(Message::Binary(b))) => {
+                    return Received::Message(WitMessage::decode(b).expect("server sends valid envelopes"));
+                }
+                Some(Ok(Message::Close(frame))) => return Received::Close(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Received::Close(None),
+            }
+        }
+    }
+
+    pub async fn recv_message(&mut self) -> WitMessage {
+        match self.recv().await {
+            Received::Message(m) => m,
+            Received::Close(frame) => panic!("expected a message, connection closed: {frame:?}"),
+        }
+    }
+
+    /// Reads until the server closes; returns the close frame, failing on any message
+    /// other than those `allow` accepts.
+    pub async fn expect_close(&mut self) -> Option<CloseFrame> {
+        loop {
+            match self.recv().await {
+                Received::Close(frame) => return frame,
+                Received::Message(m) => panic!("expected a close, got {m:?}"),
+            }
+        }
+    }
+
+    /// Plain-mode Initialization.
+    pub async fn initialize(&mut self) -> WitResponseInitialization {
+        let id = self.send(MessageType::Initialization, Some(WitRequestInitialization::plain().encode())).await;
+        let reply = self.recv_message().await;
+        assert_eq!((reply.id, reply.kind), (id, MessageType::Initialization));
+        WitResponseInitialization::decode(reply.data.expect("init reply has data")).expect("init reply decodes")
+    }
+
+    /// Plain-mode Authorization with `token`.
+    pub async fn authorize(&mut self, token: &str) -> WitResponseAuthorization {
+        let request = WitRequestAuthorization { token: Some(token.to_owned()) };
+        let id = self.send(MessageType::Authorization, Some(request.encode())).await;
+        let reply = self.recv_message().await;
+        assert_eq!((reply.id, reply.kind), (id, MessageType::Authorization));
+        WitResponseAuthorization::decode(reply.data.expect("auth reply has data")).expect("auth reply decodes")
+    }
+
+    pub async fn handshake(&mut self, token: &str) {
+        self.initialize().await;
+        assert!(self.authorize(token).await.is_authorized, "raw peer was not authorized");
+    }
+
+    /// Sends `request` and returns the response to it (skipping callbacks).
+    pub async fn call(&mut self, request: &WitRequest) -> WitResponse {
+        let id = self.send(MessageType::Request, Some(request.encode())).await;
+        loop {
+            let reply = self.recv_message().await;
+            if reply.kind == MessageType::Callback {
+                continue;
+            }
+            assert_eq!((reply.id, reply.kind), (id, MessageType::Request));
+            return WitResponse::decode(reply.data.expect("response has data")).expect("response decodes");
+        }
+    }
+}
+
+/// A request for a demo method, JSON parameters, resolved by name.
+pub fn demo_request(method: &str, params: &[&str]) -> WitRequest {
+    WitRequest {
+        method_name: method.to_owned(),
+        parameters: params.iter().map(|p| Bytes::copy_from_slice(p.as_bytes())).collect(),
+        invocation_id: Uuid::new_v4(),
+        ..WitRequest::default()
+    }
+}
+
+/// The status line of a raw HTTP/1.1 request.
+pub async fn http_status(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = within("tcp connect", TcpStream::connect(addr)).await.expect("tcp connect");
+    within("http write", tcp.write_all(request.as_bytes())).await.expect("write");
+    let mut buf = Vec::new();
+    let _ = within("http read", tcp.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    text.lines().next().unwrap_or_default().to_owned()
+}
