@@ -38,6 +38,9 @@ pub(crate) mod text {
     pub(crate) const CANNOT_READ_INIT: &str = "Cannot read the initialization request; the server speaks protocol 3";
 }
 
+/// How long a closing connection's writer may take to flush and write the close.
+const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     AwaitingInitialization,
@@ -96,8 +99,16 @@ pub(crate) async fn serve(
         };
         task.read_loop(inbound).await;
         shared.hub.remove(&id);
-        if let Err(e) = writer.await {
-            tracing::error!(error = %e, "connection writer task failed");
+        // The writer flushes what is queued and writes the close; a peer that stopped
+        // reading cannot hold the connection (and its slot) open past the grace period.
+        let mut writer = writer;
+        match tokio::time::timeout(WRITER_GRACE, &mut writer).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "connection writer task failed"),
+            Err(_) => {
+                tracing::warn!(grace = ?WRITER_GRACE, "peer is not reading; dropping the connection");
+                writer.abort();
+            }
         }
         drop(slot);
         shared.connection_closed();
@@ -111,11 +122,13 @@ impl ConnectionTask {
     async fn read_loop(&mut self, mut inbound: crate::transport::FrameStream) {
         let deadline = Instant::now() + self.shared.config.handshake_timeout;
         let closer = self.outbox.closer().clone();
+        let handshake_timer = tokio::time::sleep_until(deadline);
+        tokio::pin!(handshake_timer);
         loop {
             let frame = tokio::select! {
                 biased;
                 () = closer.cancelled() => return,
-                () = tokio::time::sleep_until(deadline), if self.state != State::Authorized => {
+                () = &mut handshake_timer, if self.state != State::Authorized => {
                     tracing::warn!("handshake timeout");
                     self.outbox.close(CloseReason::new(
                         CloseCode::Policy,
@@ -126,7 +139,11 @@ impl ConnectionTask {
                 frame = inbound.next() => frame,
             };
             let bytes = match frame {
-                None => return,
+                None | Some(Err(FrameError::Closed)) => {
+                    // The peer went away: stop the writer too.
+                    self.outbox.close(CloseReason::new(CloseCode::Normal, "peer closed the connection"));
+                    return;
+                }
                 Some(Ok(b)) => b,
                 Some(Err(FrameError::TooLarge { size, limit })) => {
                     tracing::warn!(size, limit, "message too large");
