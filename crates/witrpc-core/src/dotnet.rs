@@ -19,6 +19,11 @@ pub const CORE_LIB: &str = "System.Private.CoreLib";
 /// assert_eq!(<Vec<u8>>::stable_name(), "System.Byte[]");
 /// assert_eq!(<Option<i32>>::stable_name(), "System.Nullable<System.Int32>");
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no .NET type name",
+    label = "witrpc needs the .NET type of this parameter to compute method ids",
+    note = "implement `DotNetType` for `{Self}`, or name the .NET type on the parameter: `#[witrpc(dotnet = \"MyNs.MyType\", assembly = \"MyAssembly\")]`"
+)]
 pub trait DotNetType {
     /// The namespace-qualified name used in `MethodId` strings, e.g. `System.Int32`,
     /// `System.Collections.Generic.List<System.Int32>`.
