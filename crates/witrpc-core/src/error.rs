@@ -93,7 +93,7 @@ pub enum ParameterErrorKind {
 
 /// A parameter, return value or event argument could not be (de)serialized.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot {} {what} with the {format} parameter serializer", match .kind { ParameterErrorKind::Encode => "encode", ParameterErrorKind::Decode => "decode" })]
+#[error("cannot {} `{what}` with the {format} parameter serializer", match .kind { ParameterErrorKind::Encode => "encode", ParameterErrorKind::Decode => "decode" })]
 pub struct ParameterError {
     /// Encode or decode.
     pub kind: ParameterErrorKind,

@@ -434,3 +434,28 @@ fn response_for(result: Result<Option<Vec<u8>>, MethodError>) -> WitResponse {
         Err(e) => WitResponse::error(CommunicationStatus::InternalServerError, text::FAILED, Some(e.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use witrpc_core::{ParameterErrorKind, parameter_error};
+
+    #[test]
+    fn outcomes_map_to_dotnet_statuses_and_messages() {
+        let ok = response_for(Ok(Some(b"5".to_vec())));
+        assert_eq!((ok.status, ok.data.as_deref()), (CommunicationStatus::Ok, Some(&b"5"[..])));
+        // An empty encoding is null on the wire, as .NET writes it.
+        assert_eq!(response_for(Ok(Some(Vec::new()))).data, None);
+
+        let failed = response_for(Err(MethodError::Failed { details: "disk full".into() }));
+        assert_eq!(failed.status, CommunicationStatus::InternalServerError);
+        assert_eq!(failed.error_message.as_deref(), Some("Failed to process request"));
+        assert_eq!(failed.error_details.as_deref(), Some("disk full"));
+
+        let bad = parameter_error(ParameterErrorKind::Decode, "json", "expected i32").for_value("a");
+        let bad = response_for(Err(MethodError::InvalidArgument(bad)));
+        assert_eq!(bad.status, CommunicationStatus::BadRequest);
+        let message = bad.error_message.unwrap_or_default();
+        assert!(message.starts_with("Invalid argument") && message.contains('a'), "{message}");
+    }
+}
