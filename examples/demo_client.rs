@@ -58,7 +58,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(token) = &args.token {
         builder = builder.with_access_token(token);
     }
-    let client = builder.connect(Duration::from_secs(5)).await.with_context(|| format!("connecting to {}", args.url))?;
+    let client =
+        builder.connect(Duration::from_secs(5)).await.with_context(|| format!("connecting to {}", args.url))?;
     let demo = DemoServiceClient::new(client.clone());
     println!("connected to {}", args.url);
 

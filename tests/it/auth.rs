@@ -85,7 +85,7 @@ async fn a_protocol_mismatch_is_refused_with_the_dotnet_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rust_client_reports_an_unknown_method() {
     #[witrpc::service(contract = "WitRpc.Demo.IDemoService")]
-    pub trait Newer {
+    pub(crate) trait Newer {
         async fn multiply(&self, a: i32, b: i32) -> i32;
     }
     let server = TestServer::start(|b| b).await;

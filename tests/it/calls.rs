@@ -1,6 +1,7 @@
 //! Every demo method, with JSON and with MessagePack; concurrency on one connection.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -68,13 +69,19 @@ async fn every_demo_method_answers_with_msgpack() {
 async fn mismatched_parameter_serializers_fail_with_a_clear_error_not_a_hang() {
     let server = TestServer::start(|b| b.with_msgpack()).await;
     let demo = DemoServiceClient::new(server.client(|b| b.with_json()).await);
-    let err = within("add", demo.add(2, 3)).await.unwrap_err();
-    match err {
+    // JSON `"hi"` is not a MessagePack string: the server answers 400 naming `text`.
+    match within("echo", demo.echo("hi".to_owned())).await.unwrap_err() {
         ClientError::Remote { status: 400, message, .. } => {
             let message = message.unwrap_or_default();
-            assert!(message.contains("Invalid argument"), "{message}");
+            assert!(message.contains("Invalid argument") && message.contains("`text`"), "{message}");
         }
         other => panic!("expected a 400 naming the argument, got {other:?}"),
+    }
+    // JSON `2` happens to be MessagePack 50: the call runs, and the client cannot read
+    // the MessagePack result as JSON.
+    match within("add", demo.add(2, 3)).await.unwrap_err() {
+        ClientError::Parameter(e) => assert_eq!(e.what, "result"),
+        other => panic!("expected a result decode error, got {other:?}"),
     }
 }
 
@@ -98,25 +105,43 @@ async fn short_delays_overtake_a_long_one_on_the_same_connection() {
     assert_eq!(within("long delay", long).await.unwrap().unwrap(), 3_000);
 }
 
-/// A contract whose method only returns once `n` calls are inside it at the same time.
+/// A contract for observing how many calls run at once.
 #[witrpc::service(contract = "WitRpc.Tests.IRendezvous")]
-pub trait Rendezvous {
+pub(crate) trait Rendezvous {
+    /// Returns once `n` calls are inside at the same time (`false` after the wait limit).
     async fn meet(&self) -> bool;
+    /// Stays inside for a moment; returns the most calls seen inside at once.
+    async fn occupy(&self) -> i32;
 }
 
-/// A barrier and how long each call waits at it.
-struct Meeting(Arc<tokio::sync::Barrier>, Duration);
+/// A barrier, how long each call waits at it, and a concurrency gauge.
+struct Meeting(Arc<tokio::sync::Barrier>, Duration, Arc<(AtomicI32, AtomicI32)>);
+
+impl Meeting {
+    fn new(parties: usize, wait: Duration) -> Self {
+        Self(Arc::new(tokio::sync::Barrier::new(parties)), wait, Arc::default())
+    }
+}
 
 impl Rendezvous for Meeting {
     async fn meet(&self) -> bool {
         tokio::time::timeout(self.1, self.0.wait()).await.is_ok()
     }
+
+    async fn occupy(&self) -> i32 {
+        let (inside, most) = &*self.2;
+        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+        most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        inside.fetch_sub(1, Ordering::SeqCst);
+        most.load(Ordering::SeqCst)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_calls_on_one_connection_are_in_flight_at_once() {
-    let barrier = Arc::new(tokio::sync::Barrier::new(100));
-    let server = TestServer::start(|b| b.with_service(RendezvousServer::new(Meeting(barrier, Duration::from_secs(10))))).await;
+    let meeting = Meeting::new(100, Duration::from_secs(10));
+    let server = TestServer::start(|b| b.with_service(RendezvousServer::new(meeting))).await;
     let client = RendezvousClient::new(server.client(|b| b).await);
     let calls = join_all((0..100).map(|_| {
         let client = client.clone();
@@ -128,19 +153,21 @@ async fn a_hundred_calls_on_one_connection_are_in_flight_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_mode_runs_one_request_at_a_time() {
-    let barrier = Arc::new(tokio::sync::Barrier::new(2));
-    let meeting = Meeting(barrier, Duration::from_millis(300));
+    let meeting = Meeting::new(2, Duration::from_secs(1));
     let server = TestServer::start(|b| b.with_service(RendezvousServer::new(meeting)).with_sequential_requests()).await;
     let client = RendezvousClient::new(server.client(|b| b).await);
-    // Two calls can never meet when only one runs at a time: each gives up alone.
-    let (a, b) = within("two calls", futures_util::future::join(client.meet(), client.meet())).await;
-    assert!(!a.unwrap() && !b.unwrap());
+    let calls = join_all((0..5).map(|_| {
+        let client = client.clone();
+        async move { client.occupy().await }
+    }));
+    for most in within("five calls", calls).await {
+        assert_eq!(most.unwrap(), 1, "two requests of one connection ran at once in sequential mode");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_server_hosts_several_services() {
-    let barrier = Arc::new(tokio::sync::Barrier::new(1));
-    let meeting = Meeting(barrier, Duration::from_secs(10));
+    let meeting = Meeting::new(1, Duration::from_secs(10));
     let server = TestServer::start(|b| b.with_service(RendezvousServer::new(meeting))).await;
     let client = server.client(|b| b).await;
     assert!(within("meet", RendezvousClient::new(client.clone()).meet()).await.unwrap());

@@ -45,16 +45,13 @@ async fn events_carry_dotnet_type_names_and_the_interface_contract_id() {
     let server = TestServer::start(|b| b).await;
     let mut peer = RawPeer::connect(&server.url).await;
     peer.handshake("").await;
-    let response = peer.call(&demo_request("Broadcast", &["\"x\""])).await;
+    let id = peer.send(MessageType::Request, Some(demo_request("Broadcast", &["\"x\""]).encode())).await;
+    let callback = peer.recv_message().await;
+    assert_eq!(callback.kind, MessageType::Callback);
+    let response = peer.recv_message().await;
+    assert_eq!((response.id, response.kind), (id, MessageType::Request));
+    let response = witrpc::protocol::WitResponse::decode(response.data.unwrap()).unwrap();
     assert_eq!(response.status, CommunicationStatus::Ok);
-    // The event was raised before Broadcast returned, so it was queued before the
-    // response; read until we see it.
-    let callback = loop {
-        let m = peer.recv_message().await;
-        if m.kind == MessageType::Callback {
-            break m;
-        }
-    };
     let event = WitRequest::decode(callback.data.unwrap()).unwrap();
     assert_eq!(event.method_name, "Message");
     assert_eq!(event.contract_id, witrpc::protocol::ids::contract_id("WitRpc.Demo.IDemoService"));

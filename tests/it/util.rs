@@ -16,17 +16,17 @@ use witrpc::protocol::{
 };
 
 /// Upper bound for any single await in these tests.
-pub const LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const LIMIT: Duration = Duration::from_secs(20);
 
 /// Awaits `f`, failing the test instead of hanging.
-pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+pub(crate) async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     match tokio::time::timeout(LIMIT, f).await {
         Ok(v) => v,
         Err(_) => panic!("timed out after {LIMIT:?} waiting for {what}"),
     }
 }
 
-pub fn init_tracing() {
+pub(crate) fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
@@ -34,18 +34,21 @@ pub fn init_tracing() {
 }
 
 /// A running demo server.
-pub struct TestServer {
-    pub server: WitServer,
-    pub url: String,
+pub(crate) struct TestServer {
+    pub(crate) server: WitServer,
+    pub(crate) url: String,
 }
 
 impl TestServer {
     /// The demo service on `ws://127.0.0.1:<free port>/ws`, with `configure` applied.
-    pub async fn start(configure: impl FnOnce(WitServerBuilder) -> WitServerBuilder) -> Self {
+    pub(crate) async fn start(configure: impl FnOnce(WitServerBuilder) -> WitServerBuilder) -> Self {
         Self::start_with_max(100, configure).await
     }
 
-    pub async fn start_with_max(max_clients: usize, configure: impl FnOnce(WitServerBuilder) -> WitServerBuilder) -> Self {
+    pub(crate) async fn start_with_max(
+        max_clients: usize,
+        configure: impl FnOnce(WitServerBuilder) -> WitServerBuilder,
+    ) -> Self {
         init_tracing();
         let builder = WitServerBuilder::new()
             .with_service(witrpc_demo::Demo::server())
@@ -57,13 +60,13 @@ impl TestServer {
     }
 
     /// A connected client with `configure` applied.
-    pub async fn client(&self, configure: impl FnOnce(WitClientBuilder) -> WitClientBuilder) -> WitClient {
+    pub(crate) async fn client(&self, configure: impl FnOnce(WitClientBuilder) -> WitClientBuilder) -> WitClient {
         let builder = configure(WitClientBuilder::new().with_websocket(&self.url));
         within("client connect", builder.connect(Duration::from_secs(10))).await.expect("client connects")
     }
 
     /// Tries to connect; returns the result.
-    pub async fn try_client(
+    pub(crate) async fn try_client(
         &self,
         configure: impl FnOnce(WitClientBuilder) -> WitClientBuilder,
     ) -> Result<WitClient, ClientError> {
@@ -76,34 +79,34 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// What a raw peer read.
 #[derive(Debug)]
-pub enum Received {
+pub(crate) enum Received {
     Message(WitMessage),
     Close(Option<CloseFrame>),
 }
 
 /// A hand-driven protocol-3 peer for sending what a well-behaved client never would.
-pub struct RawPeer {
+pub(crate) struct RawPeer {
     ws: Ws,
 }
 
 impl RawPeer {
-    pub async fn connect(url: &str) -> Self {
+    pub(crate) async fn connect(url: &str) -> Self {
         let (ws, _) = within("raw connect", tokio_tungstenite::connect_async(url)).await.expect("upgrade succeeds");
         Self { ws }
     }
 
-    pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
+    pub(crate) async fn send_bytes(&mut self, bytes: Vec<u8>) {
         within("raw send", self.ws.send(Message::Binary(Bytes::from(bytes)))).await.expect("send");
     }
 
-    pub async fn send(&mut self, kind: MessageType, data: Option<Vec<u8>>) -> Uuid {
+    pub(crate) async fn send(&mut self, kind: MessageType, data: Option<Vec<u8>>) -> Uuid {
         let id = Uuid::new_v4();
         self.send_bytes(WitMessage::new(id, kind, data.map(Bytes::from)).encode()).await;
         id
     }
 
     /// The next WitRPC message or close; control frames are skipped.
-    pub async fn recv(&mut self) -> Received {
+    pub(crate) async fn recv(&mut self) -> Received {
         loop {
             match within("raw receive", self.ws.next()).await {
                 Some(Ok(Message::Binary(b))) => {
@@ -116,7 +119,7 @@ impl RawPeer {
         }
     }
 
-    pub async fn recv_message(&mut self) -> WitMessage {
+    pub(crate) async fn recv_message(&mut self) -> WitMessage {
         match self.recv().await {
             Received::Message(m) => m,
             Received::Close(frame) => panic!("expected a message, connection closed: {frame:?}"),
@@ -125,7 +128,7 @@ impl RawPeer {
 
     /// Reads until the server closes; returns the close frame, failing on any message
     /// other than those `allow` accepts.
-    pub async fn expect_close(&mut self) -> Option<CloseFrame> {
+    pub(crate) async fn expect_close(&mut self) -> Option<CloseFrame> {
         loop {
             match self.recv().await {
                 Received::Close(frame) => return frame,
@@ -135,7 +138,7 @@ impl RawPeer {
     }
 
     /// Plain-mode Initialization.
-    pub async fn initialize(&mut self) -> WitResponseInitialization {
+    pub(crate) async fn initialize(&mut self) -> WitResponseInitialization {
         let id = self.send(MessageType::Initialization, Some(WitRequestInitialization::plain().encode())).await;
         let reply = self.recv_message().await;
         assert_eq!((reply.id, reply.kind), (id, MessageType::Initialization));
@@ -143,7 +146,7 @@ impl RawPeer {
     }
 
     /// Plain-mode Authorization with `token`.
-    pub async fn authorize(&mut self, token: &str) -> WitResponseAuthorization {
+    pub(crate) async fn authorize(&mut self, token: &str) -> WitResponseAuthorization {
         let request = WitRequestAuthorization { token: Some(token.to_owned()) };
         let id = self.send(MessageType::Authorization, Some(request.encode())).await;
         let reply = self.recv_message().await;
@@ -151,13 +154,13 @@ impl RawPeer {
         WitResponseAuthorization::decode(reply.data.expect("auth reply has data")).expect("auth reply decodes")
     }
 
-    pub async fn handshake(&mut self, token: &str) {
+    pub(crate) async fn handshake(&mut self, token: &str) {
         self.initialize().await;
         assert!(self.authorize(token).await.is_authorized, "raw peer was not authorized");
     }
 
     /// Sends `request` and returns the response to it (skipping callbacks).
-    pub async fn call(&mut self, request: &WitRequest) -> WitResponse {
+    pub(crate) async fn call(&mut self, request: &WitRequest) -> WitResponse {
         let id = self.send(MessageType::Request, Some(request.encode())).await;
         loop {
             let reply = self.recv_message().await;
@@ -171,7 +174,7 @@ impl RawPeer {
 }
 
 /// A request for a demo method, JSON parameters, resolved by name.
-pub fn demo_request(method: &str, params: &[&str]) -> WitRequest {
+pub(crate) fn demo_request(method: &str, params: &[&str]) -> WitRequest {
     WitRequest {
         method_name: method.to_owned(),
         parameters: params.iter().map(|p| Bytes::copy_from_slice(p.as_bytes())).collect(),
@@ -181,7 +184,7 @@ pub fn demo_request(method: &str, params: &[&str]) -> WitRequest {
 }
 
 /// The status line of a raw HTTP/1.1 request.
-pub async fn http_status(addr: std::net::SocketAddr, request: &str) -> String {
+pub(crate) async fn http_status(addr: std::net::SocketAddr, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = within("tcp connect", TcpStream::connect(addr)).await.expect("tcp connect");
     within("http write", tcp.write_all(request.as_bytes())).await.expect("write");

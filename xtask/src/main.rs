@@ -16,7 +16,9 @@ fn main() -> ExitCode {
         Some("test-all") => test_all(),
         Some("smoke") => smoke(),
         _ => {
-            eprintln!("usage: cargo xtask <command>\n\ncommands:\n  test-all   run every check (what CI runs)\n  smoke      run the demo server + demo client once");
+            eprintln!(
+                "usage: cargo xtask <command>\n\ncommands:\n  test-all   run every check (what CI runs)\n  smoke      run the demo server + demo client once"
+            );
             return ExitCode::from(2);
         }
     };

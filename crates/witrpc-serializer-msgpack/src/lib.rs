@@ -90,7 +90,9 @@ impl ParameterSerializer for MessagePackSerializer {
         visit(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de)).map_err(|e| decode(e.into()))?;
         let used = usize::try_from(de.position()).unwrap_or(usize::MAX);
         if used != input.len() {
-            return Err(decode(format!("{} unexpected bytes after the value", input.len().saturating_sub(used)).into()));
+            return Err(decode(
+                format!("{} unexpected bytes after the value", input.len().saturating_sub(used)).into(),
+            ));
         }
         Ok(())
     }

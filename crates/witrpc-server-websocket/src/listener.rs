@@ -192,7 +192,6 @@ async fn serve_http(tcp: tokio::net::TcpStream, peer: SocketAddr, state: Arc<Sta
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(false)
         .serve_connection(TokioIo::new(tcp), service)
         .with_upgrades();
     tokio::select! {

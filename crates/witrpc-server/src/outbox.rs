@@ -102,7 +102,16 @@ impl Outbox {
 /// Drains the queue into the transport until a close, an error or cancellation.
 pub(crate) async fn write_loop(outbox: &Outbox, mut rx: mpsc::Receiver<Outgoing>, mut sink: FrameSink) {
     let mut sealer: Option<Box<dyn Sealer>> = None;
+    // Frames are fed without flushing while more are queued, then flushed together.
+    let mut unflushed = false;
     loop {
+        if unflushed && rx.is_empty() {
+            if let Err(e) = sink.flush().await {
+                tracing::debug!(error = %e, "flush failed");
+                break;
+            }
+            unflushed = false;
+        }
         let item = tokio::select! {
             biased;
             () = outbox.closer.cancelled() => {
@@ -135,12 +144,7 @@ pub(crate) async fn write_loop(outbox: &Outbox, mut rx: mpsc::Receiver<Outgoing>
                     tracing::debug!(error = %e, "write failed");
                     break;
                 }
-                if rx.is_empty() {
-                    if let Err(e) = sink.flush().await {
-                        tracing::debug!(error = %e, "flush failed");
-                        break;
-                    }
-                }
+                unflushed = true;
             }
             Outgoing::SetSealer(s) => sealer = Some(s),
             Outgoing::Close(reason) => {

@@ -1,0 +1,219 @@
+//! `WitClientBuilder`: transport, serializer, token, limits; `connect` runs the handshake.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+use uuid::Uuid;
+use witrpc_core::{
+    MessageType, PROTOCOL_VERSION, ParameterSerializer, WitMessage, WitRequestAuthorization, WitRequestInitialization,
+    WitResponseAuthorization, WitResponseInitialization,
+};
+use witrpc_crypto::ClientEncryptor;
+use witrpc_crypto::plain::PlainClientEncryptor;
+
+use crate::client::{Inner, WitClient};
+use crate::connection::{Shared, read_loop, write_loop};
+use crate::error::ClientError;
+use crate::transport::{ClientTransport, FrameSink, FrameStream, TransportError};
+
+/// Default time a call waits for its response: 30 s.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default buffer of each event subscription: 1024 events.
+pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+/// Default largest inbound message: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+/// Requests queued for the writer before `call` waits.
+const OUTBOUND_QUEUE: usize = 1024;
+
+/// Configures and connects a [`WitClient`].
+#[derive(Debug)]
+pub struct WitClientBuilder {
+    transport: Option<Arc<dyn ClientTransport>>,
+    serializer: Option<Arc<dyn ParameterSerializer>>,
+    token: String,
+    request_timeout: Duration,
+    event_capacity: usize,
+    max_message_size: usize,
+}
+
+impl Default for WitClientBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WitClientBuilder {
+    /// A builder with JSON parameters, no token and the default limits.
+    pub fn new() -> Self {
+        Self {
+            transport: None,
+            serializer: None,
+            token: String::new(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+
+    /// Connects through `transport` (`with_websocket` from `witrpc-client-websocket`
+    /// sets this for you).
+    pub fn with_transport(mut self, transport: impl ClientTransport) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// JSON parameters (the default). Must match the server.
+    #[cfg(feature = "json")]
+    pub fn with_json(self) -> Self {
+        self.with_parameter_serializer(Arc::new(witrpc_serializer_json::JsonSerializer))
+    }
+
+    /// MessagePack parameters. Must match the server.
+    #[cfg(feature = "msgpack")]
+    pub fn with_msgpack(self) -> Self {
+        self.with_parameter_serializer(Arc::new(witrpc_serializer_msgpack::MessagePackSerializer::new()))
+    }
+
+    /// Any parameter serializer. Must match the server: nothing negotiates it.
+    pub fn with_parameter_serializer(mut self, serializer: Arc<dyn ParameterSerializer>) -> Self {
+        self.serializer = Some(serializer);
+        self
+    }
+
+    /// The access token sent at authorization and on every request.
+    pub fn with_access_token(mut self, token: impl Into<String>) -> Self {
+        self.token = token.into();
+        self
+    }
+
+    /// How long a call waits for its response (default 30 s).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Events buffered per subscription before the stream reports a lag (default 1024).
+    pub fn with_event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+
+    /// Largest inbound message (default 16 MiB).
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Connects and runs the protocol-3 handshake (Initialization, Authorization), all
+    /// within `timeout`.
+    ///
+    /// # Errors
+    /// [`ClientError::ServerFull`] (HTTP 503), [`ClientError::Unauthorized`],
+    /// [`ClientError::ProtocolMismatch`], [`ClientError::Timeout`], transport errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future drops the half-open connection.
+    pub async fn connect(self, timeout: Duration) -> Result<WitClient, ClientError> {
+        let transport = self.transport.clone().ok_or(ClientError::NoTransport)?;
+        let serializer = match self.serializer.clone() {
+            Some(s) => s,
+            None => default_serializer()?,
+        };
+        let encryptor = PlainClientEncryptor;
+        let span = tracing::debug_span!("witrpc_client", transport = ?transport);
+        let handshake = async {
+            let (mut sink, mut stream) = transport.connect(self.max_message_size).await?;
+            let (sealer, opener) = handshake(&mut sink, &mut stream, &encryptor, &self.token).await?;
+            Ok::<_, ClientError>((sink, stream, sealer, opener))
+        };
+        let (sink, stream, sealer, opener) = tokio::time::timeout(timeout, handshake.instrument(span.clone()))
+            .await
+            .map_err(|_| ClientError::Timeout { after: timeout })??;
+        let shared = Arc::new(Shared::new());
+        let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let reader = tokio::spawn(read_loop(shared.clone(), stream, opener).instrument(span.clone()));
+        let writer = tokio::spawn(write_loop(shared.clone(), rx, sink, sealer).instrument(span));
+        Ok(WitClient::from_inner(Inner {
+            shared,
+            outbound,
+            serializer,
+            token: self.token,
+            request_timeout: self.request_timeout,
+            event_capacity: self.event_capacity,
+            tasks: [reader, writer],
+        }))
+    }
+}
+
+#[cfg(feature = "json")]
+fn default_serializer() -> Result<Arc<dyn ParameterSerializer>, ClientError> {
+    Ok(Arc::new(witrpc_serializer_json::JsonSerializer))
+}
+
+#[cfg(not(feature = "json"))]
+fn default_serializer() -> Result<Arc<dyn ParameterSerializer>, ClientError> {
+    Err(ClientError::NoSerializer)
+}
+
+async fn send(sink: &mut FrameSink, kind: MessageType, data: Bytes) -> Result<Uuid, ClientError> {
+    let id = Uuid::new_v4();
+    sink.send(Bytes::from(WitMessage::new(id, kind, Some(data)).encode())).await?;
+    Ok(id)
+}
+
+/// Reads the reply to `id`; anything else during the handshake is a protocol error.
+async fn reply(stream: &mut FrameStream, id: Uuid, kind: MessageType) -> Result<Option<Bytes>, ClientError> {
+    loop {
+        let bytes = match stream.next().await {
+            Some(Ok(b)) if b.is_empty() => continue,
+            Some(Ok(b)) => b,
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(TransportError::Closed { code: None, reason: String::new() }.into()),
+        };
+        let message = WitMessage::decode(bytes).map_err(ClientError::Protocol)?;
+        if message.id == id && message.kind == kind {
+            return Ok(message.data);
+        }
+        tracing::debug!(kind = ?message.kind, "ignoring message during the handshake");
+    }
+}
+
+async fn handshake(
+    sink: &mut FrameSink,
+    stream: &mut FrameStream,
+    encryptor: &dyn ClientEncryptor,
+    token: &str,
+) -> Result<(Box<dyn witrpc_crypto::Sealer>, Box<dyn witrpc_crypto::Opener>), ClientError> {
+    let init =
+        WitRequestInitialization { public_key: Some(encryptor.public_key()), protocol_version: PROTOCOL_VERSION };
+    let id = send(sink, MessageType::Initialization, init.encode().into()).await?;
+    let data = reply(stream, id, MessageType::Initialization).await?.ok_or_else(|| ClientError::HandshakeRefused {
+        message: "the server sent an empty initialization reply".to_owned(),
+    })?;
+    let plain = encryptor.unwrap_reply(data).map_err(ClientError::Encryption)?;
+    let response = WitResponseInitialization::decode(plain).map_err(ClientError::Protocol)?;
+    if let Some(message) = response.error_message {
+        return Err(if message.starts_with("Protocol mismatch") || response.protocol_version != PROTOCOL_VERSION {
+            ClientError::ProtocolMismatch { message }
+        } else {
+            ClientError::HandshakeRefused { message }
+        });
+    }
+    let (mut sealer, mut opener) = encryptor
+        .complete(response.symmetric_key.as_deref(), response.vector.as_deref())
+        .map_err(ClientError::Encryption)?;
+    let auth = WitRequestAuthorization { token: Some(token.to_owned()) };
+    let sealed = sealer.seal(auth.encode().into()).map_err(ClientError::Encryption)?;
+    let id = send(sink, MessageType::Authorization, sealed).await?;
+    let data = reply(stream, id, MessageType::Authorization).await?.ok_or(ClientError::Unauthorized)?;
+    let plain = opener.open(data).map_err(ClientError::Encryption)?;
+    let answer = WitResponseAuthorization::decode(plain).map_err(ClientError::Protocol)?;
+    if !answer.is_authorized {
+        return Err(ClientError::Unauthorized);
+    }
+    Ok((sealer, opener))
+}

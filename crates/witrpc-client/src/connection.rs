@@ -1,0 +1,234 @@
+//! The connection behind a `WitClient`: pending calls, event routing, reader and writer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use witrpc_core::{CommunicationStatus, EventPublisher, MessageType, WitMessage, WitRequest, WitResponse};
+use witrpc_crypto::{Opener, Sealer};
+
+use crate::error::ClientError;
+use crate::transport::{FrameSink, FrameStream, TransportError};
+
+/// Text the .NET server starts a "method not found" answer with.
+const METHOD_NOT_FOUND: &str = "Method not found";
+
+type Reply = Result<WitResponse, ClientError>;
+
+/// State shared by the handle and the connection's tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pending: Mutex<HashMap<Uuid, oneshot::Sender<Reply>>>,
+    subscriptions: Mutex<HashMap<&'static str, Vec<(i64, EventPublisher)>>>,
+    closed: CancellationToken,
+    close_reason: Mutex<Option<String>>,
+}
+
+/// An outbound envelope for the writer task.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    Message { id: Uuid, kind: MessageType, payload: Bytes },
+    Close,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Self {
+        Self {
+            pending: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(HashMap::new()),
+            closed: CancellationToken::new(),
+            close_reason: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    pub(crate) fn closed_token(&self) -> &CancellationToken {
+        &self.closed
+    }
+
+    pub(crate) fn close_reason(&self) -> String {
+        lock(&self.close_reason).clone().unwrap_or_else(|| "the connection was closed".to_owned())
+    }
+
+    /// Registers a pending call; the returned receiver gets its response.
+    pub(crate) fn register(&self, id: Uuid) -> oneshot::Receiver<Reply> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(id, tx);
+        rx
+    }
+
+    pub(crate) fn forget(&self, id: &Uuid) {
+        lock(&self.pending).remove(id);
+    }
+
+    pub(crate) fn subscribe(&self, event: &'static str, contract_id: i64, publisher: EventPublisher) {
+        if self.is_closed() {
+            return; // dropping the publisher ends the stream at once
+        }
+        lock(&self.subscriptions).entry(event).or_default().push((contract_id, publisher));
+    }
+
+    /// Marks the connection closed, fails every pending call and ends every event stream.
+    pub(crate) fn shut(&self, reason: String) {
+        {
+            let mut slot = lock(&self.close_reason);
+            if slot.is_none() {
+                tracing::debug!(%reason, "connection closed");
+                *slot = Some(reason);
+            }
+        }
+        self.closed.cancel();
+        let reason = self.close_reason();
+        let pending: Vec<_> = lock(&self.pending).drain().collect();
+        for (_, tx) in pending {
+            let _ignored = tx.send(Err(ClientError::ConnectionClosed { reason: reason.clone() })); // caller may be gone
+        }
+        lock(&self.subscriptions).clear();
+    }
+
+    fn deliver_response(&self, id: Uuid, reply: Reply) {
+        match lock(&self.pending).remove(&id) {
+            Some(tx) => {
+                let _ignored = tx.send(reply); // the caller may have given up (timeout, drop)
+            }
+            None => tracing::debug!(%id, "response with no waiting call"),
+        }
+    }
+
+    fn deliver_event(&self, event: WitRequest) {
+        let mut subscriptions = lock(&self.subscriptions);
+        let Some(list) = subscriptions.get_mut(event.method_name.as_str()) else { return };
+        // .NET's filter: skip only when both ids are set and differ.
+        list.retain_mut(|(contract_id, publisher)| {
+            if event.contract_id != 0 && *contract_id != 0 && *contract_id != event.contract_id {
+                return true;
+            }
+            publisher.publish(event.parameters.clone())
+        });
+    }
+}
+
+/// A poisoned lock only means a panic elsewhere mid-update of a map; the map is intact.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Maps a response to the call's result: the one place that interprets statuses.
+pub(crate) fn map_response(method: &str, response: WitResponse) -> Result<Option<Bytes>, ClientError> {
+    match response.status {
+        CommunicationStatus::Ok => Ok(response.data.filter(|d| !d.is_empty())),
+        CommunicationStatus::BadRequest
+            if response.error_message.as_deref().is_some_and(|m| m.starts_with(METHOD_NOT_FOUND)) =>
+        {
+            Err(ClientError::MethodNotFound {
+                method: method.to_owned(),
+                message: response.error_message.unwrap_or_default(),
+            })
+        }
+        CommunicationStatus::Unauthorized => Err(ClientError::RequestUnauthorized { message: response.error_message }),
+        status => Err(ClientError::Remote {
+            status: status.to_i32(),
+            message: response.error_message,
+            details: response.error_details,
+        }),
+    }
+}
+
+/// Reads frames until the connection ends, routing responses and events.
+pub(crate) async fn read_loop(shared: Arc<Shared>, mut inbound: FrameStream, mut opener: Box<dyn Opener>) {
+    let reason = loop {
+        let frame = tokio::select! {
+            biased;
+            () = shared.closed.cancelled() => break None,
+            frame = inbound.next() => frame,
+        };
+        let bytes = match frame {
+            None => break Some("the server closed the connection".to_owned()),
+            Some(Err(e @ TransportError::Closed { .. })) => break Some(e.to_string()),
+            Some(Err(e)) => break Some(format!("transport error: {e}")),
+            Some(Ok(b)) if b.is_empty() => continue,
+            Some(Ok(b)) => b,
+        };
+        let message = match WitMessage::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => break Some(format!("the server sent an invalid message: {e}")),
+        };
+        let data = match message.data.map(|d| opener.open(d)).transpose() {
+            Ok(d) => d,
+            Err(e) => break Some(format!("cannot open an encrypted frame: {e}")),
+        };
+        match message.kind {
+            MessageType::Request => {
+                let reply = match data.map(WitResponse::decode) {
+                    Some(Ok(r)) => Ok(r),
+                    Some(Err(e)) => Err(ClientError::Protocol(e)),
+                    None => Err(ClientError::Remote {
+                        status: 0,
+                        message: Some("empty response".to_owned()),
+                        details: None,
+                    }),
+                };
+                shared.deliver_response(message.id, reply);
+            }
+            MessageType::Callback => match data.map(WitRequest::decode) {
+                Some(Ok(event)) => shared.deliver_event(event),
+                Some(Err(e)) => tracing::warn!(error = %e, "undecodable event ignored"),
+                None => tracing::debug!("empty event ignored"),
+            },
+            other => tracing::debug!(kind = ?other, "ignoring message"),
+        }
+    };
+    if let Some(reason) = reason {
+        shared.shut(reason);
+    }
+}
+
+/// Seals and writes queued envelopes in order, so AEAD counters follow wire order.
+pub(crate) async fn write_loop(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    mut sink: FrameSink,
+    mut sealer: Box<dyn Sealer>,
+) {
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = shared.closed.cancelled() => None,
+            item = rx.recv() => item,
+        };
+        match item {
+            Some(Outgoing::Message { id, kind, payload }) => {
+                let sealed = match sealer.seal(payload) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        shared.shut(format!("cannot seal a message: {e}"));
+                        break;
+                    }
+                };
+                let frame = Bytes::from(WitMessage::new(id, kind, Some(sealed)).encode());
+                if let Err(e) = sink.feed(frame).await {
+                    shared.shut(format!("cannot send: {e}"));
+                    break;
+                }
+                if rx.is_empty() {
+                    if let Err(e) = sink.flush().await {
+                        shared.shut(format!("cannot send: {e}"));
+                        break;
+                    }
+                }
+            }
+            Some(Outgoing::Close) | None => {
+                shared.shut("the client disconnected".to_owned());
+                break;
+            }
+        }
+    }
+    let _ignored = sink.close().await; // best effort: the peer may already be gone
+}
