@@ -126,14 +126,11 @@ impl RawPeer {
         }
     }
 
-    /// Reads until the server closes; returns the close frame, failing on any message
-    /// other than those `allow` accepts.
+    /// Expects the server to close next; returns its close frame.
     pub(crate) async fn expect_close(&mut self) -> Option<CloseFrame> {
-        loop {
-            match self.recv().await {
-                Received::Close(frame) => return frame,
-                Received::Message(m) => panic!("expected a close, got {m:?}"),
-            }
+        match self.recv().await {
+            Received::Close(frame) => frame,
+            Received::Message(m) => panic!("expected a close, got {m:?}"),
         }
     }
 

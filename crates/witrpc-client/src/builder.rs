@@ -12,8 +12,8 @@ use witrpc_core::{
     MessageType, PROTOCOL_VERSION, ParameterSerializer, WitMessage, WitRequestAuthorization, WitRequestInitialization,
     WitResponseAuthorization, WitResponseInitialization,
 };
-use witrpc_crypto::ClientEncryptor;
 use witrpc_crypto::plain::PlainClientEncryptor;
+use witrpc_crypto::{Ciphers, ClientEncryptor};
 
 use crate::client::{Inner, WitClient};
 use crate::connection::{Shared, read_loop, write_loop};
@@ -127,12 +127,13 @@ impl WitClientBuilder {
         let span = tracing::debug_span!("witrpc_client", transport = ?transport);
         let handshake = async {
             let (mut sink, mut stream) = transport.connect(self.max_message_size).await?;
-            let (sealer, opener) = handshake(&mut sink, &mut stream, &encryptor, &self.token).await?;
-            Ok::<_, ClientError>((sink, stream, sealer, opener))
+            let ciphers = handshake(&mut sink, &mut stream, &encryptor, &self.token).await?;
+            Ok::<_, ClientError>((sink, stream, ciphers))
         };
-        let (sink, stream, sealer, opener) = tokio::time::timeout(timeout, handshake.instrument(span.clone()))
-            .await
-            .map_err(|_| ClientError::Timeout { after: timeout })??;
+        let (sink, stream, Ciphers { sealer, opener }) =
+            tokio::time::timeout(timeout, handshake.instrument(span.clone()))
+                .await
+                .map_err(|_| ClientError::Timeout { after: timeout })??;
         let shared = Arc::new(Shared::new());
         let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let reader = tokio::spawn(read_loop(shared.clone(), stream, opener).instrument(span.clone()));
@@ -187,7 +188,7 @@ async fn handshake(
     stream: &mut FrameStream,
     encryptor: &dyn ClientEncryptor,
     token: &str,
-) -> Result<(Box<dyn witrpc_crypto::Sealer>, Box<dyn witrpc_crypto::Opener>), ClientError> {
+) -> Result<Ciphers, ClientError> {
     let init =
         WitRequestInitialization { public_key: Some(encryptor.public_key()), protocol_version: PROTOCOL_VERSION };
     let id = send(sink, MessageType::Initialization, init.encode().into()).await?;
@@ -203,7 +204,7 @@ async fn handshake(
             ClientError::HandshakeRefused { message }
         });
     }
-    let (mut sealer, mut opener) = encryptor
+    let Ciphers { mut sealer, mut opener } = encryptor
         .complete(response.symmetric_key.as_deref(), response.vector.as_deref())
         .map_err(ClientError::Encryption)?;
     let auth = WitRequestAuthorization { token: Some(token.to_owned()) };
@@ -215,5 +216,5 @@ async fn handshake(
     if !answer.is_authorized {
         return Err(ClientError::Unauthorized);
     }
-    Ok((sealer, opener))
+    Ok(Ciphers { sealer, opener })
 }

@@ -1,5 +1,12 @@
 //! The subset of MemoryPack that protocol 3 uses, written by hand.
 //!
+//! Why not the `memorypack` crate (2.0.0, evaluated for this): its collection readers
+//! pre-allocate `Vec::with_capacity(count)` from the peer's count without checking the
+//! bytes that remain (a 9-byte frame can ask for gigabytes), and it has no
+//! version-tolerant object layout, which every protocol-3 payload uses. The subset
+//! needed here is small: primitives, strings, byte arrays, arrays, and the two object
+//! layouts.
+//!
 //! Readers work on a borrowed [`Bytes`] so that byte arrays are sliced out of the
 //! frame instead of copied. Every length read from the peer is checked against the
 //! bytes that remain before anything is allocated, so a hostile length prefix can

@@ -69,6 +69,20 @@ impl fmt::Debug for Accepted {
     }
 }
 
+/// The per-direction ciphers of one connection, as the handshake left them.
+pub struct Ciphers {
+    /// Seals outbound payloads.
+    pub sealer: Box<dyn Sealer>,
+    /// Opens inbound payloads.
+    pub opener: Box<dyn Opener>,
+}
+
+impl fmt::Debug for Ciphers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ciphers").field("sealer", &self.sealer).field("opener", &self.opener).finish()
+    }
+}
+
 /// Server side of the key exchange; one instance serves every connection.
 pub trait ServerEncryptor: Send + Sync + fmt::Debug + 'static {
     /// Whether this encryptor really encrypts (used in logs and errors).
@@ -101,11 +115,7 @@ pub trait ClientEncryptor: Send + fmt::Debug {
     ///
     /// # Errors
     /// When the key material is missing or malformed.
-    fn complete(
-        &self,
-        symmetric_key: Option<&[u8]>,
-        vector: Option<&[u8]>,
-    ) -> Result<(Box<dyn Sealer>, Box<dyn Opener>), CryptoError>;
+    fn complete(&self, symmetric_key: Option<&[u8]>, vector: Option<&[u8]>) -> Result<Ciphers, CryptoError>;
 }
 
 /// Seals outbound payloads, in wire order.

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use witrpc_core::WitResponseInitialization;
 
-use crate::{Accepted, ClientEncryptor, CryptoError, Opener, Sealer, ServerEncryptor};
+use crate::{Accepted, Ciphers, ClientEncryptor, CryptoError, Opener, Sealer, ServerEncryptor};
 
 /// The `PublicKey` a plain client sends.
 pub const PLAIN_KEY: &[u8] = &[0];
@@ -50,15 +50,11 @@ impl ClientEncryptor for PlainClientEncryptor {
         Ok(data)
     }
 
-    fn complete(
-        &self,
-        symmetric_key: Option<&[u8]>,
-        vector: Option<&[u8]>,
-    ) -> Result<(Box<dyn Sealer>, Box<dyn Opener>), CryptoError> {
+    fn complete(&self, symmetric_key: Option<&[u8]>, vector: Option<&[u8]>) -> Result<Ciphers, CryptoError> {
         if !is_plain(symmetric_key) || !is_plain(vector) {
             return Err(CryptoError::EncryptionRequired);
         }
-        Ok((Box::new(PlainCipher), Box::new(PlainCipher)))
+        Ok(Ciphers { sealer: Box::new(PlainCipher), opener: Box::new(PlainCipher) })
     }
 }
 
