@@ -115,3 +115,42 @@ impl WitMessage {
         Ok(Self { id, kind, data })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_layout_uses_dotnet_guid_byte_order() {
+        let id = Uuid::parse_str("00112233-4455-6677-8899-aabbccddeeff").unwrap();
+        let m = WitMessage::new(id, MessageType::Authorization, Some(Bytes::from_static(&[9, 8])));
+        let bytes = m.encode();
+        let expected = [
+            &[0x03][..],
+            &[0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff],
+            &[4, 0, 0, 0],
+            &[2, 0, 0, 0, 9, 8],
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+        assert_eq!(WitMessage::decode(bytes.into()).unwrap(), m);
+        let null = WitMessage::new(id, MessageType::Request, None).encode();
+        assert_eq!(&null[21..], &[0xFF; 4]);
+    }
+
+    #[test]
+    fn malformed_envelopes_are_typed_errors() {
+        let good = WitMessage::new(Uuid::nil(), MessageType::Request, Some(Bytes::from_static(b"abc"))).encode();
+        let mut wrong_header = good.clone();
+        wrong_header[0] = 7;
+        assert!(matches!(WitMessage::decode(wrong_header.into()), Err(CodecError::InvalidHeader { header: 7, .. })));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(matches!(WitMessage::decode(trailing.into()), Err(CodecError::TrailingBytes { extra: 1, .. })));
+        for n in 0..good.len() {
+            assert!(WitMessage::decode(Bytes::copy_from_slice(&good[..n])).is_err());
+        }
+        assert_eq!(WitMessage::decode(good.into()).unwrap().kind, MessageType::Request);
+        assert_eq!(MessageType::from_i32(99), MessageType::Other(99));
+    }
+}

@@ -502,3 +502,281 @@ impl WitResponseAuthorization {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn utf8(s: &str) -> Vec<u8> {
+        let mut v = (!(s.len() as i32)).to_le_bytes().to_vec();
+        v.extend_from_slice(&(s.encode_utf16().count() as i32).to_le_bytes());
+        v.extend_from_slice(s.as_bytes());
+        v
+    }
+
+    fn blob(b: &[u8]) -> Vec<u8> {
+        let mut v = (b.len() as i32).to_le_bytes().to_vec();
+        v.extend_from_slice(b);
+        v
+    }
+
+    #[test]
+    fn plain_initialization_request_matches_the_notes() {
+        let bytes = [0x02, 0x05, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00];
+        assert_eq!(WitRequestInitialization::plain().encode(), bytes);
+        let back = WitRequestInitialization::decode(Bytes::copy_from_slice(&bytes)).unwrap();
+        assert_eq!(back, WitRequestInitialization::plain());
+    }
+
+    #[test]
+    fn encrypted_initialization_response_has_the_documented_layout() {
+        let r = WitResponseInitialization {
+            symmetric_key: Some(Bytes::from(vec![0xAB; 32])),
+            vector: Some(Bytes::from(vec![0xCD; 16])),
+            protocol_version: 3,
+            error_message: None,
+        };
+        let bytes = r.encode();
+        assert_eq!(bytes.len(), 69);
+        assert_eq!(&bytes[..5], &[0x04, 0x24, 0x14, 0x04, 0x04]);
+        assert_eq!(&bytes[5..9], &[0x20, 0, 0, 0]);
+        assert_eq!(&bytes[41..45], &[0x10, 0, 0, 0]);
+        assert_eq!(&bytes[61..], &[3, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert_eq!(WitResponseInitialization::decode(bytes.into()).unwrap(), r);
+    }
+
+    /// `Add(2, 3)` as a .NET 3.x client sends it, built by hand from the MemoryPack rules.
+    #[test]
+    fn a_dotnet_add_request_decodes_and_reencodes_byte_for_byte() {
+        let invocation = Uuid::parse_str("00112233-4455-6677-8899-aabbccddeeff").unwrap();
+        let members: Vec<Vec<u8>> = vec![
+            utf8("AuthToken123"),
+            utf8("Add"),
+            [2i32.to_le_bytes().to_vec(), blob(b"2"), blob(b"3")].concat(),
+            [
+                2i32.to_le_bytes().to_vec(),
+                utf8("System.Int32, System.Private.CoreLib"),
+                utf8("System.Int32, System.Private.CoreLib"),
+            ]
+            .concat(),
+            0i32.to_le_bytes().to_vec(),
+            0i32.to_le_bytes().to_vec(),
+            0i32.to_le_bytes().to_vec(),
+            vec![0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff],
+            2_863_546_532_410_206_118i64.to_le_bytes().to_vec(),
+            (-6_724_387_377_990_606_637i64).to_le_bytes().to_vec(),
+        ];
+        let mut wire = vec![0x0A];
+        wire.extend(members.iter().map(|m| m.len() as u8));
+        for m in &members {
+            wire.extend_from_slice(m);
+        }
+        let request = WitRequest::decode(Bytes::from(wire.clone())).unwrap();
+        assert_eq!(request.token, "AuthToken123");
+        assert_eq!(request.method_name, "Add");
+        assert_eq!(request.parameters, vec![Bytes::from_static(b"2"), Bytes::from_static(b"3")]);
+        assert_eq!(request.parameter_types, vec!["System.Int32, System.Private.CoreLib"; 2]);
+        assert_eq!(request.invocation_id, invocation);
+        assert_eq!(request.contract_id, crate::ids::contract_id("MyCompany.Contracts.ICalculator"));
+        assert_eq!(request.method_id, -6_724_387_377_990_606_637);
+        assert_eq!(request.encode(), wire);
+    }
+
+    #[test]
+    fn responses_and_authorization_payloads_match_memorypack() {
+        let ok = WitResponse::ok(Some(Bytes::from_static(b"5")));
+        let expected = [&[0x04, 4, 5, 4, 4][..], &200i32.to_le_bytes(), &blob(b"5"), &[0xFF; 4], &[0xFF; 4]].concat();
+        assert_eq!(ok.encode(), expected);
+        let err = WitResponse::error(
+            CommunicationStatus::InternalServerError,
+            "Failed to process request",
+            Some("boom".into()),
+        );
+        assert_eq!(WitResponse::decode(err.encode().into()).unwrap(), err);
+
+        let auth = WitRequestAuthorization { token: Some("AuthToken123".into()) };
+        let token = utf8("AuthToken123");
+        assert_eq!(auth.encode(), [&[0x01, token.len() as u8][..], &token].concat());
+        let yes = WitResponseAuthorization::new(true);
+        let msg = utf8("Authorized");
+        assert_eq!(yes.encode(), [&[0x02, 1, msg.len() as u8, 1][..], &msg].concat());
+    }
+
+    #[test]
+    fn newer_peers_extra_members_are_skipped_and_missing_ones_defaulted() {
+        // A WitResponse with a fifth member a later 3.x might add.
+        let mut five = vec![0x05, 4, 4, 4, 4, 2];
+        five.extend_from_slice(&200i32.to_le_bytes());
+        five.extend_from_slice(&[0xFF; 4]);
+        five.extend_from_slice(&[0xFF; 4]);
+        five.extend_from_slice(&[0xFF; 4]);
+        five.extend_from_slice(&[0xAA, 0xBB]);
+        assert_eq!(WitResponse::decode(five.into()).unwrap(), WitResponse::ok(None));
+        // An older peer that sends only Status.
+        let mut one = vec![0x01, 4];
+        one.extend_from_slice(&400i32.to_le_bytes());
+        let r = WitResponse::decode(one.into()).unwrap();
+        assert_eq!((r.status, r.data, r.error_message), (CommunicationStatus::BadRequest, None, None));
+    }
+
+    #[test]
+    fn every_varint_code_is_accepted_and_long_lengths_are_written_as_dotnet_does() {
+        // Member length 4 (the Status int) in each VarInt encoding.
+        for prefix in [
+            vec![0x04],
+            vec![0x87, 4],
+            vec![0x86, 4],
+            vec![0x85, 4, 0],
+            vec![0x84, 4, 0],
+            vec![0x83, 4, 0, 0, 0],
+            vec![0x82, 4, 0, 0, 0],
+            vec![0x81, 4, 0, 0, 0, 0, 0, 0, 0],
+            vec![0x80, 4, 0, 0, 0, 0, 0, 0, 0],
+        ] {
+            let mut bytes = vec![0x01];
+            bytes.extend_from_slice(&prefix);
+            bytes.extend_from_slice(&200i32.to_le_bytes());
+            assert_eq!(WitResponse::decode(bytes.into()).unwrap().status, CommunicationStatus::Ok, "{prefix:x?}");
+        }
+        let r = WitResponse::ok(Some(Bytes::from(vec![1; 200])));
+        assert_eq!(&r.encode()[1..5], &[0x04, 0x84, 204, 0]);
+        let r = WitResponse::ok(Some(Bytes::from(vec![1; 40_000])));
+        assert_eq!(&r.encode()[1..7], &[0x04, 0x82, 0x44, 0x9c, 0, 0]);
+    }
+
+    #[test]
+    fn strings_in_utf16_form_and_without_utf16_length_are_read() {
+        let mut utf16 = vec![0x01, 10];
+        utf16.extend_from_slice(&3i32.to_le_bytes());
+        utf16.extend("Hé!".encode_utf16().flat_map(u16::to_le_bytes));
+        assert_eq!(WitRequestAuthorization::decode(utf16.into()).unwrap().token.as_deref(), Some("Hé!"));
+        let mut no_len = vec![0x01, 11];
+        no_len.extend_from_slice(&(!3i32).to_le_bytes());
+        no_len.extend_from_slice(&0i32.to_le_bytes());
+        no_len.extend_from_slice(b"abc");
+        assert_eq!(WitRequestAuthorization::decode(no_len.into()).unwrap().token.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn hostile_inputs_get_typed_errors() {
+        // Parameters claims 2^31-1 entries in a 10-byte member: rejected before allocating.
+        let mut huge = vec![0x03, 4, 4, 4];
+        huge.extend_from_slice(&0i32.to_le_bytes());
+        huge.extend_from_slice(&0i32.to_le_bytes());
+        huge.extend_from_slice(&i32::MAX.to_le_bytes());
+        assert!(matches!(WitRequest::decode(huge.into()), Err(CodecError::Truncated { .. })));
+        // A member length past the end of the input.
+        assert!(matches!(WitResponse::decode(Bytes::from_static(&[0x01, 0x7f, 1])), Err(CodecError::Truncated { .. })));
+        // Negative byte-array length.
+        let mut neg = vec![0x02, 4, 4];
+        neg.extend_from_slice(&200i32.to_le_bytes());
+        neg.extend_from_slice(&(-2i32).to_le_bytes());
+        assert!(matches!(WitResponse::decode(neg.into()), Err(CodecError::InvalidLength { length: -2, .. })));
+        // Invalid UTF-8 and a wrong UTF-16 length.
+        let mut bad = vec![0x01, 10];
+        bad.extend_from_slice(&(!2i32).to_le_bytes());
+        bad.extend_from_slice(&2i32.to_le_bytes());
+        bad.extend_from_slice(&[0xC3, 0x28]);
+        assert!(matches!(WitRequestAuthorization::decode(bad.into()), Err(CodecError::InvalidUtf8 { .. })));
+        let mut wrong = vec![0x01, 11];
+        wrong.extend_from_slice(&(!3i32).to_le_bytes());
+        wrong.extend_from_slice(&9i32.to_le_bytes());
+        wrong.extend_from_slice(b"abc");
+        assert!(matches!(WitRequestAuthorization::decode(wrong.into()), Err(CodecError::Utf16LengthMismatch { .. })));
+        assert!(matches!(WitRequest::decode(Bytes::from_static(&[0xFF])), Err(CodecError::Null { .. })));
+        assert!(matches!(WitResponse::decode(Bytes::new()), Err(CodecError::Truncated { .. })));
+    }
+
+    #[test]
+    fn every_truncation_of_a_request_is_an_error() {
+        let request = WitRequest {
+            token: "t".into(),
+            method_name: "Echo".into(),
+            parameters: vec![Bytes::from_static(b"\"x\"")],
+            parameter_types_by_name: vec![ParameterType { type_name: Some("System.String".into()), assembly: None }],
+            invocation_id: Uuid::from_u128(7),
+            contract_id: 1,
+            method_id: 2,
+            ..WitRequest::default()
+        };
+        let bytes = request.encode();
+        for n in 0..bytes.len() {
+            assert!(WitRequest::decode(Bytes::copy_from_slice(&bytes[..n])).is_err(), "prefix {n} decoded");
+        }
+        assert_eq!(WitRequest::decode(bytes.into()).unwrap(), request);
+    }
+
+    fn bytes_strategy() -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from)
+    }
+
+    fn request_strategy() -> impl Strategy<Value = WitRequest> {
+        (
+            ".{0,20}",
+            ".{0,20}",
+            proptest::collection::vec(bytes_strategy(), 0..4),
+            proptest::collection::vec(".{0,12}", 0..3),
+            proptest::collection::vec((proptest::option::of(".{0,12}"), proptest::option::of(".{0,12}")), 0..3),
+            any::<u128>(),
+            any::<i64>(),
+            any::<i64>(),
+        )
+            .prop_map(|(token, method_name, parameters, types, by_name, inv, contract_id, method_id)| {
+                WitRequest {
+                    token,
+                    method_name,
+                    parameters,
+                    parameter_types: types.clone(),
+                    parameter_types_by_name: by_name
+                        .into_iter()
+                        .map(|(type_name, assembly)| ParameterType { type_name, assembly })
+                        .collect(),
+                    generic_arguments: types,
+                    generic_arguments_by_name: Vec::new(),
+                    invocation_id: Uuid::from_u128(inv),
+                    contract_id,
+                    method_id,
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_any_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let b = Bytes::from(bytes);
+            let _ = crate::WitMessage::decode(b.clone());
+            let _ = WitRequest::decode(b.clone());
+            let _ = WitResponse::decode(b.clone());
+            let _ = WitRequestInitialization::decode(b.clone());
+            let _ = WitResponseInitialization::decode(b.clone());
+            let _ = WitRequestAuthorization::decode(b.clone());
+            let _ = WitResponseAuthorization::decode(b);
+        }
+
+        #[test]
+        fn requests_round_trip(request in request_strategy()) {
+            prop_assert_eq!(WitRequest::decode(request.encode().into()).unwrap(), request);
+        }
+
+        #[test]
+        fn responses_round_trip(status in any::<i32>(), data in proptest::option::of(bytes_strategy()),
+                                message in proptest::option::of(".{0,30}"), details in proptest::option::of(".{0,30}")) {
+            let r = WitResponse { status: CommunicationStatus::from_i32(status), data, error_message: message, error_details: details };
+            prop_assert_eq!(WitResponse::decode(r.encode().into()).unwrap(), r);
+        }
+
+        #[test]
+        fn mutated_requests_never_panic(request in request_strategy(), at in any::<usize>(), byte in any::<u8>(), op in 0u8..3) {
+            let mut bytes = request.encode();
+            let i = at % (bytes.len() + 1);
+            match op {
+                0 if i < bytes.len() => bytes[i] ^= byte | 1,
+                1 => bytes.insert(i, byte),
+                _ if i < bytes.len() => { bytes.remove(i); }
+                _ => {}
+            }
+            let _ = WitRequest::decode(bytes.into());
+        }
+    }
+}
