@@ -3,6 +3,7 @@
 
 mod auth;
 mod calls;
+mod encryption;
 mod events;
 mod limits;
 mod robustness;

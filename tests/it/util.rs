@@ -87,12 +87,44 @@ pub(crate) enum Received {
 /// A hand-driven protocol-3 peer for sending what a well-behaved client never would.
 pub(crate) struct RawPeer {
     ws: Ws,
+    /// Set after an encrypted handshake: payloads are sealed and opened with these.
+    ciphers: Option<witrpc::crypto::Ciphers>,
 }
 
 impl RawPeer {
     pub(crate) async fn connect(url: &str) -> Self {
         let (ws, _) = within("raw connect", tokio_tungstenite::connect_async(url)).await.expect("upgrade succeeds");
-        Self { ws }
+        Self { ws, ciphers: None }
+    }
+
+    /// Encrypted Initialization + Authorization, as a .NET client with `WithEncryption()`.
+    pub(crate) async fn handshake_encrypted(&mut self, token: &str) {
+        use witrpc::crypto::ClientEncryptor;
+        let encryptor = witrpc::crypto::encrypted::EncryptedClientEncryptor::generate().expect("rsa key");
+        let init = WitRequestInitialization { public_key: Some(encryptor.public_key()), protocol_version: 3 };
+        let id = self.send(MessageType::Initialization, Some(init.encode())).await;
+        let reply = self.recv_message().await;
+        assert_eq!((reply.id, reply.kind), (id, MessageType::Initialization));
+        let plain = encryptor.unwrap_reply(reply.data.expect("init reply has data")).expect("reply decrypts");
+        let response = WitResponseInitialization::decode(plain).expect("init reply decodes");
+        self.ciphers = Some(
+            encryptor.complete(response.symmetric_key.as_deref(), response.vector.as_deref()).expect("key material"),
+        );
+        let auth = WitRequestAuthorization { token: Some(token.to_owned()) };
+        let frame = self.seal(MessageType::Authorization, auth.encode());
+        let id = WitMessage::decode(frame.clone().into()).expect("own frame").id;
+        self.send_bytes(frame).await;
+        let reply = self.recv_message().await;
+        assert_eq!((reply.id, reply.kind), (id, MessageType::Authorization));
+        let answer = WitResponseAuthorization::decode(reply.data.expect("auth reply")).expect("auth decodes");
+        assert!(answer.is_authorized, "raw encrypted peer was not authorized");
+    }
+
+    /// An envelope with `payload` sealed by the next outbound counter (not sent).
+    pub(crate) fn seal(&mut self, kind: MessageType, payload: Vec<u8>) -> Vec<u8> {
+        let ciphers = self.ciphers.as_mut().expect("encrypted handshake first");
+        let sealed = ciphers.sealer.seal(Bytes::from(payload)).expect("seal");
+        WitMessage::new(Uuid::new_v4(), kind, Some(sealed)).encode()
     }
 
     pub(crate) async fn send_bytes(&mut self, bytes: Vec<u8>) {
@@ -100,6 +132,12 @@ impl RawPeer {
     }
 
     pub(crate) async fn send(&mut self, kind: MessageType, data: Option<Vec<u8>>) -> Uuid {
+        if let (Some(_), Some(payload)) = (&self.ciphers, &data) {
+            let frame = self.seal(kind, payload.clone());
+            let id = WitMessage::decode(frame.clone().into()).expect("own frame").id;
+            self.send_bytes(frame).await;
+            return id;
+        }
         let id = Uuid::new_v4();
         self.send_bytes(WitMessage::new(id, kind, data.map(Bytes::from)).encode()).await;
         id
@@ -110,7 +148,13 @@ impl RawPeer {
         loop {
             match within("raw receive", self.ws.next()).await {
                 Some(Ok(Message::Binary(b))) => {
-                    return Received::Message(WitMessage::decode(b).expect("server sends valid envelopes"));
+                    let mut m = WitMessage::decode(b).expect("server sends valid envelopes");
+                    if m.kind != MessageType::Initialization {
+                        if let (Some(c), Some(data)) = (self.ciphers.as_mut(), m.data.clone()) {
+                            m.data = Some(c.opener.open(data).expect("server frames open in order"));
+                        }
+                    }
+                    return Received::Message(m);
                 }
                 Some(Ok(Message::Close(frame))) => return Received::Close(frame),
                 Some(Ok(_)) => continue,

@@ -6,9 +6,12 @@
 //! [`Opener`] (inbound). They live on different tasks: the writer task seals, in wire
 //! order, and the reader task opens, in arrival order, so neither needs a lock.
 //!
-//! This crate currently ships the [`plain`] encryptors (protocol 3 "no encryption":
-//! `[0x00]` keys, data passed through untouched). The AES-256-GCM scheme of protocol 3
-//! plugs in behind the same traits.
+//! Two modes, both wire-compatible with .NET WitRPC 3.x:
+//! - [`plain`]: no encryption (`[0x00]` keys, data passed through), the default;
+//! - [`encrypted`]: the protocol-3 scheme (`with_encryption()`): RSA-OAEP-SHA256 key
+//!   transport, HKDF-SHA256 per-direction keys, AES-256-GCM with counter nonces and
+//!   strict in-order counters ([`aead`]). `ring` provides HKDF, AES-GCM and randomness;
+//!   the RustCrypto `rsa` crate provides RSA-OAEP, which `ring` does not offer.
 //!
 //! ```
 //! use witrpc_crypto::{ServerEncryptor, plain::PlainServerEncryptor};
@@ -25,6 +28,8 @@ use std::fmt;
 
 use bytes::Bytes;
 
+pub mod aead;
+pub mod encrypted;
 pub mod plain;
 
 /// Why a handshake or a frame was rejected.

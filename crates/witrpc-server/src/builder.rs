@@ -106,6 +106,14 @@ impl WitServerBuilder {
         self
     }
 
+    /// Requires every client to encrypt every message: the protocol-3 scheme (RSA-OAEP
+    /// key transport, HKDF-SHA256, AES-256-GCM per direction, strict counters), as .NET's
+    /// `WithEncryption()`. A client without encryption is refused at Initialization with
+    /// a message saying so.
+    pub fn with_encryption(self) -> Self {
+        self.with_encryptor(Arc::new(witrpc_crypto::encrypted::EncryptedServerEncryptor::new()))
+    }
+
     /// Uses `encryptor` for the Initialization handshake. Default: no encryption.
     pub fn with_encryptor(mut self, encryptor: Arc<dyn ServerEncryptor>) -> Self {
         self.encryptor = Some(encryptor);
