@@ -1,6 +1,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr))]
-//! WebSocket transport for the witrpc client (tokio-tungstenite).
+//! WebSocket transport for the witrpc client (tokio-tungstenite; `wss://` with rustls,
+//! trusting the platform roots or a given CA).
 //!
 //! Part of an independent, WitRPC-compatible implementation (not the official
 //! WitRPC). Each WitRPC message is one binary WebSocket message; text messages are
@@ -17,73 +18,192 @@
 //! # Ok(()) }
 //! ```
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt, future};
+use rustls::ClientConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message, protocol::WebSocketConfig};
 use witrpc_client::WitClientBuilder;
 use witrpc_client::transport::{ClientTransport, FrameSink, FrameStream, TransportError};
 use witrpc_core::BoxFuture;
 
+/// Re-exported for [`WebSocketClientExt::with_tls_client_config`].
+pub use rustls;
+
 /// Initial read buffer; grows only while a large message is read.
 const READ_BUFFER_SIZE: usize = 4 * 1024;
 
-/// Connects to a `ws://host:port/path` URL.
+/// Which certificates a `wss://` connection trusts.
+#[derive(Debug, Clone, Default)]
+enum TlsTrust {
+    /// The operating system's roots.
+    #[default]
+    Platform,
+    /// Only the CA certificate(s) in this PEM file.
+    CaPem(PathBuf),
+    /// A ready rustls configuration.
+    Config(Arc<ClientConfig>),
+}
+
+/// Connects to a `ws://` or `wss://` URL.
 #[derive(Debug, Clone)]
 pub struct WebSocketTransport {
     url: String,
+    trust: TlsTrust,
+}
+
+/// The parts of a `ws[s]://host[:port]/path` URL needed to open the socket.
+struct Target {
+    tls: bool,
+    host: String,
+    port: u16,
+}
+
+fn tls_error(what: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> TransportError {
+    TransportError::Tls { what: what.into(), source: source.into() }
 }
 
 impl WebSocketTransport {
     /// A transport for `url`; it is checked when connecting.
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into() }
+        Self { url: url.into(), trust: TlsTrust::Platform }
     }
 
-    fn check_url(&self) -> Result<(), TransportError> {
-        let invalid = |reason| Err(TransportError::InvalidUrl { url: self.url.clone(), reason });
-        if self.url.starts_with("ws://") {
-            Ok(())
-        } else if self.url.starts_with("wss://") {
-            invalid("wss:// needs TLS, which this version of the client does not support yet; use ws://")
+    /// Trusts only the CA certificate(s) in this PEM file for `wss://`.
+    pub fn trust_ca_pem(&mut self, path: PathBuf) {
+        self.trust = TlsTrust::CaPem(path);
+    }
+
+    /// Uses this rustls configuration for `wss://`.
+    pub fn tls_client_config(&mut self, config: Arc<ClientConfig>) {
+        self.trust = TlsTrust::Config(config);
+    }
+
+    fn target(&self) -> Result<Target, TransportError> {
+        let invalid = |reason| TransportError::InvalidUrl { url: self.url.clone(), reason };
+        let (tls, rest) = if let Some(rest) = self.url.strip_prefix("ws://") {
+            (false, rest)
+        } else if let Some(rest) = self.url.strip_prefix("wss://") {
+            (true, rest)
         } else if self.url.starts_with("http://") || self.url.starts_with("https://") {
-            invalid("clients connect with a ws:// URL (the server listens on http://); write ws://host:port/path")
+            return Err(invalid("clients connect with a ws:// or wss:// URL (the server listens on http(s)://)"));
         } else {
-            invalid("expected a ws:// URL such as ws://127.0.0.1:5000/ws")
+            return Err(invalid("expected a ws:// URL such as ws://127.0.0.1:5000/ws"));
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, p) = v6.split_once(']').ok_or_else(|| invalid("unterminated IPv6 address"))?;
+            (h, p.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(invalid("the URL has no host"));
         }
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| invalid("invalid port"))?,
+            None if tls => 443,
+            None => 80,
+        };
+        Ok(Target { tls, host: host.to_owned(), port })
+    }
+
+    fn client_config(&self) -> Result<Arc<ClientConfig>, TransportError> {
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.trust {
+            TlsTrust::Config(c) => return Ok(c.clone()),
+            TlsTrust::CaPem(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| tls_error(format!("cannot read CA file {}", path.display()), e))?;
+                let (added, _) = roots.add_parsable_certificates(certs);
+                if added == 0 {
+                    return Err(tls_error(format!("{} holds no usable CA certificate", path.display()), "no CA"));
+                }
+            }
+            TlsTrust::Platform => {
+                let found = rustls_native_certs::load_native_certs();
+                for e in &found.errors {
+                    tracing::debug!(error = %e, "skipping unreadable platform certificate");
+                }
+                roots.add_parsable_certificates(found.certs);
+            }
+        }
+        let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error("cannot configure TLS", e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(config))
     }
 }
 
 impl ClientTransport for WebSocketTransport {
     fn connect(&self, max_message_size: usize) -> BoxFuture<'_, Result<(FrameSink, FrameStream), TransportError>> {
         Box::pin(async move {
-            self.check_url()?;
+            let target = self.target()?;
             let config = WebSocketConfig::default()
                 .read_buffer_size(READ_BUFFER_SIZE)
                 .write_buffer_size(0)
                 .max_message_size(Some(max_message_size))
                 .max_frame_size(Some(max_message_size));
-            let (ws, _response) = tokio_tungstenite::connect_async_with_config(self.url.as_str(), Some(config), true)
+            let tcp = TcpStream::connect((target.host.as_str(), target.port)).await.map_err(TransportError::Io)?;
+            tcp.set_nodelay(true).map_err(TransportError::Io)?;
+            if !target.tls {
+                return upgrade(&self.url, tcp, config, max_message_size).await;
+            }
+            let name = ServerName::try_from(target.host.clone())
+                .map_err(|e| tls_error(format!("`{}` is not a valid TLS server name", target.host), e))?;
+            let tls = TlsConnector::from(self.client_config()?)
+                .connect(name, tcp)
                 .await
-                .map_err(|e| map_error(e, max_message_size))?;
-            let (sink, stream) = ws.split();
-            let inbound = stream.filter_map(move |item| {
-                future::ready(match item {
-                    Ok(Message::Binary(b)) => Some(Ok(b)),
-                    Ok(Message::Text(t)) => Some(Ok(Bytes::from(t))),
-                    Ok(Message::Close(frame)) => Some(Err(TransportError::Closed {
-                        code: frame.as_ref().map(|f| u16::from(f.code)),
-                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
-                    })),
-                    Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => None,
-                    Err(e) => Some(Err(map_error(e, max_message_size))),
-                })
-            });
-            let outbound = sink
-                .sink_map_err(move |e| map_error(e, max_message_size))
-                .with(|b: Bytes| future::ready(Ok::<_, TransportError>(Message::Binary(b))));
-            Ok((Box::pin(outbound) as FrameSink, Box::pin(inbound) as FrameStream))
+                .map_err(|e| tls_error(format!("handshake with {} failed", target.host), e))?;
+            upgrade(&self.url, tls, config, max_message_size).await
         })
     }
+}
+
+async fn upgrade<S>(
+    url: &str,
+    stream: S,
+    config: WebSocketConfig,
+    max_message_size: usize,
+) -> Result<(FrameSink, FrameStream), TransportError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (ws, _response): (WebSocketStream<S>, _) =
+        tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+            .await
+            .map_err(|e| map_error(e, max_message_size))?;
+    let (sink, stream) = ws.split();
+    let inbound = stream.filter_map(move |item| {
+        future::ready(match item {
+            Ok(Message::Binary(b)) => Some(Ok(b)),
+            Ok(Message::Text(t)) => Some(Ok(Bytes::from(t))),
+            Ok(Message::Close(frame)) => Some(Err(TransportError::Closed {
+                code: frame.as_ref().map(|f| u16::from(f.code)),
+                reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+            })),
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => None,
+            Err(e) => Some(Err(map_error(e, max_message_size))),
+        })
+    });
+    let outbound = sink
+        .sink_map_err(move |e| map_error(e, max_message_size))
+        .with(|b: Bytes| future::ready(Ok::<_, TransportError>(Message::Binary(b))));
+    Ok((Box::pin(outbound) as FrameSink, Box::pin(inbound) as FrameStream))
 }
 
 fn map_error(e: tungstenite::Error, limit: usize) -> TransportError {
@@ -100,15 +220,31 @@ fn map_error(e: tungstenite::Error, limit: usize) -> TransportError {
     }
 }
 
-/// Adds `with_websocket` to [`WitClientBuilder`].
+/// Adds the WebSocket settings to [`WitClientBuilder`].
 pub trait WebSocketClientExt {
-    /// Connects to `url` (`ws://host:port/path`) over WebSocket.
+    /// Connects to `url` (`ws://host:port/path`, or `wss://` over TLS) over WebSocket.
     fn with_websocket(self, url: impl Into<String>) -> WitClientBuilder;
+
+    /// For `wss://`: trusts only the CA certificate(s) in this PEM file instead of the
+    /// platform's roots (for private CAs and self-signed servers).
+    fn with_tls_root_ca_pem(self, path: impl Into<PathBuf>) -> WitClientBuilder;
+
+    /// For `wss://`: uses this rustls configuration (full control).
+    fn with_tls_client_config(self, config: Arc<ClientConfig>) -> WitClientBuilder;
 }
 
 impl WebSocketClientExt for WitClientBuilder {
     fn with_websocket(self, url: impl Into<String>) -> WitClientBuilder {
         self.with_transport(WebSocketTransport::new(url))
+    }
+
+    fn with_tls_root_ca_pem(self, path: impl Into<PathBuf>) -> WitClientBuilder {
+        let path = path.into();
+        self.configure_transport("with_tls_root_ca_pem", |t: &mut WebSocketTransport| t.trust_ca_pem(path))
+    }
+
+    fn with_tls_client_config(self, config: Arc<ClientConfig>) -> WitClientBuilder {
+        self.configure_transport("with_tls_client_config", |t: &mut WebSocketTransport| t.tls_client_config(config))
     }
 }
 
@@ -142,7 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_schemes_are_explained() {
-        for (url, hint) in [("http://127.0.0.1:1/ws", "ws://"), ("wss://127.0.0.1:1/ws", "TLS"), ("127.0.0.1", "ws://")]
+        for (url, hint) in [("http://127.0.0.1:1/ws", "ws://"), ("ftp://127.0.0.1:1/ws", "ws://"), ("127.0.0.1", "ws://")]
         {
             let err = WitClientBuilder::new().with_websocket(url).connect(Duration::from_secs(5)).await.unwrap_err();
             assert!(format!("{err}: {:?}", std::error::Error::source(&err)).contains(hint), "{url}: {err:?}");

@@ -33,13 +33,14 @@ const OUTBOUND_QUEUE: usize = 1024;
 
 /// Configures and connects a [`WitClient`].
 pub struct WitClientBuilder {
-    transport: Option<Arc<dyn ClientTransport>>,
+    transport: Option<Box<dyn ClientTransport>>,
     serializer: Option<Arc<dyn ParameterSerializer>>,
     token: String,
     request_timeout: Duration,
     event_capacity: usize,
     max_message_size: usize,
     encryption: bool,
+    deferred_error: Option<ClientError>,
 }
 
 impl std::fmt::Debug for WitClientBuilder {
@@ -70,6 +71,7 @@ impl WitClientBuilder {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             encryption: false,
+            deferred_error: None,
         }
     }
 
@@ -84,7 +86,21 @@ impl WitClientBuilder {
     /// Connects through `transport` (`with_websocket` from `witrpc-client-websocket`
     /// sets this for you).
     pub fn with_transport(mut self, transport: impl ClientTransport) -> Self {
-        self.transport = Some(Arc::new(transport));
+        self.transport = Some(Box::new(transport));
+        self
+    }
+
+    /// Changes the settings of the configured transport of type `T` (used by transport
+    /// crates' builder extensions, e.g. `with_tls_root_ca_pem`). Without such a
+    /// transport, `connect` fails with [`ClientError::TransportNotConfigured`] naming
+    /// `setting`.
+    pub fn configure_transport<T: ClientTransport>(mut self, setting: &'static str, f: impl FnOnce(&mut T)) -> Self {
+        match self.transport.as_deref_mut().and_then(|t| (t as &mut dyn std::any::Any).downcast_mut::<T>()) {
+            Some(t) => f(t),
+            None => {
+                self.deferred_error.get_or_insert(ClientError::TransportNotConfigured { setting });
+            }
+        }
         self
     }
 
@@ -139,8 +155,11 @@ impl WitClientBuilder {
     ///
     /// # Cancel safety
     /// Dropping the future drops the half-open connection.
-    pub async fn connect(self, timeout: Duration) -> Result<WitClient, ClientError> {
-        let transport = self.transport.clone().ok_or(ClientError::NoTransport)?;
+    pub async fn connect(mut self, timeout: Duration) -> Result<WitClient, ClientError> {
+        if let Some(e) = self.deferred_error.take() {
+            return Err(e);
+        }
+        let transport = self.transport.as_deref().ok_or(ClientError::NoTransport)?;
         let serializer = match self.serializer.clone() {
             Some(s) => s,
             None => default_serializer()?,
@@ -172,7 +191,7 @@ impl WitClientBuilder {
             shared,
             outbound,
             serializer,
-            token: self.token,
+            token: self.token.clone(),
             request_timeout: self.request_timeout,
             event_capacity: self.event_capacity,
             tasks: [reader, writer],

@@ -44,6 +44,15 @@ pub enum TransportError {
         /// The limit.
         limit: usize,
     },
+    /// TLS setup or the TLS handshake failed (e.g. an untrusted server certificate).
+    #[error("TLS failed: {what}; for a private CA use `with_tls_root_ca_pem`")]
+    Tls {
+        /// What failed.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Network failure.
     #[error("network error")]
     Io(#[source] std::io::Error),
@@ -58,7 +67,10 @@ pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> 
 pub type FrameSink = Pin<Box<dyn Sink<Bytes, Error = TransportError> + Send>>;
 
 /// A way to reach a server.
-pub trait ClientTransport: Send + Sync + fmt::Debug + 'static {
+///
+/// `Any` lets transport crates reach their own settings through
+/// [`crate::WitClientBuilder::configure_transport`].
+pub trait ClientTransport: std::any::Any + Send + Sync + fmt::Debug + 'static {
     /// Opens a connection; inbound messages larger than `max_message_size` fail it.
     ///
     /// # Errors

@@ -8,16 +8,16 @@ pub(crate) struct Endpoint {
     pub(crate) port: u16,
     /// Path without a trailing slash (`/ws`), or `/`.
     pub(crate) path: String,
+    /// `https://`: TLS, clients use `wss://`.
+    pub(crate) tls: bool,
 }
 
 impl Endpoint {
     pub(crate) fn parse(url: &str) -> Result<Self, String> {
-        let rest = if let Some(rest) = url.strip_prefix("http://") {
-            rest
-        } else if url.starts_with("https://") {
-            return Err("https:// (wss://) needs TLS, which this version does not support yet; listen on http:// \
-                        and terminate TLS in a proxy"
-                .to_owned());
+        let (rest, tls) = if let Some(rest) = url.strip_prefix("http://") {
+            (rest, false)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (rest, true)
         } else if url.starts_with("ws://") || url.starts_with("wss://") {
             return Err("the server listens on an http:// URL (clients then connect with ws://); write \
                         `http://host:port/path`"
@@ -46,6 +46,7 @@ impl Endpoint {
             return Err("the URL has no host; use e.g. `http://127.0.0.1:5000/ws`".to_owned());
         }
         let port = match port {
+            None if tls => 443,
             None => 80,
             Some(p) => p.parse::<u16>().map_err(|_| format!("`{p}` is not a valid port (0-65535)"))?,
         };
@@ -55,7 +56,7 @@ impl Endpoint {
         };
         let trimmed = path.trim_end_matches('/');
         let path = if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() };
-        Ok(Self { host, port, path })
+        Ok(Self { host, port, path, tls })
     }
 
     /// Whether a request path addresses this endpoint (with or without a trailing slash).
@@ -86,7 +87,8 @@ mod tests {
     fn rejects_ws_urls_with_a_hint() {
         let err = Endpoint::parse("ws://localhost:5000/ws").unwrap_err();
         assert!(err.contains("http://"), "{err}");
-        assert!(Endpoint::parse("https://localhost/ws").unwrap_err().contains("TLS"));
+        let e = Endpoint::parse("https://localhost/ws").unwrap();
+        assert!(e.tls && e.port == 443);
         assert!(Endpoint::parse("http://localhost:99999/").unwrap_err().contains("port"));
         assert!(Endpoint::parse("http://:5000/").is_err());
     }

@@ -12,6 +12,10 @@
 //! - no subprotocol; each WitRPC message is one binary WebSocket message (text
 //!   messages are accepted as bytes, empty ones skipped, fragments reassembled);
 //! - the message size limit is enforced while reading, with close code 1009;
+//! - a browser request whose `Origin` is neither the server's host nor allowed
+//!   ([`WebSocketServerExt::with_allowed_origins`]) gets **403** (cross-site WebSocket
+//!   hijacking); native clients send no `Origin` and pass;
+//! - `https://` URLs serve `wss://` with rustls ([`WebSocketServerExt::with_tls_pem`]);
 //! - per-connection buffers start small (4 KiB read buffer, no write buffer), so an
 //!   idle connection costs a few KB rather than tungstenite's 128 KiB defaults.
 //!
@@ -30,21 +34,73 @@
 
 mod endpoint;
 mod listener;
+mod origin;
+mod tls;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use listener::WebSocketTransport;
+/// Re-exported for [`WebSocketServerExt::with_tls_config`].
+pub use rustls;
 
 use witrpc_server::WitServerBuilder;
 
-/// Adds `with_websocket` to [`WitServerBuilder`].
+const TRANSPORT: &str = "WebSocket";
+
+/// Adds the WebSocket settings to [`WitServerBuilder`].
 pub trait WebSocketServerExt {
-    /// Listens on `url` (`http://host:port/path`; port 0 picks a free port) and accepts
-    /// at most `max_clients` connections at once. Errors in the URL (e.g. `ws://`) are
-    /// reported by `build()`.
+    /// Listens on `url` (`http://host:port/path`, or `https://` with TLS material; port
+    /// 0 picks a free port) and accepts at most `max_clients` connections at once.
+    /// Errors in the URL (e.g. `ws://`) are reported by `build()`.
     fn with_websocket(self, url: impl Into<String>, max_clients: usize) -> WitServerBuilder;
+
+    /// Serves `wss://` with a PEM certificate chain (leaf first) and private key; needs
+    /// an `https://` URL. Unreadable files are reported by `start_waiting_for_connection`.
+    fn with_tls_pem(self, cert_chain: impl Into<PathBuf>, key: impl Into<PathBuf>) -> WitServerBuilder;
+
+    /// Serves `wss://` with a ready rustls configuration (full control).
+    fn with_tls_config(self, config: Arc<rustls::ServerConfig>) -> WitServerBuilder;
+
+    /// Lets browser pages from these origins connect (`https://dashboard.example.com`).
+    /// By default only pages served from the server's own host may connect; requests
+    /// without an `Origin` header (native clients) always pass.
+    fn with_allowed_origins<I, S>(self, origins: I) -> WitServerBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>;
+
+    /// Lets browser pages from **any** origin connect. Only for public endpoints whose
+    /// access token is not a browser credential.
+    fn allow_any_origin(self) -> WitServerBuilder;
 }
 
 impl WebSocketServerExt for WitServerBuilder {
     fn with_websocket(self, url: impl Into<String>, max_clients: usize) -> WitServerBuilder {
         self.with_transport(WebSocketTransport::new(url, max_clients))
+    }
+
+    fn with_tls_pem(self, cert_chain: impl Into<PathBuf>, key: impl Into<PathBuf>) -> WitServerBuilder {
+        let (cert_chain, key) = (cert_chain.into(), key.into());
+        self.configure_transport("with_tls_pem", TRANSPORT, |t: &mut WebSocketTransport| t.tls_pem(cert_chain, key))
+    }
+
+    fn with_tls_config(self, config: Arc<rustls::ServerConfig>) -> WitServerBuilder {
+        self.configure_transport("with_tls_config", TRANSPORT, |t: &mut WebSocketTransport| t.tls_config(config))
+    }
+
+    fn with_allowed_origins<I, S>(self, origins: I) -> WitServerBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let origins: Vec<String> = origins.into_iter().map(Into::into).collect();
+        self.configure_transport("with_allowed_origins", TRANSPORT, |t: &mut WebSocketTransport| {
+            t.allow_origins(origins)
+        })
+    }
+
+    fn allow_any_origin(self) -> WitServerBuilder {
+        self.configure_transport("allow_any_origin", TRANSPORT, WebSocketTransport::allow_any_origin)
     }
 }

@@ -1,6 +1,7 @@
 //! The hyper accept loop, the upgrade, and the WebSocket <-> [`Connection`] adapter.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,11 +9,14 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt, future};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+use hyper::header::{
+    CONNECTION, HOST, HeaderValue, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
@@ -26,25 +30,50 @@ use witrpc_server::transport::{
 use witrpc_server::{BoxFuture, ServerError};
 
 use crate::endpoint::Endpoint;
+use crate::origin::OriginPolicy;
+use crate::tls::TlsMaterial;
 
 /// Initial read buffer per connection; grows only while a large message is read.
 const READ_BUFFER_SIZE: usize = 4 * 1024;
 /// Time a client has to send its HTTP upgrade request.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts WitRPC connections over WebSocket at `http://host:port/path`.
+/// Accepts WitRPC connections over WebSocket at `http://host:port/path` (or
+/// `https://` with TLS material).
 #[derive(Debug, Clone)]
 pub struct WebSocketTransport {
     url: String,
     endpoint: Result<Endpoint, String>,
     max_clients: usize,
+    tls: Option<TlsMaterial>,
+    origins: OriginPolicy,
 }
 
 impl WebSocketTransport {
     /// A transport for `url` accepting at most `max_clients` connections at once.
     pub fn new(url: impl Into<String>, max_clients: usize) -> Self {
         let url = url.into();
-        Self { endpoint: Endpoint::parse(&url), url, max_clients }
+        Self { endpoint: Endpoint::parse(&url), url, max_clients, tls: None, origins: OriginPolicy::default() }
+    }
+
+    /// Serves TLS with the PEM certificate chain (leaf first) and private key at these paths.
+    pub fn tls_pem(&mut self, cert_chain: PathBuf, key: PathBuf) {
+        self.tls = Some(TlsMaterial::Pem { cert_chain, key });
+    }
+
+    /// Serves TLS with a ready rustls configuration.
+    pub fn tls_config(&mut self, config: Arc<rustls::ServerConfig>) {
+        self.tls = Some(TlsMaterial::Config(config));
+    }
+
+    /// Also accepts browser pages from these origins (`https://host[:port]`).
+    pub fn allow_origins(&mut self, origins: impl IntoIterator<Item = String>) {
+        self.origins.allow(origins);
+    }
+
+    /// Accepts browser pages from any origin.
+    pub fn allow_any_origin(&mut self) {
+        self.origins = OriginPolicy::Any;
     }
 
     fn endpoint(&self) -> Result<&Endpoint, ServerError> {
@@ -56,7 +85,24 @@ impl WebSocketTransport {
 
 impl ServerTransport for WebSocketTransport {
     fn validate(&self) -> Result<(), ServerError> {
-        self.endpoint()?;
+        let endpoint = self.endpoint()?;
+        match (endpoint.tls, &self.tls) {
+            (true, None) => {
+                return Err(ServerError::InvalidEndpoint {
+                    url: self.url.clone(),
+                    reason: "an https:// URL needs TLS material: call `with_tls_pem(cert_chain, key)` or \
+                             `with_tls_config(config)`"
+                        .to_owned(),
+                });
+            }
+            (false, Some(_)) => {
+                return Err(ServerError::InvalidEndpoint {
+                    url: self.url.clone(),
+                    reason: "TLS material was given but the URL is http://; use https://".to_owned(),
+                });
+            }
+            _ => {}
+        }
         if self.max_clients == 0 {
             return Err(ServerError::Config("max_clients must be greater than 0"));
         }
@@ -71,6 +117,10 @@ impl ServerTransport for WebSocketTransport {
         Box::pin(async move {
             self.validate()?;
             let endpoint = self.endpoint()?.clone();
+            let tls = match &self.tls {
+                Some(material) => Some(TlsAcceptor::from(material.load()?)),
+                None => None,
+            };
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
                 .await
                 .map_err(|source| ServerError::Resolve { host: endpoint.host.clone(), source })?
@@ -102,7 +152,8 @@ impl ServerTransport for WebSocketTransport {
                 _ if endpoint.host.contains(':') => format!("[{}]", endpoint.host),
                 _ => endpoint.host.clone(),
             };
-            let client_url = format!("ws://{client_host}:{}{}", local_addr.port(), endpoint.path);
+            let scheme = if endpoint.tls { "wss" } else { "ws" };
+            let client_url = format!("{scheme}://{client_host}:{}{}", local_addr.port(), endpoint.path);
             let stop = CancellationToken::new();
             let state = Arc::new(State {
                 endpoint,
@@ -116,6 +167,8 @@ impl ServerTransport for WebSocketTransport {
                     .max_frame_size(Some(limits.max_message_size)),
                 max_message_size: limits.max_message_size,
                 stop: stop.clone(),
+                tls,
+                origins: self.origins.clone(),
             });
             let tasks = TaskTracker::new();
             tasks.spawn(accept_loop(listener, state, tasks.clone()));
@@ -158,6 +211,8 @@ struct State {
     ws_config: WebSocketConfig,
     max_message_size: usize,
     stop: CancellationToken,
+    tls: Option<TlsAcceptor>,
+    origins: OriginPolicy,
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>, tasks: TaskTracker) {
@@ -171,7 +226,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, tasks: TaskTracke
                 if let Err(e) = tcp.set_nodelay(true) {
                     tracing::debug!(error = %e, "cannot set TCP_NODELAY");
                 }
-                tasks.spawn(serve_http(tcp, peer, state.clone()));
+                tasks.spawn(serve_tcp(tcp, peer, state.clone()));
             }
             Err(e) => {
                 // Usually out of file descriptors: back off instead of spinning.
@@ -183,7 +238,25 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, tasks: TaskTracke
     tracing::debug!("listener closed");
 }
 
-async fn serve_http(tcp: tokio::net::TcpStream, peer: SocketAddr, state: Arc<State>) {
+async fn serve_tcp(tcp: tokio::net::TcpStream, peer: SocketAddr, state: Arc<State>) {
+    let Some(acceptor) = state.tls.clone() else {
+        return serve_http(tcp, peer, state).await;
+    };
+    let accepted = tokio::select! {
+        r = tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(tcp)) => r,
+        () = state.stop.cancelled() => return,
+    };
+    match accepted {
+        Ok(Ok(tls)) => serve_http(tls, peer, state).await,
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+async fn serve_http<I>(io: I, peer: SocketAddr, state: Arc<State>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service_state = state.clone();
     let service = hyper::service::service_fn(move |req| {
         let state = service_state.clone();
@@ -192,7 +265,7 @@ async fn serve_http(tcp: tokio::net::TcpStream, peer: SocketAddr, state: Arc<Sta
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(tcp), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::select! {
         r = connection => if let Err(e) = r {
@@ -221,6 +294,15 @@ fn header_has(req: &Request<Incoming>, name: hyper::header::HeaderName, token: &
 fn route(mut req: Request<Incoming>, peer: SocketAddr, state: &Arc<State>) -> Response<Full<Bytes>> {
     if !state.endpoint.matches(req.uri().path()) {
         return text_response(StatusCode::NOT_FOUND, "not found\n");
+    }
+    let origin = req.headers().get(ORIGIN).map(|v| v.to_str().unwrap_or("invalid"));
+    let host = req.headers().get(HOST).and_then(|v| v.to_str().ok());
+    if !state.origins.permits(origin, host) {
+        tracing::warn!(%peer, origin = ?origin, "cross-origin WebSocket request refused with 403");
+        return text_response(
+            StatusCode::FORBIDDEN,
+            "cross-origin WebSocket requests are refused; the server can allow this origin with `with_allowed_origins`\n",
+        );
     }
     let key = req.headers().get(SEC_WEBSOCKET_KEY).cloned();
     let is_upgrade = req.method() == Method::GET

@@ -56,6 +56,7 @@ pub struct WitServerBuilder {
     validator: Option<Arc<dyn AccessTokenValidator>>,
     encryptor: Option<Arc<dyn ServerEncryptor>>,
     config: ServerConfig,
+    deferred_error: Option<ServerError>,
 }
 
 impl WitServerBuilder {
@@ -74,6 +75,26 @@ impl WitServerBuilder {
     /// Accepts connections through `transport`.
     pub fn with_transport(mut self, transport: impl ServerTransport) -> Self {
         self.transport = Some(Box::new(transport));
+        self
+    }
+
+    /// Changes the settings of the configured transport of type `T` (used by transport
+    /// crates' builder extensions, e.g. `with_tls_pem`). If the builder has no such
+    /// transport, `build()` reports [`ServerError::TransportNotConfigured`] naming `setting`.
+    pub fn configure_transport<T: ServerTransport>(
+        mut self,
+        setting: &'static str,
+        transport_name: &'static str,
+        f: impl FnOnce(&mut T),
+    ) -> Self {
+        let found = self.transport.as_deref_mut().and_then(|t| (t as &mut dyn std::any::Any).downcast_mut::<T>());
+        match found {
+            Some(t) => f(t),
+            None => {
+                self.deferred_error
+                    .get_or_insert(ServerError::TransportNotConfigured { setting, transport: transport_name });
+            }
+        }
         self
     }
 
@@ -167,6 +188,9 @@ impl WitServerBuilder {
     /// [`ServerError::NoTransport`], [`ServerError::NoService`], an invalid endpoint,
     /// a zero limit, or a `MethodId` collision between services.
     pub fn build(self) -> Result<WitServer, ServerError> {
+        if let Some(e) = self.deferred_error {
+            return Err(e);
+        }
         let transport = self.transport.ok_or(ServerError::NoTransport)?;
         transport.validate()?;
         if self.services.is_empty() {

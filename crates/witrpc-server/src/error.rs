@@ -57,6 +57,23 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// A transport setting was given without that transport.
+    #[error("`{setting}` configures the {transport} transport; call `with_websocket(...)` before it")]
+    TransportNotConfigured {
+        /// The builder call.
+        setting: &'static str,
+        /// The transport it belongs to.
+        transport: &'static str,
+    },
+    /// The transport could not be set up (e.g. unreadable TLS certificate files).
+    #[error("cannot set up the transport: {what}")]
+    Transport {
+        /// What failed, and what to check.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// `start_waiting_for_connection` was called on a running server.
     #[error("the server is already running; call `stop_waiting_for_connection` first")]
     AlreadyRunning,

@@ -147,7 +147,10 @@ pub trait TransportHandle: Send + Sync + fmt::Debug + 'static {
 }
 
 /// A way to accept connections (WebSocket, ...).
-pub trait ServerTransport: Send + Sync + fmt::Debug + 'static {
+///
+/// `Any` lets transport crates reach their own settings through
+/// [`crate::WitServerBuilder::configure_transport`].
+pub trait ServerTransport: std::any::Any + Send + Sync + fmt::Debug + 'static {
     /// Checks the configuration; called by `build()` so mistakes surface early.
     ///
     /// # Errors
