@@ -5,6 +5,8 @@
 //! cargo run --example demo_server            # in one terminal
 //! cargo run --example demo_client            # in another
 //! cargo run --example demo_client -- --url ws://127.0.0.1:5000/ws --format msgpack --token AuthToken123
+//! cargo run --example demo_client -- --encryption
+//! cargo run --example demo_client -- --url wss://127.0.0.1:5443/ws --ca ca.pem
 //! ```
 //!
 //! Exits with a non-zero status if any answer is not what the contract promises.
@@ -35,6 +37,12 @@ struct Args {
     /// Access token.
     #[arg(long)]
     token: Option<String>,
+    /// Encrypt every message (the server must use --encryption too).
+    #[arg(long)]
+    encryption: bool,
+    /// For wss:// URLs: trust this PEM CA certificate instead of the platform roots.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
     /// Number of `Add` calls in the throughput run.
     #[arg(long, default_value_t = 20_000)]
     calls: usize,
@@ -57,6 +65,12 @@ async fn main() -> anyhow::Result<()> {
     };
     if let Some(token) = &args.token {
         builder = builder.with_access_token(token);
+    }
+    if args.encryption {
+        builder = builder.with_encryption();
+    }
+    if let Some(ca) = &args.ca {
+        builder = builder.with_tls_root_ca_pem(ca);
     }
     let client =
         builder.connect(Duration::from_secs(5)).await.with_context(|| format!("connecting to {}", args.url))?;

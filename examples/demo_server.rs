@@ -3,6 +3,8 @@
 //! ```text
 //! cargo run --example demo_server
 //! cargo run --example demo_server -- --listen http://127.0.0.1:0/ws --format msgpack --token AuthToken123
+//! cargo run --example demo_server -- --encryption
+//! cargo run --example demo_server -- --listen https://127.0.0.1:5443/ws --tls-cert cert.pem --tls-key key.pem
 //! ```
 //!
 //! When ready it prints exactly one line to stdout, `listening on ws://HOST:PORT/PATH`,
@@ -34,6 +36,21 @@ struct Args {
     /// Access token clients must present (default: none).
     #[arg(long)]
     token: Option<String>,
+    /// Require message encryption (protocol-3 RSA + AES-256-GCM).
+    #[arg(long)]
+    encryption: bool,
+    /// PEM certificate chain for an https:// --listen URL (clients use wss://).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Browser origin allowed to connect besides the server's own host (repeatable).
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    /// Time a connection has to finish the handshake, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    handshake_timeout_ms: u64,
 }
 
 #[tokio::main]
@@ -53,6 +70,16 @@ async fn main() -> anyhow::Result<()> {
     if let Some(token) = &args.token {
         builder = builder.with_access_token(token);
     }
+    if args.encryption {
+        builder = builder.with_encryption();
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        builder = builder.with_tls_pem(cert, key);
+    }
+    if !args.allowed_origins.is_empty() {
+        builder = builder.with_allowed_origins(args.allowed_origins.iter().cloned());
+    }
+    builder = builder.with_handshake_timeout(std::time::Duration::from_millis(args.handshake_timeout_ms));
     let server = builder.build()?;
     server.start_waiting_for_connection().await?;
     let url = server.client_url().ok_or_else(|| anyhow::anyhow!("server did not report its URL"))?;

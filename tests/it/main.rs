@@ -7,4 +7,5 @@ mod encryption;
 mod events;
 mod limits;
 mod robustness;
+mod security;
 mod util;

@@ -229,8 +229,15 @@ pub(crate) async fn http_status(addr: std::net::SocketAddr, request: &str) -> St
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = within("tcp connect", TcpStream::connect(addr)).await.expect("tcp connect");
     within("http write", tcp.write_all(request.as_bytes())).await.expect("write");
+    // Read only the status line: an upgraded connection stays open.
     let mut buf = Vec::new();
-    let _ = within("http read", tcp.read_to_end(&mut buf)).await;
+    let mut chunk = [0u8; 256];
+    while !buf.windows(2).any(|w| w == b"\r\n") {
+        match within("http read", tcp.read(&mut chunk)).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
     let text = String::from_utf8_lossy(&buf);
     text.lines().next().unwrap_or_default().to_owned()
 }

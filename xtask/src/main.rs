@@ -119,8 +119,17 @@ fn smoke() -> Result<(), String> {
             return Err(format!("{} is missing; run `cargo build --examples` first", bin.display()));
         }
     }
-    let mut server = Command::new(&server_bin)
-        .args(["--listen", "http://127.0.0.1:0/ws", "--token", "SmokeToken"])
+    smoke_run(&server_bin, &client_bin, &["--token", "SmokeToken"])?;
+    smoke_run(&server_bin, &client_bin, &["--token", "SmokeToken", "--encryption", "--format", "msgpack"])
+}
+
+/// Starts the demo server with `flags`, runs the demo client with the same flags, stops
+/// the server with Ctrl-C.
+fn smoke_run(server_bin: &Path, client_bin: &Path, flags: &[&str]) -> Result<(), String> {
+    eprintln!("smoke: demo_server {}", flags.join(" "));
+    let mut server = Command::new(server_bin)
+        .args(["--listen", "http://127.0.0.1:0/ws"])
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -140,8 +149,9 @@ fn smoke() -> Result<(), String> {
         .filter(|u| u.starts_with("ws://127.0.0.1:") && u.ends_with("/ws"))
         .ok_or_else(|| format!("unexpected ready line from demo_server: {line:?}"))?;
     eprintln!("demo_server ready: {url}");
-    let status = Command::new(&client_bin)
-        .args(["--url", url, "--token", "SmokeToken"])
+    let status = Command::new(client_bin)
+        .args(["--url", url, "--calls", "2000"])
+        .args(flags)
         .status()
         .map_err(|e| format!("cannot run demo_client: {e}"))?;
     if !status.success() {

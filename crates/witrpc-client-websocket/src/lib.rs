@@ -278,7 +278,8 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_schemes_are_explained() {
-        for (url, hint) in [("http://127.0.0.1:1/ws", "ws://"), ("ftp://127.0.0.1:1/ws", "ws://"), ("127.0.0.1", "ws://")]
+        for (url, hint) in
+            [("http://127.0.0.1:1/ws", "ws://"), ("ftp://127.0.0.1:1/ws", "ws://"), ("127.0.0.1", "ws://")]
         {
             let err = WitClientBuilder::new().with_websocket(url).connect(Duration::from_secs(5)).await.unwrap_err();
             assert!(format!("{err}: {:?}", std::error::Error::source(&err)).contains(hint), "{url}: {err:?}");

@@ -267,3 +267,16 @@ async fn handshake(
     }
     Ok(Ciphers { sealer, opener })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let builder = WitClientBuilder::new().with_access_token("s3cr3t-token");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+}

@@ -48,8 +48,8 @@ pub use payload::{
 };
 pub use serializer::{DeserializeVisitor, ParameterSerializer, decode_value, encode_value, parameter_error};
 pub use service::{
-    BoxFuture, CallContext, EventDescriptor, MethodCall, MethodDescriptor, MethodError, ResolvedContract, Service,
-    ServiceDescriptor,
+    BoxFuture, CallContext, EventDescriptor, Identity, MethodCall, MethodDescriptor, MethodError, ResolvedContract,
+    Service, ServiceDescriptor,
 };
 
 /// Re-exported so generated code and serializer crates name one version.

@@ -90,13 +90,80 @@ impl ServiceDescriptor {
     }
 }
 
-/// Who is calling: available to the server while a method runs.
-#[derive(Debug, Clone)]
+/// The identity an [`AccessTokenValidator`](../witrpc_server/trait.AccessTokenValidator.html)
+/// gave a connection (e.g. a user name or a subject id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity(Arc<str>);
+
+impl Identity {
+    /// An identity named `name`.
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Self(name.into())
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: CallContext;
+}
+
+/// Who is calling: the connection, its identity, peer address and selected HTTP
+/// headers. A method reads it with [`CallContext::current`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CallContext {
     /// Server-side id of the connection (also the envelope id of its events).
     pub connection_id: Uuid,
     /// Remote address, when the transport knows it.
     pub peer: Option<SocketAddr>,
+    /// The identity the access-token validator gave the connection, if any.
+    pub identity: Option<Identity>,
+    /// The upgrade request's headers that the server was configured to keep
+    /// (lower-case names), e.g. `user-agent`, `x-forwarded-for`.
+    pub headers: Arc<[(String, String)]>,
+}
+
+impl CallContext {
+    /// A context for `connection_id`.
+    pub fn new(
+        connection_id: Uuid,
+        peer: Option<SocketAddr>,
+        identity: Option<Identity>,
+        headers: Arc<[(String, String)]>,
+    ) -> Self {
+        Self { connection_id, peer, identity, headers }
+    }
+
+    /// The context of the call being served on this task, or `None` outside a call.
+    ///
+    /// Only the method's own future sees it; tasks it spawns do not, unless given a clone.
+    ///
+    /// ```
+    /// assert!(witrpc_core::CallContext::current().is_none());
+    /// ```
+    pub fn current() -> Option<CallContext> {
+        CURRENT.try_with(Clone::clone).ok()
+    }
+
+    /// The value of header `name` (case-insensitive), if it was kept.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Runs `future` with this context as [`CallContext::current`].
+    pub fn scope<F: Future>(self, future: F) -> impl Future<Output = F::Output> {
+        CURRENT.scope(self, future)
+    }
 }
 
 /// The input of one method invocation.

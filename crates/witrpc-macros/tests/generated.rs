@@ -14,7 +14,7 @@ use witrpc_core::bytes::Bytes;
 use witrpc_core::{
     BoxFuture, CallContext, ClientChannel, DeserializeVisitor, DotNetType, EventError, EventPublisher, EventSink,
     EventSubscription, MethodCall, MethodError, OutgoingCall, ParameterError, ParameterErrorKind, ParameterSerializer,
-    Service, ServiceDescriptor, Uuid, erased_serde, event_channel, parameter_error,
+    Service, ServiceDescriptor, erased_serde, event_channel, parameter_error,
 };
 
 /// A demo contract covering every shape the macro handles.
@@ -196,7 +196,7 @@ impl ClientChannel for Loopback {
         let call = MethodCall {
             parameters: call.parameters,
             serializer: self.serializer.clone(),
-            context: CallContext { connection_id: Uuid::nil(), peer: None },
+            context: CallContext::default(),
         };
         let future = self.service.call(method, call);
         Box::pin(async move { future.await.map(|data| data.map(Bytes::from)).map_err(LoopError::Method) })
@@ -255,7 +255,7 @@ async fn raw_call(index: usize, parameters: &[&str]) -> Result<Option<Vec<u8>>, 
     let call = MethodCall {
         parameters: parameters.iter().map(|p| Bytes::copy_from_slice(p.as_bytes())).collect(),
         serializer: json(),
-        context: CallContext { connection_id: Uuid::nil(), peer: None },
+        context: CallContext::default(),
     };
     server.call(index, call).await
 }

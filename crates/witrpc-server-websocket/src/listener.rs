@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use witrpc_server::transport::{
-    CloseCode, Connection, ConnectionHandler, FrameError, Outbound, ServerTransport, TransportHandle, TransportLimits,
+    CloseCode, Connection, ConnectionHandler, FrameError, Outbound, ServerTransport, TransportHandle, TransportOptions,
 };
 use witrpc_server::{BoxFuture, ServerError};
 
@@ -112,7 +112,7 @@ impl ServerTransport for WebSocketTransport {
     fn start(
         &self,
         handler: Arc<dyn ConnectionHandler>,
-        limits: TransportLimits,
+        options: TransportOptions,
     ) -> BoxFuture<'_, Result<Box<dyn TransportHandle>, ServerError>> {
         Box::pin(async move {
             self.validate()?;
@@ -163,9 +163,10 @@ impl ServerTransport for WebSocketTransport {
                 ws_config: WebSocketConfig::default()
                     .read_buffer_size(READ_BUFFER_SIZE)
                     .write_buffer_size(0)
-                    .max_message_size(Some(limits.max_message_size))
-                    .max_frame_size(Some(limits.max_message_size)),
-                max_message_size: limits.max_message_size,
+                    .max_message_size(Some(options.max_message_size))
+                    .max_frame_size(Some(options.max_message_size)),
+                max_message_size: options.max_message_size,
+                forwarded_headers: options.forwarded_headers.clone(),
                 stop: stop.clone(),
                 tls,
                 origins: self.origins.clone(),
@@ -213,6 +214,7 @@ struct State {
     stop: CancellationToken,
     tls: Option<TlsAcceptor>,
     origins: OriginPolicy,
+    forwarded_headers: Arc<[String]>,
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>, tasks: TaskTracker) {
@@ -316,6 +318,14 @@ fn route(mut req: Request<Incoming>, peer: SocketAddr, state: &Arc<State>) -> Re
         tracing::warn!(%peer, max_clients = state.max_clients, "server full; refusing connection with 503");
         return text_response(StatusCode::SERVICE_UNAVAILABLE, "server is full; try again later\n");
     };
+    let headers: Vec<(String, String)> = state
+        .forwarded_headers
+        .iter()
+        .filter_map(|name| {
+            let value = req.headers().get(name.as_str())?.to_str().ok()?;
+            Some((name.clone(), value.to_owned()))
+        })
+        .collect();
     let on_upgrade = hyper::upgrade::on(&mut req);
     let state = state.clone();
     tokio::spawn(async move {
@@ -327,7 +337,9 @@ fn route(mut req: Request<Incoming>, peer: SocketAddr, state: &Arc<State>) -> Re
             Ok(upgraded) => {
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(state.ws_config)).await;
-                state.handler.handle(connection(ws, peer, state.max_message_size, Box::new(slot)));
+                let mut connection = connection(ws, peer, state.max_message_size, Box::new(slot));
+                connection.headers = headers;
+                state.handler.handle(connection);
             }
             Err(e) => tracing::debug!(%peer, error = %e, "upgrade failed"),
         }
@@ -382,6 +394,7 @@ fn connection(ws: Ws, peer: SocketAddr, limit: usize, slot: Box<dyn Send + Sync>
         inbound: Box::pin(inbound),
         outbound: Box::pin(outbound),
         slot: Some(slot),
+        headers: Vec::new(),
     }
 }
 

@@ -3,6 +3,16 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use witrpc_core::{CallContext, Identity};
+
+/// A validator's answer for a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorization {
+    /// The connection may call methods; methods see the identity in their [`CallContext`].
+    Allow(Option<Identity>),
+    /// The connection is refused (answered `IsAuthorized = false`, then closed).
+    Deny,
+}
 
 /// Decides whether a connection may call methods.
 ///
@@ -15,6 +25,14 @@ pub trait AccessTokenValidator: Send + Sync + fmt::Debug + 'static {
     /// Whether `token` authorizes the connection. May be slow (a database, a remote IdP):
     /// it runs once per connection.
     async fn validate(&self, token: &str) -> bool;
+
+    /// Decides for a connection presenting `token`; `connection` carries its id, peer
+    /// address and forwarded headers (no identity yet). Override it to name the caller;
+    /// the default allows with no identity when [`AccessTokenValidator::validate`] does.
+    async fn authorize(&self, token: &str, connection: &CallContext) -> Authorization {
+        let _ = connection;
+        if self.validate(token).await { Authorization::Allow(None) } else { Authorization::Deny }
+    }
 
     /// Whether a request carrying `token` may run, given the token the connection was
     /// authorized with. Runs on every request: keep it fast.

@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub max_in_flight_requests: usize,
     /// Outbound queue length per connection. Default 1024.
     pub outbound_queue_capacity: usize,
+    /// Upgrade-request headers kept for [`witrpc_core::CallContext::headers`] (lower-case
+    /// names). Default: none.
+    pub forwarded_headers: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +42,7 @@ impl Default for ServerConfig {
             handshake_timeout: limits::DEFAULT_HANDSHAKE_TIMEOUT,
             max_in_flight_requests: limits::DEFAULT_MAX_IN_FLIGHT_REQUESTS,
             outbound_queue_capacity: limits::DEFAULT_OUTBOUND_QUEUE_CAPACITY,
+            forwarded_headers: Vec::new(),
         }
     }
 }
@@ -176,6 +180,17 @@ impl WitServerBuilder {
         self
     }
 
+    /// Keeps these upgrade-request headers (e.g. `user-agent`, `x-forwarded-for`) so
+    /// methods and validators can read them from the [`witrpc_core::CallContext`].
+    pub fn with_forwarded_headers<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.forwarded_headers.extend(names.into_iter().map(|n| n.into().to_ascii_lowercase()));
+        self
+    }
+
     /// Replaces every limit at once.
     pub fn with_config(mut self, config: ServerConfig) -> Self {
         self.config = config;
@@ -232,4 +247,15 @@ fn default_serializer() -> Result<Arc<dyn ParameterSerializer>, ServerError> {
 #[cfg(not(feature = "json"))]
 fn default_serializer() -> Result<Arc<dyn ParameterSerializer>, ServerError> {
     Err(ServerError::Config("no parameter serializer: enable the `json` feature or call `with_parameter_serializer`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let shown = format!("{:?}", WitServerBuilder::new().with_access_token("s3cr3t-token"));
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+    }
 }

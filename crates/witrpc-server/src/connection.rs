@@ -17,12 +17,13 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
 use witrpc_core::{
-    CallContext, CommunicationStatus, MessageType, MethodCall, MethodError, PROTOCOL_VERSION, WitMessage, WitRequest,
-    WitRequestAuthorization, WitRequestInitialization, WitResponse, WitResponseAuthorization,
+    CallContext, CommunicationStatus, Identity, MessageType, MethodCall, MethodError, PROTOCOL_VERSION, WitMessage,
+    WitRequest, WitRequestAuthorization, WitRequestInitialization, WitResponse, WitResponseAuthorization,
     WitResponseInitialization,
 };
 use witrpc_crypto::Opener;
 
+use crate::auth::Authorization;
 use crate::outbox::{Outbox, Outgoing, write_loop};
 use crate::server::Shared;
 use crate::transport::{CloseCode, CloseReason, Connection, FrameError};
@@ -58,11 +59,12 @@ enum Next {
 pub(crate) struct ConnectionTask {
     shared: Arc<Shared>,
     id: Uuid,
-    peer: Option<std::net::SocketAddr>,
     outbox: Arc<Outbox>,
     state: State,
     opener: Option<Box<dyn Opener>>,
     authorized_token: String,
+    /// Who this connection is; the identity is filled in at authorization.
+    context: CallContext,
     in_flight: Arc<Semaphore>,
     calls: TaskTracker,
 }
@@ -74,7 +76,7 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
     calls: TaskTracker,
 ) {
-    let Connection { peer, transport, inbound, outbound, slot } = connection;
+    let Connection { peer, transport, inbound, outbound, slot, headers } = connection;
     let id = Uuid::new_v4();
     let span = tracing::info_span!("connection", conn_id = %id, peer = ?peer, transport);
     async move {
@@ -90,11 +92,11 @@ pub(crate) async fn serve(
             in_flight: Arc::new(Semaphore::new(shared.config.max_in_flight_requests)),
             shared: shared.clone(),
             id,
-            peer,
             outbox: outbox.clone(),
             state: State::AwaitingInitialization,
             opener: None,
             authorized_token: String::new(),
+            context: CallContext::new(id, peer, None, headers.into()),
             calls,
         };
         task.read_loop(inbound).await;
@@ -300,17 +302,21 @@ impl ConnectionTask {
             }
         };
         let validator = self.shared.validator.clone();
-        let authorized = tokio::select! {
-            ok = validator.validate(&token) => ok,
-            () = tokio::time::sleep_until(deadline) => false,
+        let decision = tokio::select! {
+            d = validator.authorize(&token, &self.context) => d,
+            () = tokio::time::sleep_until(deadline) => Authorization::Deny,
         };
+        let authorized = matches!(decision, Authorization::Allow(_));
         self.reply(&message, Some(WitResponseAuthorization::new(authorized).encode()), true).await;
         if !authorized {
             tracing::warn!("authorization refused");
             self.shared.stats.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return self.stop_with(CloseCode::Policy, "unauthorized: the access token was rejected");
         }
-        tracing::debug!("authorized");
+        if let Authorization::Allow(identity) = decision {
+            tracing::debug!(identity = ?identity.as_ref().map(Identity::name), "authorized");
+            self.context.identity = identity;
+        }
         self.state = State::Authorized;
         self.authorized_token = token;
         self.shared.hub.insert(self.id, self.outbox.clone());
@@ -379,11 +385,11 @@ impl ConnectionTask {
         let call = MethodCall {
             parameters: request.parameters,
             serializer: self.shared.serializer.clone(),
-            context: CallContext { connection_id: self.id, peer: self.peer },
+            context: self.context.clone(),
         };
         let outbox = self.outbox.clone();
         let span = tracing::debug_span!("request", %id, method = method_name);
-        let future = service.call(target.method, call);
+        let future = self.context.clone().scope(service.call(target.method, call));
         self.calls.spawn(
             async move {
                 let started = std::time::Instant::now();

@@ -32,10 +32,13 @@ mod registry;
 mod server;
 pub mod transport;
 
-pub use auth::{AccessTokenValidator, NoAccessToken, StaticAccessToken, constant_time_eq};
+pub use auth::{AccessTokenValidator, Authorization, NoAccessToken, StaticAccessToken, constant_time_eq};
 pub use builder::{ServerConfig, WitServerBuilder};
 pub use error::ServerError;
 pub use server::WitServer;
+pub use witrpc_core::{CallContext, Identity};
 
+/// Re-exported for implementors of [`AccessTokenValidator`].
+pub use async_trait::async_trait;
 /// Re-exported for implementors of [`transport::ServerTransport`].
 pub use witrpc_core::BoxFuture;

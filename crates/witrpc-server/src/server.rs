@@ -16,7 +16,7 @@ use crate::connection;
 use crate::error::ServerError;
 use crate::events::EventHub;
 use crate::registry::Registry;
-use crate::transport::{Connection, ConnectionHandler, ServerTransport, TransportHandle, TransportLimits};
+use crate::transport::{Connection, ConnectionHandler, ServerTransport, TransportHandle, TransportOptions};
 
 /// Counters, readable while the server runs.
 #[derive(Debug, Default)]
@@ -110,8 +110,11 @@ impl WitServer {
         let tasks = TaskTracker::new();
         let handler =
             Arc::new(Handler { shared: self.shared.clone(), shutdown: shutdown.clone(), tasks: tasks.clone() });
-        let limits = TransportLimits { max_message_size: self.shared.config.max_message_size };
-        let transport = self.transport.start(handler, limits).await?;
+        let options = TransportOptions {
+            max_message_size: self.shared.config.max_message_size,
+            forwarded_headers: self.shared.config.forwarded_headers.clone().into(),
+        };
+        let transport = self.transport.start(handler, options).await?;
         let sink: Arc<dyn EventSink> = self.shared.hub.clone();
         let attachments = self
             .shared

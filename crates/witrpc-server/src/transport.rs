@@ -111,6 +111,9 @@ pub struct Connection {
     /// Held for the life of the connection and dropped when it ends (e.g. a max-clients
     /// slot).
     pub slot: Option<Box<dyn Send + Sync>>,
+    /// The upgrade request's headers named in [`TransportOptions::forwarded_headers`]
+    /// (lower-case names), for [`witrpc_core::CallContext::headers`].
+    pub headers: Vec<(String, String)>,
 }
 
 impl fmt::Debug for Connection {
@@ -122,12 +125,15 @@ impl fmt::Debug for Connection {
     }
 }
 
-/// Limits the server asks the transport to enforce while reading.
-#[derive(Debug, Clone, Copy)]
+/// What the server asks of the transport: limits to enforce while reading, and which
+/// request headers to pass on.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct TransportLimits {
+pub struct TransportOptions {
     /// Largest inbound message, in bytes.
     pub max_message_size: usize,
+    /// Lower-case names of the upgrade-request headers to keep for the call context.
+    pub forwarded_headers: std::sync::Arc<[String]>,
 }
 
 /// Receives accepted connections; implemented by the server.
@@ -164,6 +170,6 @@ pub trait ServerTransport: std::any::Any + Send + Sync + fmt::Debug + 'static {
     fn start(
         &self,
         handler: Arc<dyn ConnectionHandler>,
-        limits: TransportLimits,
+        options: TransportOptions,
     ) -> BoxFuture<'_, Result<Box<dyn TransportHandle>, ServerError>>;
 }

@@ -60,8 +60,8 @@
 pub use witrpc_macros::service;
 
 pub use witrpc_core::{
-    ByteArray, CodecError, DotNetType, EventEmitter, EventError, EventStream, ParameterError, ParameterSerializer,
-    Service, ServiceDescriptor,
+    ByteArray, CallContext, CodecError, DotNetType, EventEmitter, EventError, EventStream, Identity, ParameterError,
+    ParameterSerializer, Service, ServiceDescriptor,
 };
 
 /// Protocol-3 wire types, ids and plug-in traits (the `witrpc-core` crate).
@@ -82,7 +82,7 @@ pub mod server {
 }
 
 #[cfg(feature = "server")]
-pub use witrpc_server::{AccessTokenValidator, ServerConfig, ServerError, WitServer, WitServerBuilder};
+pub use witrpc_server::{AccessTokenValidator, Authorization, ServerConfig, ServerError, WitServer, WitServerBuilder};
 
 /// The client (`witrpc-client`) and its WebSocket transport (`witrpc-client-websocket`).
 #[cfg(feature = "client")]
