@@ -224,7 +224,9 @@ impl TolerantObject {
         f: impl FnOnce(&mut Reader) -> Result<T, CodecError>,
     ) -> Result<T, CodecError> {
         match self.members.get_mut(i).and_then(Option::take) {
+            // A zero length is how MemoryPack writes a member gap: it reads as the default.
             None => Ok(default),
+            Some(r) if r.remaining() == 0 => Ok(default),
             Some(mut r) => {
                 let v = f(&mut r)?;
                 if r.remaining() != 0 {
