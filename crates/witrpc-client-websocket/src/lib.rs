@@ -32,7 +32,7 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message, protocol::WebSocketConfig};
 use witrpc_client::WitClientBuilder;
-use witrpc_client::transport::{ClientTransport, FrameSink, FrameStream, TransportError};
+use witrpc_client::transport::{ClientTransport, FrameSink, FrameStream, Inbound, Outbound, TransportError};
 use witrpc_core::BoxFuture;
 
 /// Re-exported for [`WebSocketClientExt::with_tls_client_config`].
@@ -190,19 +190,23 @@ where
     let (sink, stream) = ws.split();
     let inbound = stream.filter_map(move |item| {
         future::ready(match item {
-            Ok(Message::Binary(b)) => Some(Ok(b)),
-            Ok(Message::Text(t)) => Some(Ok(Bytes::from(t))),
+            Ok(Message::Binary(b)) => Some(Ok(Inbound::Message(b))),
+            Ok(Message::Text(t)) => Some(Ok(Inbound::Message(Bytes::from(t)))),
             Ok(Message::Close(frame)) => Some(Err(TransportError::Closed {
                 code: frame.as_ref().map(|f| u16::from(f.code)),
                 reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
             })),
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => None,
+            Ok(Message::Ping(_) | Message::Pong(_)) => Some(Ok(Inbound::Heartbeat)),
+            Ok(Message::Frame(_)) => None,
             Err(e) => Some(Err(map_error(e, max_message_size))),
         })
     });
-    let outbound = sink
-        .sink_map_err(move |e| map_error(e, max_message_size))
-        .with(|b: Bytes| future::ready(Ok::<_, TransportError>(Message::Binary(b))));
+    let outbound = sink.sink_map_err(move |e| map_error(e, max_message_size)).with(|item: Outbound| {
+        future::ready(Ok::<_, TransportError>(match item {
+            Outbound::Message(b) => Message::Binary(b),
+            Outbound::Ping => Message::Ping(Bytes::new()),
+        }))
+    });
     Ok((Box::pin(outbound) as FrameSink, Box::pin(inbound) as FrameStream))
 }
 

@@ -18,9 +18,9 @@ use witrpc_crypto::plain::PlainClientEncryptor;
 use witrpc_crypto::{Ciphers, ClientEncryptor};
 
 use crate::client::{Inner, WitClient};
-use crate::connection::{Shared, read_loop, write_loop};
+use crate::connection::{Keepalive, Shared, read_loop, write_loop};
 use crate::error::ClientError;
-use crate::transport::{ClientTransport, FrameSink, FrameStream, TransportError};
+use crate::transport::{ClientTransport, FrameSink, FrameStream, Inbound, Outbound, TransportError};
 
 /// Default time a call waits for its response: 30 s.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,6 +28,10 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 /// Default largest inbound message: 16 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+/// Default interval between keepalive pings: 15 s.
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// Default silence after which the server is taken for dead: 30 s.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests queued for the writer before `call` waits.
 const OUTBOUND_QUEUE: usize = 1024;
 
@@ -40,6 +44,7 @@ pub struct WitClientBuilder {
     event_capacity: usize,
     max_message_size: usize,
     encryption: bool,
+    keepalive: Keepalive,
     deferred_error: Option<ClientError>,
 }
 
@@ -71,8 +76,17 @@ impl WitClientBuilder {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             encryption: false,
+            keepalive: Keepalive { interval: Some(DEFAULT_KEEPALIVE_INTERVAL), idle_timeout: DEFAULT_IDLE_TIMEOUT },
             deferred_error: None,
         }
+    }
+
+    /// Pings the server every `interval` (default 15 s; `None` turns pings off) and
+    /// treats it as dead after `idle_timeout` (default 30 s) without any traffic: the
+    /// connection closes and pending calls fail with [`ClientError::ConnectionClosed`].
+    pub fn with_keepalive(mut self, interval: Option<Duration>, idle_timeout: Duration) -> Self {
+        self.keepalive = Keepalive { interval, idle_timeout: idle_timeout.max(Duration::from_millis(1)) };
+        self
     }
 
     /// Encrypts every message with the protocol-3 scheme (a fresh RSA-2048 key per
@@ -185,7 +199,9 @@ impl WitClientBuilder {
                 .map_err(|_| ClientError::Timeout { after: timeout })??;
         let shared = Arc::new(Shared::new());
         let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        let reader = tokio::spawn(read_loop(shared.clone(), stream, opener).instrument(span.clone()));
+        let reader = tokio::spawn(
+            read_loop(shared.clone(), stream, opener, outbound.clone(), self.keepalive).instrument(span.clone()),
+        );
         let writer = tokio::spawn(write_loop(shared.clone(), rx, sink, sealer).instrument(span));
         Ok(WitClient::from_inner(Inner {
             shared,
@@ -211,7 +227,7 @@ fn default_serializer() -> Result<Arc<dyn ParameterSerializer>, ClientError> {
 
 async fn send(sink: &mut FrameSink, kind: MessageType, data: Bytes) -> Result<Uuid, ClientError> {
     let id = Uuid::new_v4();
-    sink.send(Bytes::from(WitMessage::new(id, kind, Some(data)).encode())).await?;
+    sink.send(Outbound::Message(Bytes::from(WitMessage::new(id, kind, Some(data)).encode()))).await?;
     Ok(id)
 }
 
@@ -219,8 +235,9 @@ async fn send(sink: &mut FrameSink, kind: MessageType, data: Bytes) -> Result<Uu
 async fn reply(stream: &mut FrameStream, id: Uuid, kind: MessageType) -> Result<Option<Bytes>, ClientError> {
     loop {
         let bytes = match stream.next().await {
-            Some(Ok(b)) if b.is_empty() => continue,
-            Some(Ok(b)) => b,
+            Some(Ok(Inbound::Heartbeat)) => continue,
+            Some(Ok(Inbound::Message(b))) if b.is_empty() => continue,
+            Some(Ok(Inbound::Message(b))) => b,
             Some(Err(e)) => return Err(e.into()),
             None => return Err(TransportError::Closed { code: None, reason: String::new() }.into()),
         };

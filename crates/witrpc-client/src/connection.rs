@@ -12,7 +12,8 @@ use witrpc_core::{CommunicationStatus, EventPublisher, MessageType, WitMessage, 
 use witrpc_crypto::{Opener, Sealer};
 
 use crate::error::ClientError;
-use crate::transport::{FrameSink, FrameStream, TransportError};
+use crate::limits::CLOSE_TIMEOUT;
+use crate::transport::{FrameSink, FrameStream, Inbound, Outbound, TransportError};
 
 /// Text the .NET server starts a "method not found" answer with.
 const METHOD_NOT_FOUND: &str = "Method not found";
@@ -26,13 +27,23 @@ pub(crate) struct Shared {
     subscriptions: Mutex<HashMap<&'static str, Vec<(i64, EventPublisher)>>>,
     closed: CancellationToken,
     close_reason: Mutex<Option<String>>,
+    /// Cancelled when the writer task has ended (it closed the transport or gave up).
+    writer_done: CancellationToken,
 }
 
 /// An outbound envelope for the writer task.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
     Message { id: Uuid, kind: MessageType, payload: Bytes },
+    Ping,
     Close,
+}
+
+/// Keepalive settings of a connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keepalive {
+    pub(crate) interval: Option<std::time::Duration>,
+    pub(crate) idle_timeout: std::time::Duration,
 }
 
 impl Shared {
@@ -42,6 +53,7 @@ impl Shared {
             subscriptions: Mutex::new(HashMap::new()),
             closed: CancellationToken::new(),
             close_reason: Mutex::new(None),
+            writer_done: CancellationToken::new(),
         }
     }
 
@@ -53,15 +65,34 @@ impl Shared {
         &self.closed
     }
 
+    pub(crate) fn writer_done(&self) -> &CancellationToken {
+        &self.writer_done
+    }
+
     pub(crate) fn close_reason(&self) -> String {
         lock(&self.close_reason).clone().unwrap_or_else(|| "the connection was closed".to_owned())
     }
 
+    /// The error a call fails with once the connection is closed.
+    pub(crate) fn closed_error(&self) -> ClientError {
+        ClientError::ConnectionClosed { reason: self.close_reason() }
+    }
+
     /// Registers a pending call; the returned receiver gets its response.
-    pub(crate) fn register(&self, id: Uuid) -> oneshot::Receiver<Reply> {
+    ///
+    /// # Errors
+    /// [`ClientError::ConnectionClosed`] once the connection is closed.
+    pub(crate) fn register(&self, id: Uuid) -> Result<oneshot::Receiver<Reply>, ClientError> {
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id, tx);
-        rx
+        {
+            // Checked under the lock `shut` drains with, so no call registers after the drain.
+            let mut pending = lock(&self.pending);
+            if !self.is_closed() {
+                pending.insert(id, tx);
+                return Ok(rx);
+            }
+        }
+        Err(self.closed_error())
     }
 
     pub(crate) fn forget(&self, id: &Uuid) {
@@ -69,10 +100,26 @@ impl Shared {
     }
 
     pub(crate) fn subscribe(&self, event: &'static str, contract_id: i64, publisher: EventPublisher) {
+        let mut subscriptions = lock(&self.subscriptions);
+        // Checked under the lock `shut` clears with; once closed, dropping the publisher
+        // ends the stream at once.
         if self.is_closed() {
-            return; // dropping the publisher ends the stream at once
+            return;
         }
-        lock(&self.subscriptions).entry(event).or_default().push((contract_id, publisher));
+        let list = subscriptions.entry(event).or_default();
+        // Subscribers that went away are otherwise only noticed when their event fires.
+        list.retain(|(_, p)| !p.is_closed());
+        list.push((contract_id, publisher));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pending_count(&self) -> usize {
+        lock(&self.pending).len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn subscriber_count(&self, event: &str) -> usize {
+        lock(&self.subscriptions).get(event).map_or(0, Vec::len)
     }
 
     /// Marks the connection closed, fails every pending call and ends every event stream.
@@ -80,7 +127,7 @@ impl Shared {
         {
             let mut slot = lock(&self.close_reason);
             if slot.is_none() {
-                tracing::debug!(%reason, "connection closed");
+                tracing::info!(%reason, "connection closed");
                 *slot = Some(reason);
             }
         }
@@ -142,19 +189,42 @@ pub(crate) fn map_response(method: &str, response: WitResponse) -> Result<Option
 }
 
 /// Reads frames until the connection ends, routing responses and events.
-pub(crate) async fn read_loop(shared: Arc<Shared>, mut inbound: FrameStream, mut opener: Box<dyn Opener>) {
+pub(crate) async fn read_loop(
+    shared: Arc<Shared>,
+    mut inbound: FrameStream,
+    mut opener: Box<dyn Opener>,
+    outbound: mpsc::Sender<Outgoing>,
+    keepalive: Keepalive,
+) {
+    let tick = keepalive.interval.unwrap_or(keepalive.idle_timeout).min(keepalive.idle_timeout / 4);
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = tokio::time::Instant::now();
+    let mut last_ping = last_heard;
     let reason = loop {
         let frame = tokio::select! {
             biased;
             () = shared.closed.cancelled() => break None,
+            now = timer.tick() => {
+                if now.duration_since(last_heard) >= keepalive.idle_timeout {
+                    break Some(format!("no traffic from the server for {:?} (idle timeout)", keepalive.idle_timeout));
+                }
+                if keepalive.interval.is_some_and(|i| now.duration_since(last_ping) >= i) {
+                    last_ping = now;
+                    let _full_or_closed = outbound.try_send(Outgoing::Ping); // full: traffic is flowing
+                }
+                continue;
+            }
             frame = inbound.next() => frame,
         };
+        last_heard = tokio::time::Instant::now();
         let bytes = match frame {
             None => break Some("the server closed the connection".to_owned()),
             Some(Err(e @ TransportError::Closed { .. })) => break Some(e.to_string()),
             Some(Err(e)) => break Some(format!("transport error: {e}")),
-            Some(Ok(b)) if b.is_empty() => continue,
-            Some(Ok(b)) => b,
+            Some(Ok(Inbound::Heartbeat)) => continue,
+            Some(Ok(Inbound::Message(b))) if b.is_empty() => continue,
+            Some(Ok(Inbound::Message(b))) => b,
         };
         let message = match WitMessage::decode(bytes) {
             Ok(m) => m,
@@ -191,19 +261,25 @@ pub(crate) async fn read_loop(shared: Arc<Shared>, mut inbound: FrameStream, mut
 }
 
 /// Seals and writes queued envelopes in order, so AEAD counters follow wire order.
+///
+/// Every wait also watches the close signal: a server that stopped reading must not
+/// keep `disconnect` (or the task) waiting, so the final close is bounded by
+/// [`CLOSE_TIMEOUT`] too.
 pub(crate) async fn write_loop(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Outgoing>,
     mut sink: FrameSink,
     mut sealer: Box<dyn Sealer>,
 ) {
+    // Fires however this task ends (return, panic, abort); `disconnect` waits for it.
+    let _done = shared.writer_done.clone().drop_guard();
     loop {
         let item = tokio::select! {
             biased;
-            () = shared.closed.cancelled() => None,
+            () = shared.closed.cancelled() => break,
             item = rx.recv() => item,
         };
-        match item {
+        let sent = match item {
             Some(Outgoing::Message { id, kind, payload }) => {
                 let sealed = match sealer.seal(payload) {
                     Ok(s) => s,
@@ -213,22 +289,36 @@ pub(crate) async fn write_loop(
                     }
                 };
                 let frame = Bytes::from(WitMessage::new(id, kind, Some(sealed)).encode());
-                if let Err(e) = sink.feed(frame).await {
-                    shared.shut(format!("cannot send: {e}"));
-                    break;
-                }
-                if rx.is_empty() {
-                    if let Err(e) = sink.flush().await {
-                        shared.shut(format!("cannot send: {e}"));
-                        break;
-                    }
-                }
+                tracing::trace!(%id, ?kind, len = frame.len(), "sending");
+                let flush = rx.is_empty();
+                unless_closed(&shared, async {
+                    sink.feed(Outbound::Message(frame)).await?;
+                    if flush { sink.flush().await } else { Ok(()) }
+                })
+                .await
             }
-            Some(Outgoing::Close) | None => {
-                shared.shut("the client disconnected".to_owned());
+            Some(Outgoing::Ping) => unless_closed(&shared, sink.send(Outbound::Ping)).await,
+            Some(Outgoing::Close) | None => break,
+        };
+        match sent {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                shared.shut(format!("cannot send: {e}"));
                 break;
             }
+            None => break,
         }
     }
-    let _ignored = sink.close().await; // best effort: the peer may already be gone
+    shared.shut("the client disconnected".to_owned()); // keeps an earlier reason
+    // Best effort: the peer may already be gone, or have stopped reading.
+    let _closed_or_gone = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+}
+
+/// Runs `send` unless the connection closes first (`None` then).
+async fn unless_closed<T>(shared: &Shared, send: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = shared.closed.cancelled() => None,
+        result = send => Some(result),
+    }
 }

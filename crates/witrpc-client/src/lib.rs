@@ -30,7 +30,10 @@ mod connection;
 mod error;
 pub mod transport;
 
-pub use builder::{DEFAULT_EVENT_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_REQUEST_TIMEOUT, WitClientBuilder};
+pub use builder::{
+    DEFAULT_EVENT_CAPACITY, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_REQUEST_TIMEOUT, WitClientBuilder,
+};
 pub use client::WitClient;
 pub use error::ClientError;
-pub use transport::{ClientTransport, TransportError};
+pub use transport::{ClientTransport, Inbound, Outbound, TransportError};

@@ -61,10 +61,28 @@ pub enum TransportError {
     Protocol(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Inbound messages; a close from the peer arrives as [`TransportError::Closed`].
-pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> + Send>>;
-/// Outbound messages; closing the sink closes the connection.
-pub type FrameSink = Pin<Box<dyn Sink<Bytes, Error = TransportError> + Send>>;
+/// What a transport reads.
+#[derive(Debug, Clone)]
+pub enum Inbound {
+    /// One whole message.
+    Message(Bytes),
+    /// Transport-level traffic with no message (WebSocket Ping/Pong): proof of life.
+    Heartbeat,
+}
+
+/// What the client writes.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// One whole message.
+    Message(Bytes),
+    /// A keepalive probe the server answers at the transport level.
+    Ping,
+}
+
+/// Inbound traffic; a close from the peer arrives as [`TransportError::Closed`].
+pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Inbound, TransportError>> + Send>>;
+/// Outbound traffic; closing the sink closes the connection.
+pub type FrameSink = Pin<Box<dyn Sink<Outbound, Error = TransportError> + Send>>;
 
 /// A way to reach a server.
 ///

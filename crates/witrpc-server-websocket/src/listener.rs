@@ -25,7 +25,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use witrpc_server::transport::{
-    CloseCode, Connection, ConnectionHandler, FrameError, Outbound, ServerTransport, TransportHandle, TransportOptions,
+    CloseCode, Connection, ConnectionHandler, FrameError, Inbound, Outbound, ServerTransport, TransportHandle,
+    TransportOptions,
 };
 use witrpc_server::{BoxFuture, ServerError};
 
@@ -361,9 +362,10 @@ fn connection(ws: Ws, peer: SocketAddr, limit: usize, slot: Box<dyn Send + Sync>
     let (sink, stream) = ws.split();
     let inbound = stream.filter_map(move |item| {
         future::ready(match item {
-            Ok(Message::Binary(b)) => Some(Ok(b)),
-            Ok(Message::Text(t)) => Some(Ok(Bytes::from(t))),
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_) | Message::Close(_)) => None,
+            Ok(Message::Binary(b)) => Some(Ok(Inbound::Message(b))),
+            Ok(Message::Text(t)) => Some(Ok(Inbound::Message(Bytes::from(t)))),
+            Ok(Message::Ping(_) | Message::Pong(_)) => Some(Ok(Inbound::Heartbeat)),
+            Ok(Message::Frame(_) | Message::Close(_)) => None,
             Err(tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong { size, .. })) => {
                 Some(Err(FrameError::TooLarge { size, limit }))
             }
@@ -382,6 +384,7 @@ fn connection(ws: Ws, peer: SocketAddr, limit: usize, slot: Box<dyn Send + Sync>
         .with(|item: Outbound| {
             future::ready(Ok::<_, FrameError>(match item {
                 Outbound::Message(b) => Message::Binary(b),
+                Outbound::Ping => Message::Ping(Bytes::new()),
                 Outbound::Close(reason) => Message::Close(Some(CloseFrame {
                     code: close_code(reason.code),
                     reason: truncate(&reason.reason, 123).into(),

@@ -29,6 +29,10 @@ pub struct ServerConfig {
     pub max_in_flight_requests: usize,
     /// Outbound queue length per connection. Default 1024.
     pub outbound_queue_capacity: usize,
+    /// Interval between keepalive pings; `None` disables them. Default 15 s.
+    pub keepalive_interval: Option<Duration>,
+    /// A connection silent for this long is closed (1001) and its slot freed. Default 30 s.
+    pub idle_timeout: Duration,
     /// Upgrade-request headers kept for [`witrpc_core::CallContext::headers`] (lower-case
     /// names). Default: none.
     pub forwarded_headers: Vec<String>,
@@ -43,6 +47,8 @@ impl Default for ServerConfig {
             max_in_flight_requests: limits::DEFAULT_MAX_IN_FLIGHT_REQUESTS,
             outbound_queue_capacity: limits::DEFAULT_OUTBOUND_QUEUE_CAPACITY,
             forwarded_headers: Vec::new(),
+            keepalive_interval: Some(limits::DEFAULT_KEEPALIVE_INTERVAL),
+            idle_timeout: limits::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -180,6 +186,14 @@ impl WitServerBuilder {
         self
     }
 
+    /// Pings every connection every `interval` (default 15 s; `None` turns pings off) and
+    /// closes one that has been silent for `idle_timeout` (default 30 s), freeing its slot.
+    pub fn with_keepalive(mut self, interval: Option<Duration>, idle_timeout: Duration) -> Self {
+        self.config.keepalive_interval = interval;
+        self.config.idle_timeout = idle_timeout;
+        self
+    }
+
     /// Keeps these upgrade-request headers (e.g. `user-agent`, `x-forwarded-for`) so
     /// methods and validators can read them from the [`witrpc_core::CallContext`].
     pub fn with_forwarded_headers<I, S>(mut self, names: I) -> Self
@@ -217,6 +231,9 @@ impl WitServerBuilder {
         }
         if c.max_in_flight_requests == 0 || c.max_in_flight_requests > tokio::sync::Semaphore::MAX_PERMITS {
             return Err(ServerError::Config("max_in_flight_requests must be at least 1"));
+        }
+        if c.keepalive_interval.is_some_and(|i| i.is_zero()) || c.idle_timeout.is_zero() {
+            return Err(ServerError::Config("keepalive interval and idle timeout must be greater than 0"));
         }
         if c.outbound_queue_capacity == 0 {
             return Err(ServerError::Config("outbound_queue_capacity must be at least 1"));

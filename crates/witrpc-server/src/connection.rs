@@ -26,7 +26,7 @@ use witrpc_crypto::Opener;
 use crate::auth::Authorization;
 use crate::outbox::{Outbox, Outgoing, write_loop};
 use crate::server::Shared;
-use crate::transport::{CloseCode, CloseReason, Connection, FrameError};
+use crate::transport::{CloseCode, CloseReason, Connection, FrameError, Inbound};
 
 /// .NET's answer texts, kept identical so .NET clients and logs read the same.
 pub(crate) mod text {
@@ -74,6 +74,7 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     connection: Connection,
     shutdown: CancellationToken,
+    drain: CancellationToken,
     calls: TaskTracker,
 ) {
     let Connection { peer, transport, inbound, outbound, slot, headers } = connection;
@@ -99,7 +100,7 @@ pub(crate) async fn serve(
             context: CallContext::new(id, peer, None, headers.into()),
             calls,
         };
-        task.read_loop(inbound).await;
+        task.read_loop(inbound, drain).await;
         shared.hub.remove(&id);
         // The writer flushes what is queued and writes the close; a peer that stopped
         // reading cannot hold the connection (and its slot) open past the grace period.
@@ -121,15 +122,27 @@ pub(crate) async fn serve(
 }
 
 impl ConnectionTask {
-    async fn read_loop(&mut self, mut inbound: crate::transport::FrameStream) {
+    async fn read_loop(&mut self, mut inbound: crate::transport::FrameStream, drain: CancellationToken) {
         let deadline = Instant::now() + self.shared.config.handshake_timeout;
         let closer = self.outbox.closer().clone();
         let handshake_timer = tokio::time::sleep_until(deadline);
         tokio::pin!(handshake_timer);
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        // Checks liveness often enough to close within ~1/4 of the idle timeout.
+        let tick = config.keepalive_interval.unwrap_or(config.idle_timeout).min(config.idle_timeout / 4);
+        let mut keepalive = tokio::time::interval_at(Instant::now() + tick, tick);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        let mut last_ping = Instant::now();
         loop {
             let frame = tokio::select! {
                 biased;
                 () = closer.cancelled() => return,
+                () = drain.cancelled() => {
+                    self.drain().await;
+                    return;
+                }
                 () = &mut handshake_timer, if self.state != State::Authorized => {
                     tracing::warn!("handshake timeout");
                     self.outbox.close(CloseReason::new(
@@ -138,15 +151,32 @@ impl ConnectionTask {
                     ));
                     return;
                 }
+                now = keepalive.tick() => {
+                    if now.duration_since(last_heard) >= config.idle_timeout {
+                        tracing::info!(idle = ?config.idle_timeout, "peer silent; closing");
+                        self.outbox.close(CloseReason::new(
+                            CloseCode::Away,
+                            format!("no traffic for {:?} (idle timeout)", config.idle_timeout),
+                        ));
+                        return;
+                    }
+                    if config.keepalive_interval.is_some_and(|i| now.duration_since(last_ping) >= i) {
+                        last_ping = now;
+                        self.outbox.ping();
+                    }
+                    continue;
+                }
                 frame = inbound.next() => frame,
             };
+            last_heard = Instant::now();
             let bytes = match frame {
                 None | Some(Err(FrameError::Closed)) => {
                     // The peer went away: stop the writer too.
                     self.outbox.close(CloseReason::new(CloseCode::Normal, "peer closed the connection"));
                     return;
                 }
-                Some(Ok(b)) => b,
+                Some(Ok(Inbound::Message(b))) => b,
+                Some(Ok(Inbound::Heartbeat)) => continue,
                 Some(Err(FrameError::TooLarge { size, limit })) => {
                     tracing::warn!(size, limit, "message too large");
                     self.outbox.close(CloseReason::new(
@@ -203,6 +233,20 @@ impl ConnectionTask {
                 return;
             }
         }
+    }
+
+    /// Graceful shutdown of this connection: read nothing more, let running calls
+    /// finish and send their responses, then close with 1001. The server's hard
+    /// deadline (cancelling the closer) cuts this short.
+    async fn drain(&self) {
+        let all = u32::try_from(self.shared.config.max_in_flight_requests).unwrap_or(u32::MAX);
+        tokio::select! {
+            biased;
+            () = self.outbox.closer().cancelled() => return,
+            _permits = self.in_flight.acquire_many(all) => {}
+        }
+        tracing::debug!("drained");
+        self.outbox.close_after_pending(CloseReason::new(CloseCode::Away, "server is shutting down"));
     }
 
     async fn reply(&self, to: &WitMessage, payload: Option<Vec<u8>>, seal: bool) {

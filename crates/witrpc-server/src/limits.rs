@@ -22,3 +22,11 @@ pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 128;
 /// Messages queued for one connection's writer: 1024. Responses wait for room; an event
 /// that finds the queue full disconnects that (slow) client with a reason, never a gap.
 pub const DEFAULT_OUTBOUND_QUEUE_CAPACITY: usize = 1024;
+
+/// How often the server pings each connection: 15 s. Peers answer at the transport level
+/// (WebSocket Pong, which .NET and browsers do by themselves).
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// How long a connection may stay silent (no message, ping or pong) before it is closed
+/// and its slot freed: 30 s, two missed keepalive rounds.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -23,6 +23,8 @@ pub(crate) enum Outgoing {
     Message { id: Uuid, kind: MessageType, payload: Option<Bytes>, seal: bool },
     /// Install the cipher negotiated by the Initialization handshake.
     SetSealer(Box<dyn Sealer>),
+    /// A keepalive probe.
+    Ping,
     /// Write a close and stop.
     Close(CloseReason),
 }
@@ -70,6 +72,11 @@ impl Outbox {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
+    }
+
+    /// Queues a keepalive ping unless the queue is full (then traffic is flowing anyway).
+    pub(crate) fn ping(&self) {
+        let _full_or_closed = self.tx.try_send(Outgoing::Ping);
     }
 
     /// Queues a close after everything already queued (e.g. after a refusal reply);
@@ -147,6 +154,13 @@ pub(crate) async fn write_loop(outbox: &Outbox, mut rx: mpsc::Receiver<Outgoing>
                 unflushed = true;
             }
             Outgoing::SetSealer(s) => sealer = Some(s),
+            Outgoing::Ping => {
+                if let Err(e) = sink.feed(Outbound::Ping).await {
+                    tracing::debug!(error = %e, "ping failed");
+                    break;
+                }
+                unflushed = true;
+            }
             Outgoing::Close(reason) => {
                 tracing::debug!(%reason, "closing connection");
                 let _ignored = sink.send(Outbound::Close(reason)).await; // best effort: the peer may be gone

@@ -52,15 +52,22 @@ impl Shared {
 struct Handler {
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    drain: CancellationToken,
     tasks: TaskTracker,
 }
 
 impl ConnectionHandler for Handler {
     fn handle(&self, connection: Connection) {
-        if self.shutdown.is_cancelled() {
+        if self.drain.is_cancelled() {
             return; // dropping the connection closes it
         }
-        let task = connection::serve(self.shared.clone(), connection, self.shutdown.clone(), self.tasks.clone());
+        let task = connection::serve(
+            self.shared.clone(),
+            connection,
+            self.shutdown.clone(),
+            self.drain.clone(),
+            self.tasks.clone(),
+        );
         self.tasks.spawn(task);
     }
 }
@@ -69,6 +76,7 @@ impl ConnectionHandler for Handler {
 struct Running {
     transport: Box<dyn TransportHandle>,
     shutdown: CancellationToken,
+    drain: CancellationToken,
     tasks: TaskTracker,
     _attachments: Vec<EmitterAttachment>,
 }
@@ -107,9 +115,14 @@ impl WitServer {
             return Err(ServerError::AlreadyRunning);
         }
         let shutdown = CancellationToken::new();
+        let drain = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let handler =
-            Arc::new(Handler { shared: self.shared.clone(), shutdown: shutdown.clone(), tasks: tasks.clone() });
+        let handler = Arc::new(Handler {
+            shared: self.shared.clone(),
+            shutdown: shutdown.clone(),
+            drain: drain.clone(),
+            tasks: tasks.clone(),
+        });
         let options = TransportOptions {
             max_message_size: self.shared.config.max_message_size,
             forwarded_headers: self.shared.config.forwarded_headers.clone().into(),
@@ -127,25 +140,40 @@ impl WitServer {
         let url = transport.client_url();
         tracing::info!(%url, "listening");
         *self.endpoint.lock().unwrap_or_else(|e| e.into_inner()) = Some((transport.local_addr(), url));
-        *running = Some(Running { transport, shutdown, tasks, _attachments: attachments });
+        *running = Some(Running { transport, shutdown, drain, tasks, _attachments: attachments });
         Ok(())
     }
 
-    /// Stops accepting, closes every connection (WebSocket close 1001, "server is
-    /// shutting down"), waits up to 5 s for running calls, and frees the port.
-    /// Does nothing if the server is not running.
+    /// [`WitServer::shutdown`] with a 5 s deadline (the .NET name).
     ///
     /// # Cancel safety
     /// Dropping the future part-way leaves the server stopped or stopping.
     pub async fn stop_waiting_for_connection(&self) {
+        self.shutdown(STOP_GRACE).await;
+    }
+
+    /// Graceful drain: stops accepting and frees the port at once; every connection
+    /// stops reading new requests, lets its running calls finish and sends their
+    /// responses, then closes with 1001 "server is shutting down". Whatever is still
+    /// running at `deadline` is cut off (connections closed, responses dropped).
+    /// Does nothing if the server is not running; the server can be started again.
+    ///
+    /// # Cancel safety
+    /// Dropping the future part-way leaves the server stopped or stopping.
+    pub async fn shutdown(&self, deadline: Duration) {
         let Some(running) = self.running.lock().await.take() else { return };
         running.transport.stop().await;
-        running.shutdown.cancel();
-        running.tasks.close();
-        if tokio::time::timeout(STOP_GRACE, running.tasks.wait()).await.is_err() {
-            tracing::warn!(grace = ?STOP_GRACE, "connections still running after the grace period");
-        }
         *self.endpoint.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        running.drain.cancel();
+        running.tasks.close();
+        if tokio::time::timeout(deadline, running.tasks.wait()).await.is_err() {
+            tracing::warn!(?deadline, "calls still running at the shutdown deadline; closing their connections");
+            running.shutdown.cancel();
+            if tokio::time::timeout(STOP_GRACE, running.tasks.wait()).await.is_err() {
+                tracing::warn!("connections did not close within the grace period");
+            }
+        }
+        running.shutdown.cancel();
         tracing::info!("stopped");
     }
 

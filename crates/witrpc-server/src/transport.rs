@@ -64,6 +64,8 @@ impl fmt::Display for CloseReason {
 pub enum Outbound {
     /// One whole message (an encoded envelope).
     Message(Bytes),
+    /// A keepalive probe the peer answers at the transport level (WebSocket Ping).
+    Ping,
     /// Close the connection with this reason; nothing is written after it.
     Close(CloseReason),
 }
@@ -93,8 +95,18 @@ pub enum FrameError {
     Closed,
 }
 
-/// Inbound messages of one connection; ends when the peer closes.
-pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Bytes, FrameError>> + Send>>;
+/// What a transport reads from a connection.
+#[derive(Debug, Clone)]
+pub enum Inbound {
+    /// One whole message.
+    Message(Bytes),
+    /// Transport-level traffic with no message (WebSocket Ping/Pong): proof of life for
+    /// the idle timeout.
+    Heartbeat,
+}
+
+/// Inbound traffic of one connection; ends when the peer closes.
+pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Inbound, FrameError>> + Send>>;
 /// Outbound messages of one connection.
 pub type FrameSink = Pin<Box<dyn Sink<Outbound, Error = FrameError> + Send>>;
 
