@@ -2,9 +2,12 @@
 //! client and raw WebSocket peers that misbehave on purpose.
 
 mod auth;
+mod backpressure;
 mod calls;
+mod churn;
 mod encryption;
 mod events;
+mod hostile;
 mod keepalive;
 mod limits;
 mod robustness;

@@ -3,6 +3,8 @@
 //! - `test-all`: every check CI runs (fmt, clippy, tests + doctests, docs, examples,
 //!   a smoke run of the demo server and client). Each step prints its command; a
 //!   failure names the step and a hint.
+//! - `smoke`: the demo server and client, plain and encrypted.
+//! - `soak`: 10k connect/authorize/call/disconnect cycles in release mode.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,9 +17,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test-all") => test_all(),
         Some("smoke") => smoke(),
+        Some("soak") => soak(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\ncommands:\n  test-all   run every check (what CI runs)\n  smoke      run the demo server + demo client once"
+                "usage: cargo xtask <command>\n\ncommands:\n  test-all   run every check (what CI runs)\n  smoke      run the demo server + demo client once\n  soak       10k-cycle connection churn in release mode (WITRPC_CHURN_CYCLES to change)"
             );
             return ExitCode::from(2);
         }
@@ -94,6 +97,29 @@ fn test_all() -> Result<(), String> {
     smoke()?;
     eprintln!("\nxtask: all checks passed in {:.1?}", started.elapsed());
     Ok(())
+}
+
+/// The large churn run: the `churn` end-to-end test in release mode with 10k cycles.
+fn soak() -> Result<(), String> {
+    let cycles = std::env::var("WITRPC_CHURN_CYCLES").unwrap_or_else(|_| "10000".to_owned());
+    run(&Step {
+        name: "soak",
+        args: &[
+            "test",
+            "--release",
+            "--locked",
+            "--all-features",
+            "-p",
+            "witrpc-demo",
+            "--test",
+            "it",
+            "churn",
+            "--",
+            "--nocapture",
+        ],
+        env: &[("WITRPC_CHURN_CYCLES", &cycles)],
+        hint: "the churn test prints its figures; rerun with RUST_LOG=debug for details",
+    })
 }
 
 /// Kills the child on drop so a failed check never leaves a server running.

@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub max_in_flight_requests: usize,
     /// Outbound queue length per connection. Default 1024.
     pub outbound_queue_capacity: usize,
+    /// Outbound payload bytes queued per connection. Default 16 MiB.
+    pub max_outbound_bytes: usize,
     /// Interval between keepalive pings; `None` disables them. Default 15 s.
     pub keepalive_interval: Option<Duration>,
     /// A connection silent for this long is closed (1001) and its slot freed. Default 30 s.
@@ -46,6 +48,7 @@ impl Default for ServerConfig {
             handshake_timeout: limits::DEFAULT_HANDSHAKE_TIMEOUT,
             max_in_flight_requests: limits::DEFAULT_MAX_IN_FLIGHT_REQUESTS,
             outbound_queue_capacity: limits::DEFAULT_OUTBOUND_QUEUE_CAPACITY,
+            max_outbound_bytes: limits::DEFAULT_MAX_OUTBOUND_BYTES,
             forwarded_headers: Vec::new(),
             keepalive_interval: Some(limits::DEFAULT_KEEPALIVE_INTERVAL),
             idle_timeout: limits::DEFAULT_IDLE_TIMEOUT,
@@ -205,6 +208,13 @@ impl WitServerBuilder {
         self
     }
 
+    /// Outbound payload bytes queued per connection before a slow client is disconnected
+    /// (default 16 MiB).
+    pub fn with_max_outbound_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_outbound_bytes = bytes;
+        self
+    }
+
     /// Replaces every limit at once.
     pub fn with_config(mut self, config: ServerConfig) -> Self {
         self.config = config;
@@ -235,8 +245,8 @@ impl WitServerBuilder {
         if c.keepalive_interval.is_some_and(|i| i.is_zero()) || c.idle_timeout.is_zero() {
             return Err(ServerError::Config("keepalive interval and idle timeout must be greater than 0"));
         }
-        if c.outbound_queue_capacity == 0 {
-            return Err(ServerError::Config("outbound_queue_capacity must be at least 1"));
+        if c.outbound_queue_capacity == 0 || c.max_outbound_bytes == 0 {
+            return Err(ServerError::Config("outbound_queue_capacity and max_outbound_bytes must be at least 1"));
         }
         let serializer = match self.serializer {
             Some(s) => s,

@@ -83,7 +83,12 @@ pub(crate) async fn serve(
     async move {
         tracing::info!("connected");
         shared.connection_opened();
-        let (outbox, rx) = Outbox::new(shared.config.outbound_queue_capacity, shutdown.child_token());
+        let (outbox, rx) = Outbox::new(
+            shared.config.outbound_queue_capacity,
+            shared.config.max_outbound_bytes,
+            shared.stats.slow_consumers.clone(),
+            shutdown.child_token(),
+        );
         let outbox = Arc::new(outbox);
         let writer_outbox = outbox.clone();
         let writer = tokio::spawn(
@@ -195,6 +200,7 @@ impl ConnectionTask {
             if bytes.is_empty() {
                 continue; // .NET skips empty messages
             }
+            self.shared.stats.messages_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let limit = self.shared.config.max_handshake_message_size;
             if self.state != State::Authorized && bytes.len() > limit {
                 tracing::warn!(len = bytes.len(), limit, "oversized message before authorization");

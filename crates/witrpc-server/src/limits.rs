@@ -19,6 +19,10 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// reading that connection (TCP back-pressure) until a call finishes.
 pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 128;
 
+/// Payload bytes queued for one connection's writer: 16 MiB (one maximal message). An
+/// event that would exceed it disconnects that slow client with a reason.
+pub const DEFAULT_MAX_OUTBOUND_BYTES: usize = 16 * 1024 * 1024;
+
 /// Messages queued for one connection's writer: 1024. Responses wait for room; an event
 /// that finds the queue full disconnects that (slow) client with a reason, never a gap.
 pub const DEFAULT_OUTBOUND_QUEUE_CAPACITY: usize = 1024;

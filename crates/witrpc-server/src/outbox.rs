@@ -4,7 +4,8 @@
 //! close) goes through its queue, so sealing happens in wire order and an event raised
 //! by a method before it returns is written before that method's response.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::SinkExt;
@@ -37,6 +38,11 @@ pub(crate) struct Outbox {
     closer: CancellationToken,
     reason: Mutex<Option<CloseReason>>,
     capacity: usize,
+    /// Payload bytes queued and not yet written, against `max_bytes`.
+    queued_bytes: AtomicUsize,
+    max_bytes: usize,
+    /// Server-wide count of clients closed for not keeping up.
+    slow_consumers: Arc<AtomicU64>,
 }
 
 /// The connection is closed; the item was not queued.
@@ -44,33 +50,79 @@ pub(crate) struct Outbox {
 pub(crate) struct Closed;
 
 impl Outbox {
-    pub(crate) fn new(capacity: usize, closer: CancellationToken) -> (Self, mpsc::Receiver<Outgoing>) {
+    pub(crate) fn new(
+        capacity: usize,
+        max_bytes: usize,
+        slow_consumers: Arc<AtomicU64>,
+        closer: CancellationToken,
+    ) -> (Self, mpsc::Receiver<Outgoing>) {
         let (tx, rx) = mpsc::channel(capacity);
-        (Self { tx, closer, reason: Mutex::new(None), capacity }, rx)
+        let outbox = Self {
+            tx,
+            closer,
+            reason: Mutex::new(None),
+            capacity,
+            queued_bytes: AtomicUsize::new(0),
+            max_bytes,
+            slow_consumers,
+        };
+        (outbox, rx)
     }
 
-    /// Queues `item`, waiting for room.
+    fn payload_len(item: &Outgoing) -> usize {
+        match item {
+            Outgoing::Message { payload: Some(p), .. } => p.len(),
+            _ => 0,
+        }
+    }
+
+    fn slow_consumer(&self, reason: String) {
+        tracing::warn!(%reason, "disconnecting slow client");
+        self.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        self.close(CloseReason::new(CloseCode::Policy, reason));
+    }
+
+    /// Queues `item`, waiting for room. (Responses are bounded by the in-flight limit,
+    /// so their bytes are counted but never refused.)
     pub(crate) async fn send(&self, item: Outgoing) -> Result<(), Closed> {
-        tokio::select! {
+        let len = Self::payload_len(&item);
+        self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        let sent = tokio::select! {
             biased;
             () = self.closer.cancelled() => Err(Closed),
             r = self.tx.send(item) => r.map_err(|_| Closed),
+        };
+        if sent.is_err() {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
         }
+        sent
     }
 
     /// Queues an event without waiting. A full queue means the client does not keep
     /// up: it is disconnected with a reason rather than silently missing events.
     pub(crate) fn send_event(&self, item: Outgoing) {
+        let len = Self::payload_len(&item);
+        let queued = self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
+        if queued > self.max_bytes {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.slow_consumer(format!(
+                "outbound queue over {} bytes (with_max_outbound_bytes); client too slow",
+                self.max_bytes
+            ));
+            return;
+        }
         match self.tx.try_send(item) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(capacity = self.capacity, "outbound queue full; disconnecting slow client");
-                self.close(CloseReason::new(
-                    CloseCode::Policy,
-                    format!("outbound queue full ({} messages); client too slow", self.capacity),
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                self.slow_consumer(format!(
+                    "outbound queue full ({} messages, with_outbound_queue_capacity); client too slow",
+                    self.capacity
                 ));
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            }
         }
     }
 
@@ -134,6 +186,8 @@ pub(crate) async fn write_loop(outbox: &Outbox, mut rx: mpsc::Receiver<Outgoing>
         let Some(item) = item else { break };
         match item {
             Outgoing::Message { id, kind, payload, seal } => {
+                let len = payload.as_ref().map_or(0, Bytes::len);
+                outbox.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 let data = match (payload, seal, sealer.as_mut()) {
                     (Some(p), true, Some(s)) => match s.seal(p) {
                         Ok(sealed) => Some(sealed),

@@ -24,6 +24,8 @@ pub(crate) struct Stats {
     pub(crate) active: AtomicUsize,
     pub(crate) accepted: AtomicU64,
     pub(crate) auth_failures: AtomicU64,
+    pub(crate) messages_in: AtomicU64,
+    pub(crate) slow_consumers: Arc<AtomicU64>,
 }
 
 /// Everything a connection task needs; immutable except for counters and the hub.
@@ -195,6 +197,17 @@ impl WitServer {
     /// Connections accepted since the server was built.
     pub fn accepted_connections(&self) -> u64 {
         self.shared.stats.accepted.load(Ordering::Relaxed)
+    }
+
+    /// WitRPC messages received (all connections) since the server was built.
+    pub fn messages_received(&self) -> u64 {
+        self.shared.stats.messages_in.load(Ordering::Relaxed)
+    }
+
+    /// Clients disconnected since the server was built because their outbound queue
+    /// overflowed (they did not read their events fast enough).
+    pub fn slow_consumer_disconnects(&self) -> u64 {
+        self.shared.stats.slow_consumers.load(Ordering::Relaxed)
     }
 
     /// Authorizations refused since the server was built.

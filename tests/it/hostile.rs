@@ -1,0 +1,171 @@
+//! A bounded hostile-peer run: 100k random and mutated frames over real sockets while
+//! a well-behaved client keeps calling. The server must not panic, must keep answering
+//! the good client, and must end with no connection left behind.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use witrpc::protocol::{MessageType, Uuid, WitMessage, WitRequestAuthorization, WitRequestInitialization};
+use witrpc_demo::DemoServiceClient;
+
+use crate::util::{TestServer, demo_request, within};
+
+/// Frames sent in all.
+const FRAMES: usize = 100_000;
+/// Hostile connections running at once (each reconnects after the server closes it).
+const PEERS: usize = 4;
+
+/// xorshift64: deterministic, so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A valid frame from the corpus, then mutated (or replaced by noise).
+fn hostile_frame(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
+    let mut frame = corpus[rng.below(corpus.len())].clone();
+    match rng.below(100) {
+        // Pure noise (usually not an envelope: the server closes the connection).
+        0 => (0..rng.below(200) + 1).map(|_| rng.next() as u8).collect(),
+        // Any message type, including unknown ones and out-of-order handshakes.
+        1..=5 => {
+            frame[17..21].copy_from_slice(&(rng.below(7) as i32).to_le_bytes());
+            frame
+        }
+        // Flip bytes inside the payload only: the envelope stays readable.
+        6..=70 if frame.len() > 25 => {
+            for _ in 0..=rng.below(4) {
+                let i = 25 + rng.below(frame.len() - 25);
+                frame[i] ^= (rng.next() as u8) | 1;
+            }
+            frame
+        }
+        // Truncate or extend the payload and fix up its length.
+        71..=95 if frame.len() > 25 => {
+            let keep = 25 + rng.below(frame.len() - 25);
+            frame.truncate(keep);
+            frame.extend((0..rng.below(16)).map(|_| rng.next() as u8));
+            let len = (frame.len() - 25) as i32;
+            frame[21..25].copy_from_slice(&len.to_le_bytes());
+            frame
+        }
+        // Unchanged valid requests.
+        _ => frame,
+    }
+}
+
+fn corpus() -> Vec<Vec<u8>> {
+    let envelope = |kind, data: Vec<u8>| WitMessage::new(Uuid::new_v4(), kind, Some(Bytes::from(data))).encode();
+    vec![
+        envelope(MessageType::Request, demo_request("Add", &["1", "2"]).encode()),
+        envelope(MessageType::Request, demo_request("Echo", &["\"hello\""]).encode()),
+        envelope(MessageType::Request, demo_request("EchoBytes", &["\"AAEC\""]).encode()),
+        envelope(MessageType::Request, demo_request("Broadcast", &["\"x\""]).encode()),
+        envelope(MessageType::Request, demo_request("Fail", &["\"no\""]).encode()),
+        envelope(MessageType::Request, demo_request("NoSuchMethod", &[]).encode()),
+    ]
+}
+
+/// Sends hostile frames until `stop`, reconnecting (and re-authorizing) whenever the
+/// server closes the connection. Answers are read and dropped so the peer never stalls.
+async fn hostile_peer(url: String, seed: u64, stop: Arc<AtomicBool>) {
+    let corpus = corpus();
+    let mut rng = Rng(seed);
+    let mut sent = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let (ws, _) = tokio_tungstenite::connect_async(&url).await.expect("upgrade");
+        let (mut sink, mut stream) = ws.split();
+        // Reads (and drops) the answers; notices the server's close.
+        let closed = Arc::new(AtomicBool::new(false));
+        let drain = tokio::spawn({
+            let closed = closed.clone();
+            async move {
+                while let Some(Ok(m)) = stream.next().await {
+                    if m.is_close() {
+                        break;
+                    }
+                }
+                closed.store(true, Ordering::Relaxed);
+            }
+        });
+        // Handshake without waiting for answers: the order on the wire is what counts.
+        let init = WitMessage::new(
+            Uuid::new_v4(),
+            MessageType::Initialization,
+            Some(WitRequestInitialization::plain().encode().into()),
+        );
+        let auth = WitMessage::new(
+            Uuid::new_v4(),
+            MessageType::Authorization,
+            Some(WitRequestAuthorization { token: Some(String::new()) }.encode().into()),
+        );
+        let mut alive = sink.send(Message::Binary(init.encode().into())).await.is_ok()
+            && sink.send(Message::Binary(auth.encode().into())).await.is_ok();
+        while alive && !stop.load(Ordering::Relaxed) {
+            let frame = hostile_frame(&mut rng, &corpus);
+            alive = !closed.load(Ordering::Relaxed) && sink.send(Message::Binary(frame.into())).await.is_ok();
+            sent += usize::from(alive);
+            if sent % 16 == 0 {
+                // Let the server keep up, so frames are not written into a connection it
+                // has already closed.
+                tokio::task::yield_now().await;
+            }
+        }
+        let _ = sink.close().await;
+        drain.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_hostile_frames_leave_the_server_serving() {
+    let server = TestServer::start(|b| b).await;
+    let demo = DemoServiceClient::new(server.client(|b| b).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let good_calls = Arc::new(AtomicU64::new(0));
+    let good = tokio::spawn({
+        let (stop, good_calls) = (stop.clone(), good_calls.clone());
+        async move {
+            let mut i = 0i32;
+            while !stop.load(Ordering::Relaxed) {
+                assert_eq!(demo.add(i, 1).await.expect("the good client is always answered"), i + 1);
+                i = i.wrapping_add(1);
+                good_calls.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let peers: Vec<_> = (0..PEERS)
+        .map(|i| tokio::spawn(hostile_peer(server.url.clone(), 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1), stop.clone())))
+        .collect();
+    // Count what the server really read, not what was written into closed sockets.
+    within("100k hostile frames read by the server", async {
+        while server.server.messages_received().saturating_sub(good_calls.load(Ordering::Relaxed)) < FRAMES as u64 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for p in peers {
+        within("hostile peer", p).await.expect("hostile peer task");
+    }
+    within("good client", good).await.expect("good client saw every answer");
+    assert!(good_calls.load(Ordering::Relaxed) > 0, "the good client made no calls");
+    within("hostile connections gone", async {
+        while server.server.connection_count() > 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
