@@ -7,10 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 use uuid::Uuid;
 use witrpc_core::{
     BoxFuture, ClientChannel, EventSubscription, MessageType, OutgoingCall, ParameterSerializer, ServiceDescriptor,
-    WitRequest, event_channel,
+    WitRequest, WitResponse, event_channel,
 };
 
 use crate::connection::{Outgoing, Shared, map_response};
@@ -37,11 +38,12 @@ pub(crate) struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // The last handle is gone: nobody can read results or events any more.
+        // The last handle is gone: nobody can read results or events any more. The
+        // close signal stops both tasks; the reader is also aborted, while the writer
+        // is left to send the transport's close, which it bounds by a timeout.
         self.shared.shut("the client was dropped".to_owned());
-        for t in &self.tasks {
-            t.abort();
-        }
+        let [reader, _writer] = &self.tasks;
+        reader.abort();
     }
 }
 
@@ -89,16 +91,17 @@ impl WitClient {
         self.inner.shared.is_closed().then(|| self.inner.shared.close_reason())
     }
 
-    /// Closes the connection. Pending calls fail with [`ClientError::ConnectionClosed`];
-    /// event streams end.
+    /// Closes the connection and waits until the transport is closed (a WebSocket
+    /// close frame sent; at most about a second when the server stopped reading).
+    /// Pending and queued calls fail with [`ClientError::ConnectionClosed`]; event
+    /// streams end. Calling it again, or on a closed connection, returns at once.
     ///
     /// # Cancel safety
-    /// Cancel safe: the close proceeds in the background.
+    /// Cancel safe: the connection is closed as soon as this is first polled, and the
+    /// transport's close proceeds in the background.
     pub async fn disconnect(&self) {
-        if self.inner.outbound.send(Outgoing::Close).await.is_err() {
-            self.inner.shared.shut("the client disconnected".to_owned());
-        }
-        self.closed().await;
+        self.inner.shared.shut("the client disconnected".to_owned());
+        self.inner.shared.writer_done().cancelled().await;
     }
 
     /// The parameter serializer of this connection.
@@ -109,27 +112,30 @@ impl WitClient {
     /// Calls method number `call.method` of `call.contract` with encoded arguments and
     /// returns the encoded result (`None` for void or null).
     ///
+    /// The request timeout (`with_request_timeout`, default 30 s) covers both queueing
+    /// the request and waiting for its response.
+    ///
     /// # Errors
-    /// [`ClientError`]: the remote error, not found, unauthorized, closed, timeout.
+    /// [`ClientError::Remote`], [`ClientError::MethodNotFound`] and
+    /// [`ClientError::RequestUnauthorized`] for the server's answer;
+    /// [`ClientError::ConnectionClosed`] when the connection is (or becomes) closed;
+    /// [`ClientError::Timeout`]; [`ClientError::Protocol`] for an unreadable response.
     ///
     /// # Cancel safety
     /// Dropping the future abandons the call: the request may still run on the server,
     /// and its response is discarded.
     pub async fn call(&self, call: OutgoingCall) -> Result<Option<Bytes>, ClientError> {
-        let shared = &self.inner.shared;
         let contract = call.contract;
         let resolved = contract.resolved();
         let method = contract.methods.get(call.method).ok_or_else(|| ClientError::MethodNotFound {
             method: format!("#{}", call.method),
             message: "no such method index in the contract descriptor".to_owned(),
         })?;
-        if shared.is_closed() {
-            return Err(ClientError::ConnectionClosed { reason: shared.close_reason() });
-        }
         let request = WitRequest {
             token: self.inner.token.clone(),
             method_name: method.name.to_owned(),
             parameters: call.parameters,
+            // Not `parameter_types`: .NET throws on names it cannot resolve there.
             parameter_types_by_name: resolved.method_parameter_types.get(call.method).cloned().unwrap_or_default(),
             invocation_id: Uuid::new_v4(),
             contract_id: resolved.contract_id,
@@ -137,22 +143,48 @@ impl WitClient {
             ..WitRequest::default()
         };
         let id = Uuid::new_v4();
-        let rx = shared.register(id);
-        let _guard = PendingGuard { shared, id };
-        let payload = Bytes::from(request.encode());
-        if self.inner.outbound.send(Outgoing::Message { id, kind: MessageType::Request, payload }).await.is_err() {
-            return Err(ClientError::ConnectionClosed { reason: shared.close_reason() });
-        }
         let timeout = self.inner.request_timeout;
-        let response = match tokio::time::timeout(timeout, rx).await {
-            Err(_) => return Err(ClientError::Timeout { after: timeout }),
-            Ok(Err(_)) => return Err(ClientError::ConnectionClosed { reason: shared.close_reason() }),
-            Ok(Ok(reply)) => reply?,
-        };
+        let span = tracing::debug_span!("request", %id, method = method.name);
+        let response = tokio::time::timeout(timeout, self.exchange(id, request))
+            .instrument(span)
+            .await
+            .map_err(|_| ClientError::Timeout { after: timeout })??;
         map_response(method.name, response)
     }
 
-    /// A raw subscription to event number `event` of `contract`.
+    /// Registers `id`, queues the request and waits for its response.
+    async fn exchange(&self, id: Uuid, request: WitRequest) -> Result<WitResponse, ClientError> {
+        let shared = &self.inner.shared;
+        // Registered before sending, so the response cannot arrive unclaimed.
+        let rx = shared.register(id)?;
+        let _forget_on_drop = PendingGuard { shared, id };
+        let payload = Bytes::from(request.encode());
+        if self.inner.outbound.send(Outgoing::Message { id, kind: MessageType::Request, payload }).await.is_err() {
+            return Err(shared.closed_error());
+        }
+        tracing::debug!("request sent");
+        // A dropped sender means the connection closed without answering.
+        rx.await.unwrap_or_else(|_| Err(shared.closed_error()))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pending_calls(&self) -> usize {
+        self.inner.shared.pending_count()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn subscriber_count(&self, event: &str) -> usize {
+        self.inner.shared.subscriber_count(event)
+    }
+
+    /// A raw subscription to event number `event` of `contract`: a stream of each
+    /// event's encoded arguments, ending when the connection closes. Callbacks are
+    /// matched by event name; one that names another contract is skipped (.NET's rule:
+    /// only when both contract ids are known and differ).
+    ///
+    /// Each subscription buffers up to `with_event_capacity` events (default 1024);
+    /// beyond that the stream reports how many it missed instead of blocking the
+    /// connection.
     pub fn subscribe_raw(&self, contract: &'static ServiceDescriptor, event: usize) -> EventSubscription {
         let (publisher, subscription) = event_channel(self.inner.event_capacity);
         if let Some(e) = contract.events.get(event) {

@@ -12,8 +12,11 @@ use witrpc_core::{CommunicationStatus, EventPublisher, MessageType, WitMessage, 
 use witrpc_crypto::{Opener, Sealer};
 
 use crate::error::ClientError;
-use crate::limits::CLOSE_TIMEOUT;
 use crate::transport::{FrameSink, FrameStream, Inbound, Outbound, TransportError};
+
+/// How long the writer spends closing the transport (sending a close frame) before it
+/// gives up: 1 s. A server that stopped reading must not hold `disconnect`.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Text the .NET server starts a "method not found" answer with.
 const METHOD_NOT_FOUND: &str = "Method not found";
@@ -36,7 +39,6 @@ pub(crate) struct Shared {
 pub(crate) enum Outgoing {
     Message { id: Uuid, kind: MessageType, payload: Bytes },
     Ping,
-    Close,
 }
 
 /// Keepalive settings of a connection.
@@ -265,14 +267,27 @@ pub(crate) async fn read_loop(
 /// Every wait also watches the close signal: a server that stopped reading must not
 /// keep `disconnect` (or the task) waiting, so the final close is bounded by
 /// [`CLOSE_TIMEOUT`] too.
-pub(crate) async fn write_loop(
+pub(crate) fn write_loop(
     shared: Arc<Shared>,
+    rx: mpsc::Receiver<Outgoing>,
+    sink: FrameSink,
+    sealer: Box<dyn Sealer>,
+) -> impl Future<Output = ()> + Send {
+    // Taken before the task first runs, so it fires however the task ends (return,
+    // panic, abort, a runtime dropping it unpolled); `disconnect` waits for it.
+    let done = shared.writer_done.clone().drop_guard();
+    async move {
+        let _done = done;
+        write_frames(&shared, rx, sink, sealer).await;
+    }
+}
+
+async fn write_frames(
+    shared: &Shared,
     mut rx: mpsc::Receiver<Outgoing>,
     mut sink: FrameSink,
     mut sealer: Box<dyn Sealer>,
 ) {
-    // Fires however this task ends (return, panic, abort); `disconnect` waits for it.
-    let _done = shared.writer_done.clone().drop_guard();
     loop {
         let item = tokio::select! {
             biased;
@@ -291,14 +306,14 @@ pub(crate) async fn write_loop(
                 let frame = Bytes::from(WitMessage::new(id, kind, Some(sealed)).encode());
                 tracing::trace!(%id, ?kind, len = frame.len(), "sending");
                 let flush = rx.is_empty();
-                unless_closed(&shared, async {
+                unless_closed(shared, async {
                     sink.feed(Outbound::Message(frame)).await?;
                     if flush { sink.flush().await } else { Ok(()) }
                 })
                 .await
             }
-            Some(Outgoing::Ping) => unless_closed(&shared, sink.send(Outbound::Ping)).await,
-            Some(Outgoing::Close) | None => break,
+            Some(Outgoing::Ping) => unless_closed(shared, sink.send(Outbound::Ping)).await,
+            None => break,
         };
         match sent {
             Some(Ok(())) => {}

@@ -43,13 +43,13 @@ pub enum ClientError {
         message: String,
     },
     /// Key exchange or an encrypted frame failed.
-    #[error("encryption handshake failed")]
+    #[error("encryption failed; both ends must use `with_encryption`, or neither")]
     Encryption(#[source] CryptoError),
     /// The access token was rejected during authorization.
     #[error("unauthorized: the server rejected the access token; check `with_access_token`")]
     Unauthorized,
     /// A request's token was rejected (status 561).
-    #[error("the server rejected the request's access token (status 561)")]
+    #[error("the server rejected the request's access token (status 561); check `with_access_token`")]
     RequestUnauthorized {
         /// The server's message.
         message: Option<String>,
@@ -73,7 +73,7 @@ pub enum ClientError {
         details: Option<String>,
     },
     /// The connection is closed; the call was not answered.
-    #[error("connection closed: {reason}")]
+    #[error("connection closed: {reason}; connect again to make more calls")]
     ConnectionClosed {
         /// Why, as far as the client knows (the server's close reason when it sent one).
         reason: String,
@@ -85,13 +85,13 @@ pub enum ClientError {
         after: std::time::Duration,
     },
     /// The transport failed.
-    #[error("transport error")]
+    #[error("the connection to the server failed")]
     Transport(#[source] TransportError),
     /// An argument or result could not be (de)serialized.
     #[error(transparent)]
     Parameter(#[from] ParameterError),
     /// The server sent bytes that are not protocol 3.
-    #[error("the server sent an invalid message")]
+    #[error("the server sent an invalid message; is it a WitRPC protocol-3 server?")]
     Protocol(#[source] CodecError),
 }
 

@@ -30,6 +30,9 @@ mod connection;
 mod error;
 pub mod transport;
 
+#[cfg(test)]
+mod tests;
+
 pub use builder::{
     DEFAULT_EVENT_CAPACITY, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_REQUEST_TIMEOUT, WitClientBuilder,

@@ -93,11 +93,8 @@ async fn status_500_is_a_remote_error_with_message_and_details() {
 
 #[tokio::test]
 async fn status_400_method_not_found_names_the_method() {
-    let response = WitResponse::error(
-        CommunicationStatus::BadRequest,
-        "Method not found on service, method name: Add",
-        None,
-    );
+    let response =
+        WitResponse::error(CommunicationStatus::BadRequest, "Method not found on service, method name: Add", None);
     match answered_with(response).await.unwrap_err() {
         ClientError::MethodNotFound { method, message } => {
             assert_eq!(method, "Add");

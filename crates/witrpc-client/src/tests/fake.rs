@@ -85,7 +85,10 @@ pub(super) async fn connected(builder: WitClientBuilder) -> (WitClient, Server) 
     connected_with(builder, pair()).await
 }
 
-pub(super) async fn connected_with(builder: WitClientBuilder, (transport, mut server): (FakeTransport, Server)) -> (WitClient, Server) {
+pub(super) async fn connected_with(
+    builder: WitClientBuilder,
+    (transport, mut server): (FakeTransport, Server),
+) -> (WitClient, Server) {
     let connect = builder.with_transport(transport).connect(WITHIN);
     let (client, _token) = within("handshake", async { tokio::join!(connect, server.accept_handshake(true)) }).await;
     (client.expect("the scripted server accepts the handshake"), server)

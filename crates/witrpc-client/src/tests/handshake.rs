@@ -15,7 +15,8 @@ use crate::{ClientError, WitClientBuilder};
 #[tokio::test]
 async fn sends_a_plain_initialization_then_the_token_and_connects() {
     let (transport, mut server) = pair();
-    let connect = WitClientBuilder::new().with_access_token("secret").with_transport(transport).connect(Duration::from_secs(5));
+    let connect =
+        WitClientBuilder::new().with_access_token("secret").with_transport(transport).connect(Duration::from_secs(5));
     let script = async {
         let init = server.expect(MessageType::Initialization).await;
         let request = WitRequestInitialization::decode(init.data.clone().unwrap()).unwrap();
@@ -45,7 +46,8 @@ async fn sends_an_empty_token_when_none_is_configured() {
 #[tokio::test]
 async fn a_rejected_token_is_unauthorized() {
     let (transport, mut server) = pair();
-    let connect = WitClientBuilder::new().with_access_token("wrong").with_transport(transport).connect(Duration::from_secs(5));
+    let connect =
+        WitClientBuilder::new().with_access_token("wrong").with_transport(transport).connect(Duration::from_secs(5));
     let (client, _) = within("handshake", async { tokio::join!(connect, server.accept_handshake(false)) }).await;
     let err = client.unwrap_err();
     assert!(matches!(err, ClientError::Unauthorized), "{err:?}");
@@ -66,8 +68,10 @@ async fn initialization_answered_with(reply: WitResponseInitialization) -> Clien
 
 #[tokio::test]
 async fn a_protocol_mismatch_refusal_is_reported_as_such() {
-    let refusal =
-        WitResponseInitialization { protocol_version: 4, ..WitResponseInitialization::refusal("Protocol mismatch: client 3, server 4") };
+    let refusal = WitResponseInitialization {
+        protocol_version: 4,
+        ..WitResponseInitialization::refusal("Protocol mismatch: client 3, server 4")
+    };
     match initialization_answered_with(refusal).await {
         ClientError::ProtocolMismatch { message } => assert_eq!(message, "Protocol mismatch: client 3, server 4"),
         other => panic!("expected ProtocolMismatch, got {other:?}"),

@@ -100,7 +100,9 @@ async fn disconnect_returns_even_when_the_server_stopped_reading() {
             tokio::spawn(async move { client.call(add("1", "2")).await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(10)).await; // let the writer fill the transport
+    // With time paused, this returns only once every other task is idle: the writer is
+    // then blocked on the full transport.
+    tokio::time::sleep(Duration::from_millis(10)).await;
     within("disconnect", client.disconnect()).await;
     for call in calls {
         let err = within("pending call", call).await.unwrap().unwrap_err();
