@@ -201,6 +201,7 @@ impl ConnectionTask {
                 continue; // .NET skips empty messages
             }
             self.shared.stats.messages_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!(crate::metrics::MESSAGES_IN).increment(1);
             let limit = self.shared.config.max_handshake_message_size;
             if self.state != State::Authorized && bytes.len() > limit {
                 tracing::warn!(len = bytes.len(), limit, "oversized message before authorization");
@@ -361,6 +362,7 @@ impl ConnectionTask {
         if !authorized {
             tracing::warn!("authorization refused");
             self.shared.stats.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!(crate::metrics::AUTH_FAILURES).increment(1);
             return self.stop_with(CloseCode::Policy, "unauthorized: the access token was rejected");
         }
         if let Authorization::Allow(identity) = decision {
@@ -454,11 +456,9 @@ impl ConnectionTask {
                         )
                     }
                 };
-                tracing::debug!(
-                    status = response.status.to_i32(),
-                    elapsed_us = started.elapsed().as_micros() as u64,
-                    "done"
-                );
+                let elapsed = started.elapsed();
+                tracing::debug!(status = response.status.to_i32(), elapsed_us = elapsed.as_micros() as u64, "done");
+                crate::metrics::request(method_name, response.status.to_i32(), elapsed);
                 let _closed = outbox.send(response_item(id, response)).await;
                 drop(permit);
             }

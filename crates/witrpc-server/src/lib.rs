@@ -27,6 +27,7 @@ mod connection;
 mod error;
 mod events;
 pub mod limits;
+pub mod metrics;
 mod outbox;
 mod registry;
 mod server;

@@ -76,9 +76,21 @@ impl Outbox {
         }
     }
 
+    /// Counts `len` queued bytes; returns the connection's new total.
+    fn add_bytes(&self, len: usize) -> usize {
+        metrics::gauge!(crate::metrics::OUTBOUND_BYTES).increment(len as f64);
+        self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len
+    }
+
+    fn sub_bytes(&self, len: usize) {
+        metrics::gauge!(crate::metrics::OUTBOUND_BYTES).decrement(len as f64);
+        self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+    }
+
     fn slow_consumer(&self, reason: String) {
         tracing::warn!(%reason, "disconnecting slow client");
         self.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::SLOW_CONSUMERS).increment(1);
         self.close(CloseReason::new(CloseCode::Policy, reason));
     }
 
@@ -86,14 +98,14 @@ impl Outbox {
     /// so their bytes are counted but never refused.)
     pub(crate) async fn send(&self, item: Outgoing) -> Result<(), Closed> {
         let len = Self::payload_len(&item);
-        self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        self.add_bytes(len);
         let sent = tokio::select! {
             biased;
             () = self.closer.cancelled() => Err(Closed),
             r = self.tx.send(item) => r.map_err(|_| Closed),
         };
         if sent.is_err() {
-            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.sub_bytes(len);
         }
         sent
     }
@@ -102,9 +114,9 @@ impl Outbox {
     /// up: it is disconnected with a reason rather than silently missing events.
     pub(crate) fn send_event(&self, item: Outgoing) {
         let len = Self::payload_len(&item);
-        let queued = self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
+        let queued = self.add_bytes(len);
         if queued > self.max_bytes {
-            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.sub_bytes(len);
             self.slow_consumer(format!(
                 "outbound queue over {} bytes (with_max_outbound_bytes); client too slow",
                 self.max_bytes
@@ -114,15 +126,13 @@ impl Outbox {
         match self.tx.try_send(item) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                self.sub_bytes(len);
                 self.slow_consumer(format!(
                     "outbound queue full ({} messages, with_outbound_queue_capacity); client too slow",
                     self.capacity
                 ));
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.sub_bytes(len),
         }
     }
 
@@ -186,8 +196,7 @@ pub(crate) async fn write_loop(outbox: &Outbox, mut rx: mpsc::Receiver<Outgoing>
         let Some(item) = item else { break };
         match item {
             Outgoing::Message { id, kind, payload, seal } => {
-                let len = payload.as_ref().map_or(0, Bytes::len);
-                outbox.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                outbox.sub_bytes(payload.as_ref().map_or(0, Bytes::len));
                 let data = match (payload, seal, sealer.as_mut()) {
                     (Some(p), true, Some(s)) => match s.seal(p) {
                         Ok(sealed) => Some(sealed),
@@ -201,6 +210,7 @@ pub(crate) async fn write_loop(outbox: &Outbox, mut rx: mpsc::Receiver<Outgoing>
                 };
                 let frame = Bytes::from(WitMessage::new(id, kind, data).encode());
                 tracing::trace!(len = frame.len(), "frame out");
+                metrics::counter!(crate::metrics::MESSAGES_OUT).increment(1);
                 if let Err(e) = sink.feed(Outbound::Message(frame)).await {
                     tracing::debug!(error = %e, "write failed");
                     break;

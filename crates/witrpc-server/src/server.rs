@@ -44,10 +44,13 @@ impl Shared {
     pub(crate) fn connection_opened(&self) {
         self.stats.active.fetch_add(1, Ordering::Relaxed);
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!(crate::metrics::CONNECTIONS_ACTIVE).increment(1.0);
+        metrics::counter!(crate::metrics::CONNECTIONS_TOTAL).increment(1);
     }
 
     pub(crate) fn connection_closed(&self) {
         self.stats.active.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!(crate::metrics::CONNECTIONS_ACTIVE).decrement(1.0);
     }
 }
 

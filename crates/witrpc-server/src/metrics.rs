@@ -1,0 +1,35 @@
+//! Metrics through the `metrics` facade. Nothing is recorded unless the application
+//! installs a recorder (e.g. `metrics-exporter-prometheus`; see `examples/prometheus.rs`).
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `witrpc_connections_active` | gauge | |
+//! | `witrpc_connections_total` | counter | |
+//! | `witrpc_auth_failures_total` | counter | |
+//! | `witrpc_slow_consumer_disconnects_total` | counter | |
+//! | `witrpc_outbound_queue_bytes` | gauge (all connections) | |
+//! | `witrpc_messages_in_total`, `witrpc_messages_out_total` | counter | |
+//! | `witrpc_request_duration_seconds` | histogram | `method`, `status` |
+
+/// `witrpc_connections_active`.
+pub const CONNECTIONS_ACTIVE: &str = "witrpc_connections_active";
+/// `witrpc_connections_total`.
+pub const CONNECTIONS_TOTAL: &str = "witrpc_connections_total";
+/// `witrpc_auth_failures_total`.
+pub const AUTH_FAILURES: &str = "witrpc_auth_failures_total";
+/// `witrpc_slow_consumer_disconnects_total`.
+pub const SLOW_CONSUMERS: &str = "witrpc_slow_consumer_disconnects_total";
+/// `witrpc_outbound_queue_bytes`.
+pub const OUTBOUND_BYTES: &str = "witrpc_outbound_queue_bytes";
+/// `witrpc_messages_in_total`.
+pub const MESSAGES_IN: &str = "witrpc_messages_in_total";
+/// `witrpc_messages_out_total`.
+pub const MESSAGES_OUT: &str = "witrpc_messages_out_total";
+/// `witrpc_request_duration_seconds`.
+pub const REQUEST_DURATION: &str = "witrpc_request_duration_seconds";
+
+/// Records a finished call.
+pub(crate) fn request(method: &'static str, status: i32, elapsed: std::time::Duration) {
+    metrics::histogram!(REQUEST_DURATION, "method" => method, "status" => status.to_string())
+        .record(elapsed.as_secs_f64());
+}
