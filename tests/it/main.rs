@@ -10,6 +10,7 @@ mod events;
 mod hostile;
 mod keepalive;
 mod limits;
+mod observability;
 mod robustness;
 mod security;
 mod shutdown;

@@ -201,6 +201,28 @@ impl crate::Opener for AeadOpener {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_frames_never_panic_and_never_open(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let (m, s) = master_and_salt();
+            let mut server = ciphers(&m, &s, Side::Server).unwrap();
+            prop_assert!(server.opener.open(Bytes::from(bytes)).is_err());
+        }
+
+        #[test]
+        fn sealed_frames_round_trip_in_order(messages in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..256), 1..8)) {
+            let (m, s) = master_and_salt();
+            let mut client = ciphers(&m, &s, Side::Client).unwrap();
+            let mut server = ciphers(&m, &s, Side::Server).unwrap();
+            for msg in messages {
+                let sealed = client.sealer.seal(Bytes::from(msg.clone())).unwrap();
+                prop_assert_eq!(sealed.len(), msg.len() + FRAME_OVERHEAD);
+                prop_assert_eq!(&server.opener.open(sealed).unwrap()[..], &msg[..]);
+            }
+        }
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
