@@ -11,6 +11,7 @@ mod hostile;
 mod keepalive;
 mod limits;
 mod observability;
+mod reconnect;
 mod robustness;
 mod security;
 mod shutdown;

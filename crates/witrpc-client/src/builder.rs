@@ -17,8 +17,8 @@ use witrpc_crypto::encrypted::EncryptedClientEncryptor;
 use witrpc_crypto::plain::PlainClientEncryptor;
 use witrpc_crypto::{Ciphers, ClientEncryptor};
 
-use crate::client::{Inner, WitClient};
-use crate::connection::{Keepalive, Shared, read_loop, write_loop};
+use crate::client::{Conn, Inner, WitClient};
+use crate::connection::{Keepalive, Shared, Subscriptions, read_loop, write_loop};
 use crate::error::ClientError;
 use crate::transport::{ClientTransport, FrameSink, FrameStream, Inbound, Outbound, TransportError};
 
@@ -45,6 +45,7 @@ pub struct WitClientBuilder {
     max_message_size: usize,
     encryption: bool,
     keepalive: Keepalive,
+    reconnect: Option<ReconnectPolicy>,
     deferred_error: Option<ClientError>,
 }
 
@@ -77,6 +78,7 @@ impl WitClientBuilder {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             encryption: false,
             keepalive: Keepalive { interval: Some(DEFAULT_KEEPALIVE_INTERVAL), idle_timeout: DEFAULT_IDLE_TIMEOUT },
+            reconnect: None,
             deferred_error: None,
         }
     }
@@ -86,6 +88,16 @@ impl WitClientBuilder {
     /// connection closes and pending calls fail with [`ClientError::ConnectionClosed`].
     pub fn with_keepalive(mut self, interval: Option<Duration>, idle_timeout: Duration) -> Self {
         self.keepalive = Keepalive { interval, idle_timeout: idle_timeout.max(Duration::from_millis(1)) };
+        self
+    }
+
+    /// Reconnects after a lost connection (not after `disconnect`), with exponential
+    /// backoff and jitter, repeating the handshake. Calls in flight when the connection
+    /// drops fail with [`ClientError::ConnectionClosed`]; calls made while reconnecting
+    /// fail the same way at once. Event streams continue and yield
+    /// `EventError::Reconnected` where events may have been missed. Off by default.
+    pub fn with_reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = Some(policy);
         self
     }
 
@@ -173,11 +185,80 @@ impl WitClientBuilder {
         if let Some(e) = self.deferred_error.take() {
             return Err(e);
         }
-        let transport = self.transport.as_deref().ok_or(ClientError::NoTransport)?;
+        let transport = self.transport.take().ok_or(ClientError::NoTransport)?;
         let serializer = match self.serializer.clone() {
             Some(s) => s,
             None => default_serializer()?,
         };
+        let connector = Arc::new(Connector {
+            transport: Arc::from(transport),
+            max_message_size: self.max_message_size,
+            encryption: self.encryption,
+            token: self.token.clone(),
+            keepalive: self.keepalive,
+            timeout,
+        });
+        let subscriptions = Arc::new(Subscriptions::new());
+        let conn = connector.open(subscriptions.clone()).await?;
+        let inner = Inner {
+            conn: std::sync::Mutex::new(Arc::new(conn)),
+            subscriptions,
+            serializer,
+            token: self.token.clone(),
+            request_timeout: self.request_timeout,
+            event_capacity: self.event_capacity,
+            finished: tokio_util::sync::CancellationToken::new(),
+            supervisor: std::sync::Mutex::new(None),
+        };
+        Ok(WitClient::start(inner, self.reconnect.map(|policy| (connector, policy))))
+    }
+}
+
+/// When and how often a client reconnects after losing its connection.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ReconnectPolicy {
+    /// Wait before the first attempt (default 200 ms); doubled after each failure.
+    pub initial_delay: Duration,
+    /// Longest wait between attempts (default 30 s).
+    pub max_delay: Duration,
+    /// Attempts before giving up; `None` (default) tries forever.
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        Self { initial_delay: Duration::from_millis(200), max_delay: Duration::from_secs(30), max_attempts: None }
+    }
+}
+
+impl ReconnectPolicy {
+    /// Waits `initial_delay`, doubling up to `max_delay`, with ±20 % jitter.
+    pub fn new(initial_delay: Duration, max_delay: Duration) -> Self {
+        Self { initial_delay, max_delay: max_delay.max(initial_delay), max_attempts: None }
+    }
+
+    /// Gives up after `attempts` failed attempts; the client then closes for good.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = Some(attempts);
+        self
+    }
+}
+
+/// Everything needed to open (and re-open) a connection.
+#[derive(Debug)]
+pub(crate) struct Connector {
+    transport: Arc<dyn ClientTransport>,
+    max_message_size: usize,
+    encryption: bool,
+    token: String,
+    keepalive: Keepalive,
+    timeout: Duration,
+}
+
+impl Connector {
+    /// Connects, runs the handshake within the timeout and starts the connection's tasks.
+    pub(crate) async fn open(&self, subscriptions: Arc<Subscriptions>) -> Result<Conn, ClientError> {
         let encryptor: Box<dyn ClientEncryptor> = if self.encryption {
             // RSA key generation takes tens of milliseconds: keep it off the runtime.
             let generated = tokio::task::spawn_blocking(EncryptedClientEncryptor::generate).await.map_err(|_| {
@@ -187,31 +268,23 @@ impl WitClientBuilder {
         } else {
             Box::new(PlainClientEncryptor)
         };
-        let span = tracing::debug_span!("witrpc_client", transport = ?transport);
+        let span = tracing::debug_span!("witrpc_client", transport = ?self.transport);
         let handshake = async {
-            let (mut sink, mut stream) = transport.connect(self.max_message_size).await?;
+            let (mut sink, mut stream) = self.transport.connect(self.max_message_size).await?;
             let ciphers = handshake(&mut sink, &mut stream, encryptor.as_ref(), &self.token).await?;
             Ok::<_, ClientError>((sink, stream, ciphers))
         };
         let (sink, stream, Ciphers { sealer, opener }) =
-            tokio::time::timeout(timeout, handshake.instrument(span.clone()))
+            tokio::time::timeout(self.timeout, handshake.instrument(span.clone()))
                 .await
-                .map_err(|_| ClientError::Timeout { after: timeout })??;
-        let shared = Arc::new(Shared::new());
+                .map_err(|_| ClientError::Timeout { after: self.timeout })??;
+        let shared = Arc::new(Shared::new(subscriptions));
         let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let reader = tokio::spawn(
             read_loop(shared.clone(), stream, opener, outbound.clone(), self.keepalive).instrument(span.clone()),
         );
         let writer = tokio::spawn(write_loop(shared.clone(), rx, sink, sealer).instrument(span));
-        Ok(WitClient::from_inner(Inner {
-            shared,
-            outbound,
-            serializer,
-            token: self.token.clone(),
-            request_timeout: self.request_timeout,
-            event_capacity: self.event_capacity,
-            tasks: [reader, writer],
-        }))
+        Ok(Conn { shared, outbound, tasks: [reader, writer] })
     }
 }
 

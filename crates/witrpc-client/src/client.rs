@@ -1,12 +1,13 @@
 //! `WitClient`: a connected, authorized client; cheap to clone.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 use witrpc_core::{
@@ -14,7 +15,8 @@ use witrpc_core::{
     WitRequest, WitResponse, event_channel,
 };
 
-use crate::connection::{Outgoing, Shared, map_response};
+use crate::builder::{Connector, ReconnectPolicy};
+use crate::connection::{Outgoing, Shared, Subscriptions, map_response};
 use crate::error::ClientError;
 
 /// A connected WitRPC client. Clones share one connection; calls on it run
@@ -26,25 +28,61 @@ pub struct WitClient {
     inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+/// One live connection: its state and its reader and writer tasks.
+pub(crate) struct Conn {
     pub(crate) shared: Arc<Shared>,
     pub(crate) outbound: mpsc::Sender<Outgoing>,
-    pub(crate) serializer: Arc<dyn ParameterSerializer>,
-    pub(crate) token: String,
-    pub(crate) request_timeout: Duration,
-    pub(crate) event_capacity: usize,
     pub(crate) tasks: [JoinHandle<()>; 2],
 }
 
-impl Drop for Inner {
+impl Drop for Conn {
     fn drop(&mut self) {
-        // The last handle is gone: nobody can read results or events any more. The
-        // close signal stops both tasks; the reader is also aborted, while the writer
-        // is left to send the transport's close, which it bounds by a timeout.
+        // Nobody can use this connection any more. The close signal stops both tasks;
+        // the reader is also aborted, while the writer is left to send the transport's
+        // close, which it bounds by a timeout.
         self.shared.shut("the client was dropped".to_owned());
         let [reader, _writer] = &self.tasks;
         reader.abort();
     }
+}
+
+pub(crate) struct Inner {
+    /// The current connection; replaced when the client reconnects.
+    pub(crate) conn: Mutex<Arc<Conn>>,
+    pub(crate) subscriptions: Arc<Subscriptions>,
+    pub(crate) serializer: Arc<dyn ParameterSerializer>,
+    pub(crate) token: String,
+    pub(crate) request_timeout: Duration,
+    pub(crate) event_capacity: usize,
+    /// Cancelled when the client is closed for good (disconnect, no reconnect, gave up).
+    pub(crate) finished: CancellationToken,
+    pub(crate) supervisor: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Inner {
+    pub(crate) fn current(&self) -> Arc<Conn> {
+        lock(&self.conn).clone()
+    }
+
+    /// Closes the client for good: event streams end.
+    pub(crate) fn finish(&self) {
+        self.subscriptions.close();
+        self.finished.cancel();
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(supervisor) = lock(&self.supervisor).take() {
+            supervisor.abort();
+        }
+        self.finish();
+    }
+}
+
+/// A poisoned lock only means a panic elsewhere mid-swap; the value is intact.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl fmt::Debug for WitClient {
@@ -69,26 +107,32 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl WitClient {
-    pub(crate) fn from_inner(inner: Inner) -> Self {
-        Self { inner: Arc::new(inner) }
+    /// Wraps a first connection; `reconnect` (with its connector) keeps it alive.
+    pub(crate) fn start(inner: Inner, reconnect: Option<(Arc<Connector>, ReconnectPolicy)>) -> Self {
+        let inner = Arc::new(inner);
+        let supervisor = tokio::spawn(supervise(Arc::downgrade(&inner), reconnect));
+        *lock(&inner.supervisor) = Some(supervisor);
+        Self { inner }
     }
 
-    /// Whether the connection is still open.
+    /// Whether the client is connected now (while it reconnects, `false`).
     pub fn is_connected(&self) -> bool {
-        !self.inner.shared.is_closed()
+        !self.inner.current().shared.is_closed()
     }
 
-    /// Resolves when the connection has closed (for any reason).
+    /// Resolves when the client has closed for good: after `disconnect`, after a lost
+    /// connection when reconnecting is off, or when reconnecting gave up.
     ///
     /// # Cancel safety
     /// Cancel safe.
     pub async fn closed(&self) {
-        self.inner.shared.closed_token().cancelled().await;
+        self.inner.finished.cancelled().await;
     }
 
-    /// Why the connection closed, if it has.
+    /// Why the current connection closed, if it has.
     pub fn close_reason(&self) -> Option<String> {
-        self.inner.shared.is_closed().then(|| self.inner.shared.close_reason())
+        let conn = self.inner.current();
+        conn.shared.is_closed().then(|| conn.shared.close_reason())
     }
 
     /// Closes the connection and waits until the transport is closed (a WebSocket
@@ -100,8 +144,10 @@ impl WitClient {
     /// Cancel safe: the connection is closed as soon as this is first polled, and the
     /// transport's close proceeds in the background.
     pub async fn disconnect(&self) {
-        self.inner.shared.shut("the client disconnected".to_owned());
-        self.inner.shared.writer_done().cancelled().await;
+        self.inner.finish();
+        let conn = self.inner.current();
+        conn.shared.shut("the client disconnected".to_owned());
+        conn.shared.writer_done().cancelled().await;
     }
 
     /// The parameter serializer of this connection.
@@ -154,12 +200,13 @@ impl WitClient {
 
     /// Registers `id`, queues the request and waits for its response.
     async fn exchange(&self, id: Uuid, request: WitRequest) -> Result<WitResponse, ClientError> {
-        let shared = &self.inner.shared;
+        let conn = self.inner.current();
+        let shared = &conn.shared;
         // Registered before sending, so the response cannot arrive unclaimed.
         let rx = shared.register(id)?;
         let _forget_on_drop = PendingGuard { shared, id };
         let payload = Bytes::from(request.encode());
-        if self.inner.outbound.send(Outgoing::Message { id, kind: MessageType::Request, payload }).await.is_err() {
+        if conn.outbound.send(Outgoing::Message { id, kind: MessageType::Request, payload }).await.is_err() {
             return Err(shared.closed_error());
         }
         tracing::debug!("request sent");
@@ -169,16 +216,17 @@ impl WitClient {
 
     #[cfg(test)]
     pub(crate) fn pending_calls(&self) -> usize {
-        self.inner.shared.pending_count()
+        self.inner.current().shared.pending_count()
     }
 
     #[cfg(test)]
     pub(crate) fn subscriber_count(&self, event: &str) -> usize {
-        self.inner.shared.subscriber_count(event)
+        self.inner.subscriptions.count(event)
     }
 
     /// A raw subscription to event number `event` of `contract`: a stream of each
-    /// event's encoded arguments, ending when the connection closes. Callbacks are
+    /// event's encoded arguments, ending when the client closes for good (a reconnect
+    /// shows as [`witrpc_core::EventError::Reconnected`] and the stream goes on). Callbacks are
     /// matched by event name; one that names another contract is skipped (.NET's rule:
     /// only when both contract ids are known and differ).
     ///
@@ -188,7 +236,7 @@ impl WitClient {
     pub fn subscribe_raw(&self, contract: &'static ServiceDescriptor, event: usize) -> EventSubscription {
         let (publisher, subscription) = event_channel(self.inner.event_capacity);
         if let Some(e) = contract.events.get(event) {
-            self.inner.shared.subscribe(e.name, contract.contract_id(), publisher);
+            self.inner.subscriptions.subscribe(e.name, contract.contract_id(), publisher);
         }
         subscription
     }
@@ -209,4 +257,60 @@ impl ClientChannel for WitClient {
     fn subscribe(&self, contract: &'static ServiceDescriptor, event: usize) -> EventSubscription {
         self.subscribe_raw(contract, event)
     }
+}
+
+/// Watches the current connection; when it closes, either reconnects (with backoff and
+/// jitter) or closes the client for good.
+async fn supervise(inner: Weak<Inner>, reconnect: Option<(Arc<Connector>, ReconnectPolicy)>) {
+    loop {
+        let Some(conn) = inner.upgrade().map(|i| i.current()) else { return };
+        conn.shared.closed_token().cancelled().await;
+        drop(conn);
+        let Some((connector, policy)) = &reconnect else {
+            if let Some(i) = inner.upgrade() {
+                i.finish();
+            }
+            return;
+        };
+        let mut delay = policy.initial_delay;
+        let mut attempt = 0u32;
+        loop {
+            match inner.upgrade() {
+                Some(i) if !i.finished.is_cancelled() => drop(i),
+                _ => return,
+            }
+            tokio::time::sleep(jittered(delay)).await;
+            attempt += 1;
+            let Some(subscriptions) = inner.upgrade().map(|i| i.subscriptions.clone()) else { return };
+            match connector.open(subscriptions.clone()).await {
+                Ok(conn) => {
+                    let Some(i) = inner.upgrade() else { return };
+                    if i.finished.is_cancelled() {
+                        return; // disconnected meanwhile: `conn` drops and closes
+                    }
+                    *lock(&i.conn) = Arc::new(conn);
+                    subscriptions.reconnected();
+                    tracing::info!(attempt, "reconnected");
+                    break;
+                }
+                Err(e) if policy.max_attempts.is_some_and(|max| attempt >= max) => {
+                    tracing::warn!(attempt, error = %e, "giving up reconnecting");
+                    if let Some(i) = inner.upgrade() {
+                        i.finish();
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::info!(attempt, error = %e, retry_in = ?delay, "reconnect failed");
+                    delay = (delay * 2).min(policy.max_delay);
+                }
+            }
+        }
+    }
+}
+
+/// `delay` ± 20 %, so many clients do not reconnect in lockstep.
+fn jittered(delay: Duration) -> Duration {
+    let unit = (Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0; // 0.0..1.0
+    delay.mul_f64(0.8 + 0.4 * unit)
 }

@@ -23,11 +23,69 @@ const METHOD_NOT_FOUND: &str = "Method not found";
 
 type Reply = Result<WitResponse, ClientError>;
 
-/// State shared by the handle and the connection's tasks.
+/// Subscribers of each event name, with the contract id they subscribed under.
+type ByEvent = HashMap<&'static str, Vec<(i64, EventPublisher)>>;
+
+/// Event subscriptions of a client; they outlive any one connection when the client
+/// reconnects.
+#[derive(Debug, Default)]
+pub(crate) struct Subscriptions {
+    /// `None` once the client is closed for good: new subscribers end at once.
+    by_event: Mutex<Option<ByEvent>>,
+}
+
+impl Subscriptions {
+    pub(crate) fn new() -> Self {
+        Self { by_event: Mutex::new(Some(HashMap::new())) }
+    }
+
+    pub(crate) fn subscribe(&self, event: &'static str, contract_id: i64, publisher: EventPublisher) {
+        let mut by_event = lock(&self.by_event);
+        // Once closed, dropping the publisher ends the stream at once.
+        let Some(map) = by_event.as_mut() else { return };
+        let list = map.entry(event).or_default();
+        // Subscribers that went away are otherwise only noticed when their event fires.
+        list.retain(|(_, p)| !p.is_closed());
+        list.push((contract_id, publisher));
+    }
+
+    fn deliver(&self, event: WitRequest) {
+        let mut by_event = lock(&self.by_event);
+        let Some(list) = by_event.as_mut().and_then(|m| m.get_mut(event.method_name.as_str())) else { return };
+        // .NET's filter: skip only when both ids are set and differ.
+        list.retain_mut(|(contract_id, publisher)| {
+            if event.contract_id != 0 && *contract_id != 0 && *contract_id != event.contract_id {
+                return true;
+            }
+            publisher.publish(event.parameters.clone())
+        });
+    }
+
+    /// Tells every stream that the connection was re-established at this point.
+    pub(crate) fn reconnected(&self) {
+        if let Some(map) = lock(&self.by_event).as_mut() {
+            for list in map.values_mut() {
+                list.retain_mut(|(_, p)| p.publish_reconnected());
+            }
+        }
+    }
+
+    /// Ends every stream; later subscriptions end at once.
+    pub(crate) fn close(&self) {
+        lock(&self.by_event).take();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn count(&self, event: &str) -> usize {
+        lock(&self.by_event).as_ref().and_then(|m| m.get(event)).map_or(0, Vec::len)
+    }
+}
+
+/// State shared by the handle and the tasks of one connection.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pending: Mutex<HashMap<Uuid, oneshot::Sender<Reply>>>,
-    subscriptions: Mutex<HashMap<&'static str, Vec<(i64, EventPublisher)>>>,
+    subscriptions: std::sync::Arc<Subscriptions>,
     closed: CancellationToken,
     close_reason: Mutex<Option<String>>,
     /// Cancelled when the writer task has ended (it closed the transport or gave up).
@@ -49,10 +107,10 @@ pub(crate) struct Keepalive {
 }
 
 impl Shared {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(subscriptions: Arc<Subscriptions>) -> Self {
         Self {
             pending: Mutex::new(HashMap::new()),
-            subscriptions: Mutex::new(HashMap::new()),
+            subscriptions,
             closed: CancellationToken::new(),
             close_reason: Mutex::new(None),
             writer_done: CancellationToken::new(),
@@ -101,30 +159,13 @@ impl Shared {
         lock(&self.pending).remove(id);
     }
 
-    pub(crate) fn subscribe(&self, event: &'static str, contract_id: i64, publisher: EventPublisher) {
-        let mut subscriptions = lock(&self.subscriptions);
-        // Checked under the lock `shut` clears with; once closed, dropping the publisher
-        // ends the stream at once.
-        if self.is_closed() {
-            return;
-        }
-        let list = subscriptions.entry(event).or_default();
-        // Subscribers that went away are otherwise only noticed when their event fires.
-        list.retain(|(_, p)| !p.is_closed());
-        list.push((contract_id, publisher));
-    }
-
     #[cfg(test)]
     pub(crate) fn pending_count(&self) -> usize {
         lock(&self.pending).len()
     }
 
-    #[cfg(test)]
-    pub(crate) fn subscriber_count(&self, event: &str) -> usize {
-        lock(&self.subscriptions).get(event).map_or(0, Vec::len)
-    }
-
-    /// Marks the connection closed, fails every pending call and ends every event stream.
+    /// Marks the connection closed and fails every pending call. (Event streams belong
+    /// to the client and end when it closes for good.)
     pub(crate) fn shut(&self, reason: String) {
         {
             let mut slot = lock(&self.close_reason);
@@ -139,7 +180,6 @@ impl Shared {
         for (_, tx) in pending {
             let _ignored = tx.send(Err(ClientError::ConnectionClosed { reason: reason.clone() })); // caller may be gone
         }
-        lock(&self.subscriptions).clear();
     }
 
     fn deliver_response(&self, id: Uuid, reply: Reply) {
@@ -152,15 +192,7 @@ impl Shared {
     }
 
     fn deliver_event(&self, event: WitRequest) {
-        let mut subscriptions = lock(&self.subscriptions);
-        let Some(list) = subscriptions.get_mut(event.method_name.as_str()) else { return };
-        // .NET's filter: skip only when both ids are set and differ.
-        list.retain_mut(|(contract_id, publisher)| {
-            if event.contract_id != 0 && *contract_id != 0 && *contract_id != event.contract_id {
-                return true;
-            }
-            publisher.publish(event.parameters.clone())
-        });
+        self.subscriptions.deliver(event);
     }
 }
 

@@ -126,12 +126,17 @@ pub enum EventError {
     /// The event's arguments could not be decoded as the declared types.
     #[error("cannot decode event arguments")]
     Decode(#[source] ParameterError),
+    /// The connection was lost and re-established here: events raised in between were
+    /// not received. The stream goes on with events from the new connection.
+    #[error("the connection was re-established; events raised while it was down were missed")]
+    Reconnected,
 }
 
 #[derive(Debug)]
 enum Item {
     Event(Vec<Bytes>),
     Lagged(u64),
+    Reconnected,
 }
 
 /// Creates a bounded subscription and its publishing end.
@@ -174,6 +179,19 @@ impl EventPublisher {
         }
     }
 
+    /// Marks the place where the connection was re-established. Returns `false` once the
+    /// subscription was dropped. A full buffer counts the marker as a lag instead.
+    pub fn publish_reconnected(&mut self) -> bool {
+        match self.tx.try_send(Item::Reconnected) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.missed += 1;
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
     /// Whether the subscriber is gone.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
@@ -194,6 +212,7 @@ impl Stream for EventSubscription {
             item.map(|i| match i {
                 Item::Event(p) => Ok(p),
                 Item::Lagged(missed) => Err(EventError::Lagged { missed }),
+                Item::Reconnected => Err(EventError::Reconnected),
             })
         })
     }

@@ -106,7 +106,7 @@ pub trait ServerEncryptor: Send + Sync + fmt::Debug + 'static {
 }
 
 /// Client side of the key exchange; one instance per connection attempt.
-pub trait ClientEncryptor: Send + fmt::Debug {
+pub trait ClientEncryptor: Send + Sync + fmt::Debug {
     /// `PublicKey` to put in the Initialization request.
     fn public_key(&self) -> Bytes;
 

@@ -92,7 +92,7 @@ pub mod client {
 }
 
 #[cfg(feature = "client")]
-pub use witrpc_client::{ClientError, WitClient, WitClientBuilder};
+pub use witrpc_client::{ClientError, ReconnectPolicy, WitClient, WitClientBuilder};
 
 /// JSON parameters.
 #[cfg(feature = "json")]
