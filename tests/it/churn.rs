@@ -8,12 +8,7 @@ use futures_util::future::join_all;
 use witrpc::prelude::*;
 use witrpc_demo::DemoServiceClient;
 
-use crate::util::{TestServer, within};
-
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()
-}
+use crate::util::{TestServer, rss_kib, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_churn_leaves_nothing_behind() {

@@ -241,3 +241,9 @@ pub(crate) async fn http_status(addr: std::net::SocketAddr, request: &str) -> St
     let text = String::from_utf8_lossy(&buf);
     text.lines().next().unwrap_or_default().to_owned()
 }
+
+/// This process's resident set size in KiB (Linux), for figures the tests print.
+pub(crate) fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()
+}

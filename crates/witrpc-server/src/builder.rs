@@ -11,6 +11,7 @@ use crate::auth::{AccessTokenValidator, NoAccessToken, StaticAccessToken};
 use crate::error::ServerError;
 use crate::events::EventHub;
 use crate::limits;
+use crate::outbox::SlowConsumerPolicy;
 use crate::registry::Registry;
 use crate::server::{Shared, Stats, WitServer};
 use crate::transport::ServerTransport;
@@ -35,6 +36,8 @@ pub struct ServerConfig {
     pub keepalive_interval: Option<Duration>,
     /// A connection silent for this long is closed (1001) and its slot freed. Default 30 s.
     pub idle_timeout: Duration,
+    /// Slow-consumer policy per event wire name (default for all: `Disconnect`).
+    pub event_policies: std::collections::HashMap<String, SlowConsumerPolicy>,
     /// Upgrade-request headers kept for [`witrpc_core::CallContext::headers`] (lower-case
     /// names). Default: none.
     pub forwarded_headers: Vec<String>,
@@ -50,6 +53,7 @@ impl Default for ServerConfig {
             outbound_queue_capacity: limits::DEFAULT_OUTBOUND_QUEUE_CAPACITY,
             max_outbound_bytes: limits::DEFAULT_MAX_OUTBOUND_BYTES,
             forwarded_headers: Vec::new(),
+            event_policies: std::collections::HashMap::new(),
             keepalive_interval: Some(limits::DEFAULT_KEEPALIVE_INTERVAL),
             idle_timeout: limits::DEFAULT_IDLE_TIMEOUT,
         }
@@ -215,6 +219,14 @@ impl WitServerBuilder {
         self
     }
 
+    /// What happens when a client's queue has no room for event `event` (its wire
+    /// name, e.g. `"ProgressChanged"`): disconnect it (the default), drop older
+    /// instances of the event, or keep only the newest value.
+    pub fn with_event_policy(mut self, event: impl Into<String>, policy: SlowConsumerPolicy) -> Self {
+        self.config.event_policies.insert(event.into(), policy);
+        self
+    }
+
     /// Replaces every limit at once.
     pub fn with_config(mut self, config: ServerConfig) -> Self {
         self.config = config;
@@ -253,10 +265,11 @@ impl WitServerBuilder {
             None => default_serializer()?,
         };
         let registry = Registry::new(self.services)?;
+        let hub = Arc::new(EventHub::new(serializer.clone(), self.config.event_policies.clone()));
         let shared = Shared {
             config: self.config,
             registry,
-            hub: Arc::new(EventHub::new(serializer.clone())),
+            hub,
             serializer,
             validator: self.validator.unwrap_or_else(|| Arc::new(NoAccessToken)),
             encryptor: self.encryptor.unwrap_or_else(|| Arc::new(PlainServerEncryptor)),

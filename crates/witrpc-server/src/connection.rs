@@ -83,7 +83,7 @@ pub(crate) async fn serve(
     async move {
         tracing::info!("connected");
         shared.connection_opened();
-        let (outbox, rx) = Outbox::new(
+        let outbox = Outbox::new(
             shared.config.outbound_queue_capacity,
             shared.config.max_outbound_bytes,
             shared.stats.slow_consumers.clone(),
@@ -92,7 +92,7 @@ pub(crate) async fn serve(
         let outbox = Arc::new(outbox);
         let writer_outbox = outbox.clone();
         let writer = tokio::spawn(
-            async move { write_loop(&writer_outbox, rx, outbound).await }.instrument(tracing::Span::current()),
+            async move { write_loop(&writer_outbox, outbound).await }.instrument(tracing::Span::current()),
         );
         let mut task = ConnectionTask {
             in_flight: Arc::new(Semaphore::new(shared.config.max_in_flight_requests)),
@@ -257,7 +257,7 @@ impl ConnectionTask {
     }
 
     async fn reply(&self, to: &WitMessage, payload: Option<Vec<u8>>, seal: bool) {
-        let item = Outgoing::Message { id: to.id, kind: to.kind, payload: payload.map(Bytes::from), seal };
+        let item = Outgoing::Message { id: to.id, kind: to.kind, payload: payload.map(Bytes::from), seal, event: None };
         // A closed queue means the connection is going away; nothing left to answer.
         let _closed = self.outbox.send(item).await;
     }
@@ -324,7 +324,7 @@ impl ConnectionTask {
     }
 
     async fn outbox_reply_bytes(&self, to: &WitMessage, data: Bytes) {
-        let item = Outgoing::Message { id: to.id, kind: to.kind, payload: Some(data), seal: false };
+        let item = Outgoing::Message { id: to.id, kind: to.kind, payload: Some(data), seal: false, event: None };
         let _closed = self.outbox.send(item).await;
     }
 
@@ -469,7 +469,13 @@ impl ConnectionTask {
 }
 
 fn response_item(id: Uuid, response: WitResponse) -> Outgoing {
-    Outgoing::Message { id, kind: MessageType::Request, payload: Some(Bytes::from(response.encode())), seal: true }
+    Outgoing::Message {
+        id,
+        kind: MessageType::Request,
+        payload: Some(Bytes::from(response.encode())),
+        seal: true,
+        event: None,
+    }
 }
 
 /// Maps a method's outcome to its response: the one place that decides statuses.

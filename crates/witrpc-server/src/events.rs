@@ -7,7 +7,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 use witrpc_core::{EventSink, MessageType, ParameterError, ParameterSerializer, ServiceDescriptor, WitRequest};
 
-use crate::outbox::{Outbox, Outgoing};
+use crate::outbox::{EventTag, Outbox, Outgoing, SlowConsumerPolicy};
 
 /// Authorized connections by id. The lock is taken for writing only when a connection
 /// authorizes or leaves; raising an event takes it for reading. The request path never
@@ -16,11 +16,13 @@ use crate::outbox::{Outbox, Outgoing};
 pub(crate) struct EventHub {
     serializer: Arc<dyn ParameterSerializer>,
     connections: RwLock<HashMap<Uuid, Arc<Outbox>>>,
+    /// Slow-consumer policy by event wire name; absent = `Disconnect`.
+    policies: HashMap<String, SlowConsumerPolicy>,
 }
 
 impl EventHub {
-    pub(crate) fn new(serializer: Arc<dyn ParameterSerializer>) -> Self {
-        Self { serializer, connections: RwLock::new(HashMap::new()) }
+    pub(crate) fn new(serializer: Arc<dyn ParameterSerializer>, policies: HashMap<String, SlowConsumerPolicy>) -> Self {
+        Self { serializer, connections: RwLock::new(HashMap::new()), policies }
     }
 
     pub(crate) fn insert(&self, id: Uuid, outbox: Arc<Outbox>) {
@@ -58,6 +60,10 @@ impl EventSink for EventHub {
             ..WitRequest::default()
         };
         let payload = Bytes::from(request.encode());
+        let tag = EventTag {
+            key: (resolved.contract_id, descriptor.name),
+            policy: self.policies.get(descriptor.name).copied().unwrap_or_default(),
+        };
         let connections = self.connections.read().unwrap_or_else(|e| e.into_inner());
         tracing::trace!(event = descriptor.name, connections = connections.len(), "event");
         for (id, outbox) in connections.iter() {
@@ -66,6 +72,7 @@ impl EventSink for EventHub {
                 kind: MessageType::Callback,
                 payload: Some(payload.clone()),
                 seal: true,
+                event: Some(tag),
             });
         }
         Ok(())

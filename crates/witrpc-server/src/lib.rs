@@ -36,6 +36,7 @@ pub mod transport;
 pub use auth::{AccessTokenValidator, Authorization, NoAccessToken, StaticAccessToken, constant_time_eq};
 pub use builder::{ServerConfig, WitServerBuilder};
 pub use error::ServerError;
+pub use outbox::SlowConsumerPolicy;
 pub use server::WitServer;
 pub use witrpc_core::{CallContext, Identity};
 

@@ -7,6 +7,7 @@
 //! | `witrpc_connections_total` | counter | |
 //! | `witrpc_auth_failures_total` | counter | |
 //! | `witrpc_slow_consumer_disconnects_total` | counter | |
+//! | `witrpc_events_dropped_total` | counter | |
 //! | `witrpc_outbound_queue_bytes` | gauge (all connections) | |
 //! | `witrpc_messages_in_total`, `witrpc_messages_out_total` | counter | |
 //! | `witrpc_request_duration_seconds` | histogram | `method`, `status` |
@@ -27,6 +28,10 @@ pub const MESSAGES_IN: &str = "witrpc_messages_in_total";
 pub const MESSAGES_OUT: &str = "witrpc_messages_out_total";
 /// `witrpc_request_duration_seconds`.
 pub const REQUEST_DURATION: &str = "witrpc_request_duration_seconds";
+
+/// `witrpc_events_dropped_total`: events dropped or replaced by a `DropOldest` or
+/// `CoalesceLatest` policy.
+pub const EVENTS_DROPPED: &str = "witrpc_events_dropped_total";
 
 /// Records a finished call.
 pub(crate) fn request(method: &'static str, status: i32, elapsed: std::time::Duration) {

@@ -4,12 +4,13 @@
 //! close) goes through its queue, so sealing happens in wire order and an event raised
 //! by a method before it returns is written before that method's response.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use witrpc_core::{MessageType, WitMessage};
@@ -17,11 +18,35 @@ use witrpc_crypto::Sealer;
 
 use crate::transport::{CloseCode, CloseReason, FrameSink, Outbound};
 
+/// What happens to a client whose queue has no room for an event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlowConsumerPolicy {
+    /// Close the connection with a reason naming the limit (the default): the client
+    /// never sees a gap it does not know about.
+    #[default]
+    Disconnect,
+    /// Drop the oldest queued instances of this event to make room (for feeds where
+    /// only recent values matter). Disconnects if that is not enough.
+    DropOldest,
+    /// Keep only the newest value of this event (for dashboards): a queued, unsent
+    /// instance is dropped whenever a newer one is queued, so at most one waits.
+    CoalesceLatest,
+}
+
+/// Which event an item carries, for the slow-consumer policies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventTag {
+    /// Contract id and event name.
+    pub(crate) key: (i64, &'static str),
+    pub(crate) policy: SlowConsumerPolicy,
+}
+
 /// An item in a connection's queue.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
     /// An envelope; `payload` is sealed first when `seal` is set.
-    Message { id: Uuid, kind: MessageType, payload: Option<Bytes>, seal: bool },
+    Message { id: Uuid, kind: MessageType, payload: Option<Bytes>, seal: bool, event: Option<EventTag> },
     /// Install the cipher negotiated by the Initialization handshake.
     SetSealer(Box<dyn Sealer>),
     /// A keepalive probe.
@@ -30,16 +55,58 @@ pub(crate) enum Outgoing {
     Close(CloseReason),
 }
 
+impl Outgoing {
+    fn payload_len(&self) -> usize {
+        match self {
+            Outgoing::Message { payload: Some(p), .. } => p.len(),
+            _ => 0,
+        }
+    }
+
+    fn event_key(&self) -> Option<(i64, &'static str)> {
+        match self {
+            Outgoing::Message { event: Some(tag), .. } => Some(tag.key),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    items: VecDeque<Outgoing>,
+    /// Payload bytes of `items`.
+    bytes: usize,
+}
+
+impl Queue {
+    fn push(&mut self, item: Outgoing) {
+        let len = item.payload_len();
+        metrics::gauge!(crate::metrics::OUTBOUND_BYTES).increment(len as f64);
+        self.bytes += len;
+        self.items.push_back(item);
+    }
+
+    fn remove(&mut self, index: usize) -> Option<Outgoing> {
+        let item = self.items.remove(index)?;
+        let len = item.payload_len();
+        metrics::gauge!(crate::metrics::OUTBOUND_BYTES).decrement(len as f64);
+        self.bytes -= len;
+        Some(item)
+    }
+}
+
 /// The sending side of a connection's queue, shared by the reader, running calls and
-/// the event hub.
+/// the event hub; the writer task drains it.
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    tx: mpsc::Sender<Outgoing>,
+    queue: Mutex<Queue>,
+    /// Wakes the writer when an item is queued.
+    item_ready: Notify,
+    /// Wakes a sender waiting for room.
+    space: Notify,
     closer: CancellationToken,
     reason: Mutex<Option<CloseReason>>,
     capacity: usize,
-    /// Payload bytes queued and not yet written, against `max_bytes`.
-    queued_bytes: AtomicUsize,
     max_bytes: usize,
     /// Server-wide count of clients closed for not keeping up.
     slow_consumers: Arc<AtomicU64>,
@@ -55,100 +122,116 @@ impl Outbox {
         max_bytes: usize,
         slow_consumers: Arc<AtomicU64>,
         closer: CancellationToken,
-    ) -> (Self, mpsc::Receiver<Outgoing>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        let outbox = Self {
-            tx,
+    ) -> Self {
+        Self {
+            queue: Mutex::new(Queue::default()),
+            item_ready: Notify::new(),
+            space: Notify::new(),
             closer,
             reason: Mutex::new(None),
             capacity,
-            queued_bytes: AtomicUsize::new(0),
             max_bytes,
             slow_consumers,
-        };
-        (outbox, rx)
-    }
-
-    fn payload_len(item: &Outgoing) -> usize {
-        match item {
-            Outgoing::Message { payload: Some(p), .. } => p.len(),
-            _ => 0,
         }
     }
 
-    /// Counts `len` queued bytes; returns the connection's new total.
-    fn add_bytes(&self, len: usize) -> usize {
-        metrics::gauge!(crate::metrics::OUTBOUND_BYTES).increment(len as f64);
-        self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A poisoned lock only means a panic mid-push; the queue itself is consistent.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn sub_bytes(&self, len: usize) {
-        metrics::gauge!(crate::metrics::OUTBOUND_BYTES).decrement(len as f64);
-        self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+    fn push(&self, mut queue: MutexGuard<'_, Queue>, item: Outgoing) {
+        queue.push(item);
+        drop(queue);
+        self.item_ready.notify_one();
     }
 
-    fn slow_consumer(&self, reason: String) {
+    /// Queues `item`, waiting for room. (Responses are bounded by the in-flight limit,
+    /// so they wait for a free slot but are never refused for their bytes.)
+    pub(crate) async fn send(&self, item: Outgoing) -> Result<(), Closed> {
+        let mut item = Some(item);
+        loop {
+            let space = self.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            if self.closer.is_cancelled() {
+                return Err(Closed);
+            }
+            if self.try_push(&mut item) {
+                return Ok(());
+            }
+            tokio::select! {
+                biased;
+                () = self.closer.cancelled() => return Err(Closed),
+                () = space => {}
+            }
+        }
+    }
+
+    /// Queues `item` if there is room; returns whether it was queued.
+    fn try_push(&self, item: &mut Option<Outgoing>) -> bool {
+        let queue = self.lock();
+        if queue.items.len() >= self.capacity {
+            return false;
+        }
+        if let Some(item) = item.take() {
+            self.push(queue, item);
+        }
+        true
+    }
+
+    /// Queues an event without waiting. When there is no room, the event's
+    /// [`SlowConsumerPolicy`] decides: disconnect the client with a reason (default),
+    /// drop older instances of the event, or replace a queued one with this newer value.
+    pub(crate) fn send_event(&self, item: Outgoing) {
+        if self.closer.is_cancelled() {
+            return;
+        }
+        let (Some(key), Some(policy)) = (item.event_key(), event_policy(&item)) else { return };
+        let mut queue = self.lock();
+        if policy == SlowConsumerPolicy::CoalesceLatest {
+            if let Some(i) = queue.items.iter().position(|q| q.event_key() == Some(key)) {
+                let _older = queue.remove(i);
+                metrics::counter!(crate::metrics::EVENTS_DROPPED).increment(1);
+            }
+        }
+        let len = item.payload_len();
+        let fits = |q: &Queue| q.items.len() < self.capacity && q.bytes + len <= self.max_bytes;
+        if !fits(&queue) && policy != SlowConsumerPolicy::Disconnect {
+            while !fits(&queue) {
+                let Some(i) = queue.items.iter().position(|q| q.event_key() == Some(key)) else { break };
+                let _older = queue.remove(i);
+                metrics::counter!(crate::metrics::EVENTS_DROPPED).increment(1);
+            }
+        }
+        if fits(&queue) {
+            self.push(queue, item);
+            return;
+        }
+        let reason = if queue.items.len() >= self.capacity {
+            format!("outbound queue full ({} messages, with_outbound_queue_capacity); client too slow", self.capacity)
+        } else {
+            format!("outbound queue over {} bytes (with_max_outbound_bytes); client too slow", self.max_bytes)
+        };
+        drop(queue);
         tracing::warn!(%reason, "disconnecting slow client");
         self.slow_consumers.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(crate::metrics::SLOW_CONSUMERS).increment(1);
         self.close(CloseReason::new(CloseCode::Policy, reason));
     }
 
-    /// Queues `item`, waiting for room. (Responses are bounded by the in-flight limit,
-    /// so their bytes are counted but never refused.)
-    pub(crate) async fn send(&self, item: Outgoing) -> Result<(), Closed> {
-        let len = Self::payload_len(&item);
-        self.add_bytes(len);
-        let sent = tokio::select! {
-            biased;
-            () = self.closer.cancelled() => Err(Closed),
-            r = self.tx.send(item) => r.map_err(|_| Closed),
-        };
-        if sent.is_err() {
-            self.sub_bytes(len);
-        }
-        sent
-    }
-
-    /// Queues an event without waiting. A full queue means the client does not keep
-    /// up: it is disconnected with a reason rather than silently missing events.
-    pub(crate) fn send_event(&self, item: Outgoing) {
-        let len = Self::payload_len(&item);
-        let queued = self.add_bytes(len);
-        if queued > self.max_bytes {
-            self.sub_bytes(len);
-            self.slow_consumer(format!(
-                "outbound queue over {} bytes (with_max_outbound_bytes); client too slow",
-                self.max_bytes
-            ));
-            return;
-        }
-        match self.tx.try_send(item) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.sub_bytes(len);
-                self.slow_consumer(format!(
-                    "outbound queue full ({} messages, with_outbound_queue_capacity); client too slow",
-                    self.capacity
-                ));
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.sub_bytes(len),
-        }
-    }
-
     /// Queues a keepalive ping unless the queue is full (then traffic is flowing anyway).
     pub(crate) fn ping(&self) {
-        let _full_or_closed = self.tx.try_send(Outgoing::Ping);
+        let queue = self.lock();
+        if queue.items.len() < self.capacity {
+            self.push(queue, Outgoing::Ping);
+        }
     }
 
-    /// Queues a close after everything already queued (e.g. after a refusal reply);
-    /// if the queue is full, closes at once.
+    /// Queues a close after everything already queued (e.g. after a refusal reply).
     pub(crate) fn close_after_pending(&self, reason: CloseReason) {
-        if let Err(e) = self.tx.try_send(Outgoing::Close(reason)) {
-            if let Outgoing::Close(reason) = e.into_inner() {
-                self.close(reason);
-            }
-        }
+        let queue = self.lock();
+        self.push(queue, Outgoing::Close(reason));
     }
 
     /// Closes now with `reason` (the first reason given wins).
@@ -166,37 +249,62 @@ impl Outbox {
     pub(crate) fn closer(&self) -> &CancellationToken {
         &self.closer
     }
+
+    fn is_empty(&self) -> bool {
+        self.lock().items.is_empty()
+    }
+
+    /// The next item for the writer, or `None` once the connection closes.
+    async fn next(&self) -> Option<Outgoing> {
+        loop {
+            let ready = self.item_ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            if self.closer.is_cancelled() {
+                return None;
+            }
+            if let Some(item) = self.lock().remove(0) {
+                self.space.notify_one();
+                return Some(item);
+            }
+            tokio::select! {
+                biased;
+                () = self.closer.cancelled() => return None,
+                () = ready => {}
+            }
+        }
+    }
+}
+
+fn event_policy(item: &Outgoing) -> Option<SlowConsumerPolicy> {
+    match item {
+        Outgoing::Message { event: Some(tag), .. } => Some(tag.policy),
+        _ => None,
+    }
 }
 
 /// Drains the queue into the transport until a close, an error or cancellation.
-pub(crate) async fn write_loop(outbox: &Outbox, mut rx: mpsc::Receiver<Outgoing>, mut sink: FrameSink) {
+pub(crate) async fn write_loop(outbox: &Outbox, mut sink: FrameSink) {
     let mut sealer: Option<Box<dyn Sealer>> = None;
     // Frames are fed without flushing while more are queued, then flushed together.
     let mut unflushed = false;
     loop {
-        if unflushed && rx.is_empty() {
+        if unflushed && outbox.is_empty() {
             if let Err(e) = sink.flush().await {
                 tracing::debug!(error = %e, "flush failed");
                 break;
             }
             unflushed = false;
         }
-        let item = tokio::select! {
-            biased;
-            () = outbox.closer.cancelled() => {
-                let reason = outbox
-                    .take_reason()
-                    .unwrap_or_else(|| CloseReason::new(CloseCode::Away, "server is shutting down"));
-                tracing::debug!(%reason, "closing connection");
-                let _ignored = sink.send(Outbound::Close(reason)).await; // best effort: the peer may be gone
-                break;
-            }
-            item = rx.recv() => item,
+        let Some(item) = outbox.next().await else {
+            let reason =
+                outbox.take_reason().unwrap_or_else(|| CloseReason::new(CloseCode::Away, "server is shutting down"));
+            tracing::debug!(%reason, "closing connection");
+            let _ignored = sink.send(Outbound::Close(reason)).await; // best effort: the peer may be gone
+            break;
         };
-        let Some(item) = item else { break };
         match item {
-            Outgoing::Message { id, kind, payload, seal } => {
-                outbox.sub_bytes(payload.as_ref().map_or(0, Bytes::len));
+            Outgoing::Message { id, kind, payload, seal, .. } => {
                 let data = match (payload, seal, sealer.as_mut()) {
                     (Some(p), true, Some(s)) => match s.seal(p) {
                         Ok(sealed) => Some(sealed),
@@ -233,4 +341,92 @@ pub(crate) async fn write_loop(outbox: &Outbox, mut rx: mpsc::Receiver<Outgoing>
         }
     }
     outbox.closer.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: &'static str, policy: SlowConsumerPolicy, value: u8) -> Outgoing {
+        Outgoing::Message {
+            id: Uuid::nil(),
+            kind: MessageType::Callback,
+            payload: Some(Bytes::from(vec![value; 10])),
+            seal: true,
+            event: Some(EventTag { key: (1, name), policy }),
+        }
+    }
+
+    fn outbox(capacity: usize, max_bytes: usize) -> Outbox {
+        Outbox::new(capacity, max_bytes, Arc::default(), CancellationToken::new())
+    }
+
+    /// (event name, first payload byte) of everything queued, in order.
+    fn drain(outbox: &Outbox) -> Vec<(&'static str, u8)> {
+        let mut queue = outbox.lock();
+        std::iter::from_fn(|| queue.remove(0))
+            .filter_map(|item| match item {
+                Outgoing::Message { payload: Some(p), event: Some(tag), .. } => Some((tag.key.1, p[0])),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_full_queue_disconnects_by_default_and_counts_it() {
+        let o = outbox(2, 1 << 20);
+        for v in 0..3 {
+            o.send_event(event("Tick", SlowConsumerPolicy::Disconnect, v));
+        }
+        assert!(o.closer().is_cancelled());
+        assert_eq!(o.slow_consumers.load(Ordering::Relaxed), 1);
+        assert!(o.take_reason().is_some_and(|r| r.reason.contains("with_outbound_queue_capacity")));
+    }
+
+    #[test]
+    fn the_byte_limit_disconnects_too() {
+        let o = outbox(100, 25);
+        for v in 0..3 {
+            o.send_event(event("Tick", SlowConsumerPolicy::Disconnect, v));
+        }
+        assert!(o.take_reason().is_some_and(|r| r.reason.contains("with_max_outbound_bytes")));
+    }
+
+    #[test]
+    fn drop_oldest_keeps_the_newest_of_that_event_and_everything_else() {
+        let o = outbox(3, 1 << 20);
+        o.send_event(event("Other", SlowConsumerPolicy::Disconnect, 9));
+        for v in 0..5 {
+            o.send_event(event("Tick", SlowConsumerPolicy::DropOldest, v));
+        }
+        assert!(!o.closer().is_cancelled());
+        assert_eq!(drain(&o), [("Other", 9), ("Tick", 3), ("Tick", 4)]);
+    }
+
+    #[test]
+    fn coalesce_latest_keeps_one_newest_value_per_event() {
+        let o = outbox(10, 1 << 20);
+        for v in 0..5 {
+            o.send_event(event("Load", SlowConsumerPolicy::CoalesceLatest, v));
+            o.send_event(event("Log", SlowConsumerPolicy::Disconnect, v));
+        }
+        let queued = drain(&o);
+        assert_eq!(queued.iter().filter(|(n, _)| *n == "Load").collect::<Vec<_>>(), [&("Load", 4)]);
+        assert_eq!(queued.iter().filter(|(n, _)| *n == "Log").count(), 5, "other events are untouched");
+    }
+
+    #[tokio::test]
+    async fn responses_wait_for_room_instead_of_failing() {
+        let o = Arc::new(outbox(1, 1 << 20));
+        o.send(event("A", SlowConsumerPolicy::Disconnect, 1)).await.unwrap();
+        let waiting = tokio::spawn({
+            let o = o.clone();
+            async move { o.send(event("B", SlowConsumerPolicy::Disconnect, 2)).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        assert!(matches!(o.next().await, Some(Outgoing::Message { .. })));
+        waiting.await.unwrap().unwrap();
+        assert_eq!(drain(&o), [("B", 2)]);
+    }
 }
