@@ -6,7 +6,7 @@
 //! Part of an independent, WitRPC-compatible implementation (not the official
 //! WitRPC). Each WitRPC message is one binary WebSocket message; text messages are
 //! accepted as bytes, empty ones skipped, pings answered. An HTTP error during the
-//! upgrade becomes [`TransportError::Rejected`] (503 = the server is full).
+//! upgrade becomes [`TransportError::Rejected`](witrpc_client::TransportError::Rejected) (503 = the server is full).
 //!
 //! ```no_run
 //! use std::time::Duration;
