@@ -63,39 +63,31 @@ async fn tls_server(pki: &Pki) -> (WitServer, String) {
     (server, url)
 }
 
+/// An encrypting client that trusts the test CA.
+async fn tls_client(url: &str, pki: &Pki) -> WitClient {
+    WitClientBuilder::new()
+        .with_websocket(url)
+        .with_tls_root_ca_pem(pki.path("ca.pem"))
+        .with_access_token("tls-token")
+        .with_encryption()
+        .connect(Duration::from_secs(10))
+        .await
+        .expect("TLS client connects")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_works_with_the_servers_ca_and_encryption_on_top() {
     let pki = Pki::new("wss-ok");
     let (_server, url) = tls_server(&pki).await;
     assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
-    let client = within(
-        "connect",
-        WitClientBuilder::new()
-            .with_websocket(&url)
-            .with_tls_root_ca_pem(pki.path("ca.pem"))
-            .with_access_token("tls-token")
-            .with_encryption()
-            .connect(Duration::from_secs(10)),
-    )
-    .await
-    .unwrap();
+    let client = within("connect", tls_client(&url, &pki)).await;
     let demo = DemoServiceClient::new(client);
     assert_eq!(within("add", demo.add(2, 40)).await.unwrap(), 42);
     let mut messages = demo.message();
     within("broadcast", demo.broadcast("over tls".to_owned())).await.unwrap();
     assert_eq!(within("event", messages.next()).await.unwrap().unwrap(), "over tls");
     let localhost = url.replace("127.0.0.1", "localhost");
-    let again = within(
-        "connect by name",
-        WitClientBuilder::new()
-            .with_websocket(localhost)
-            .with_tls_root_ca_pem(pki.path("ca.pem"))
-            .with_access_token("tls-token")
-            .with_encryption()
-            .connect(Duration::from_secs(10)),
-    )
-    .await
-    .unwrap();
+    let again = within("connect by name", tls_client(&localhost, &pki)).await;
     assert_eq!(within("add", DemoServiceClient::new(again).add(1, 1)).await.unwrap(), 2);
 }
 
