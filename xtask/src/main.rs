@@ -5,6 +5,8 @@
 //!   failure names the step and a hint.
 //! - `smoke`: the demo server and client, plain and encrypted.
 //! - `soak`: 10k connect/authorize/call/disconnect cycles in release mode.
+//! - `bench [--quick] [args]`: witrpc against jsonrpsee and a raw WebSocket echo
+//!   (`bench/`); writes `target/bench/report.md`, and a full run also `bench/RESULTS.md`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,9 +20,10 @@ fn main() -> ExitCode {
         Some("test-all") => test_all(),
         Some("smoke") => smoke(),
         Some("soak") => soak(),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\ncommands:\n  test-all   run every check (what CI runs)\n  smoke      run the demo server + demo client once\n  soak       10k-cycle connection churn in release mode (WITRPC_CHURN_CYCLES to change)"
+                "usage: cargo xtask <command>\n\ncommands:\n  test-all   run every check (what CI runs)\n  smoke      run the demo server + demo client once\n  soak       10k-cycle connection churn in release mode (WITRPC_CHURN_CYCLES to change)\n  bench      benchmarks against jsonrpsee and a raw echo (--quick: every scenario briefly)"
             );
             return ExitCode::from(2);
         }
@@ -95,6 +98,8 @@ fn test_all() -> Result<(), String> {
     }
     eprintln!("\n==> smoke: demo_server + demo_client");
     smoke()?;
+    eprintln!("\n==> bench --quick: every benchmark scenario briefly, so the harness never rots");
+    bench(&["--quick".to_owned()])?;
     eprintln!("\nxtask: all checks passed in {:.1?}", started.elapsed());
     Ok(())
 }
@@ -120,6 +125,28 @@ fn soak() -> Result<(), String> {
         env: &[("WITRPC_CHURN_CYCLES", &cycles)],
         hint: "the churn test prints its figures; rerun with RUST_LOG=debug for details",
     })
+}
+
+/// Builds the harness in release mode and runs it. A full run also saves the report as
+/// `bench/RESULTS.md` (with `bench/charts/`); `--quick` only writes `target/bench/`.
+fn bench(args: &[String]) -> Result<(), String> {
+    run(&Step {
+        name: "bench build",
+        args: &["build", "--release", "--locked", "-p", "witrpc-bench"],
+        env: &[],
+        hint: "the benchmark harness no longer compiles",
+    })?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let mut command = Command::new(target.join("release").join("witrpc-bench"));
+    command.arg("run").arg("--out").arg(target.join("bench")).args(args).current_dir(root());
+    if !args.iter().any(|a| a == "--quick" || a == "--save") {
+        command.arg("--save").arg(root().join("bench"));
+    }
+    let status = command.status().map_err(|e| format!("cannot run witrpc-bench: {e}"))?;
+    if !status.success() {
+        return Err(format!("benchmark run failed ({status}); its log above names the scenario"));
+    }
+    Ok(())
 }
 
 /// Kills the child on drop so a failed check never leaves a server running.

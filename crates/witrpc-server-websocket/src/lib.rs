@@ -16,7 +16,8 @@
 //!   ([`WebSocketServerExt::with_allowed_origins`]) gets **403** (cross-site WebSocket
 //!   hijacking); native clients send no `Origin` and pass;
 //! - `https://` URLs serve `wss://` with rustls ([`WebSocketServerExt::with_tls_pem`]);
-//! - per-connection buffers start small (2 KiB read buffer, no write buffer), so an
+//! - per-connection buffers start small (2 KiB read buffer, a write buffer that grows
+//!   only while frames are queued, up to 16 KiB per write), so an
 //!   idle connection costs a few KB rather than tungstenite's 128 KiB defaults.
 //!
 //! Part of an independent, WitRPC-compatible implementation (not the official WitRPC).

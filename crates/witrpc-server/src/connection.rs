@@ -439,26 +439,23 @@ impl ConnectionTask {
             serializer: self.shared.serializer.clone(),
             context: self.context.clone(),
         };
-        let outbox = self.outbox.clone();
         let span = tracing::debug_span!("request", %id, method = method_name);
-        let future = self.context.clone().scope(service.call(target.method, call));
+        let started = std::time::Instant::now();
+        let mut future =
+            Box::pin(AssertUnwindSafe(self.context.clone().scope(service.call(target.method, call))).catch_unwind());
+        // Fast path: most methods finish without waiting (no I/O, no timers). Poll once
+        // here and answer at once; only a method that is still pending gets its own task.
+        // (The task polls it again with its own waker, so nothing is lost.)
+        if let Some(result) = span.in_scope(|| (&mut future).now_or_never()) {
+            let response = span.in_scope(|| finish(result, method_name, started));
+            let _closed = self.outbox.send(response_item(id, response)).await;
+            drop(permit);
+            return Next::Continue;
+        }
+        let outbox = self.outbox.clone();
         self.calls.spawn(
             async move {
-                let started = std::time::Instant::now();
-                let response = match AssertUnwindSafe(future).catch_unwind().await {
-                    Ok(result) => response_for(result),
-                    Err(_) => {
-                        tracing::error!("service method panicked");
-                        WitResponse::error(
-                            CommunicationStatus::InternalServerError,
-                            text::FAILED,
-                            Some("the method panicked".to_owned()),
-                        )
-                    }
-                };
-                let elapsed = started.elapsed();
-                tracing::debug!(status = response.status.to_i32(), elapsed_us = elapsed.as_micros() as u64, "done");
-                crate::metrics::request(method_name, response.status.to_i32(), elapsed);
+                let response = finish(future.await, method_name, started);
                 let _closed = outbox.send(response_item(id, response)).await;
                 drop(permit);
             }
@@ -466,6 +463,29 @@ impl ConnectionTask {
         );
         Next::Continue
     }
+}
+
+/// The response to a method's outcome (or panic), logged and counted.
+fn finish(
+    result: std::thread::Result<Result<Option<Vec<u8>>, MethodError>>,
+    method_name: &'static str,
+    started: std::time::Instant,
+) -> WitResponse {
+    let response = match result {
+        Ok(result) => response_for(result),
+        Err(_) => {
+            tracing::error!("service method panicked");
+            WitResponse::error(
+                CommunicationStatus::InternalServerError,
+                text::FAILED,
+                Some("the method panicked".to_owned()),
+            )
+        }
+    };
+    let elapsed = started.elapsed();
+    tracing::debug!(status = response.status.to_i32(), elapsed_us = elapsed.as_micros() as u64, "done");
+    crate::metrics::request(method_name, response.status.to_i32(), elapsed);
+    response
 }
 
 fn response_item(id: Uuid, response: WitResponse) -> Outgoing {
