@@ -42,6 +42,28 @@ async fn plain_http_requests_get_400_and_other_paths_404() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_handler_serves_other_paths_on_the_same_port() {
+    use witrpc::server::http::{Response, StatusCode};
+    let server = TestServer::start(|b| {
+        b.with_http_handler(|request| match request.uri.path() {
+            "/" => Some(Response::new(bytes::Bytes::from_static(b"<h1>dashboard</h1>"))),
+            "/teapot" => Response::builder().status(StatusCode::IM_A_TEAPOT).body(bytes::Bytes::new()).ok(),
+            _ => None,
+        })
+    })
+    .await;
+    let addr = server.server.local_addr().unwrap();
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert!(http_status(addr, &get("/")).await.starts_with("HTTP/1.1 200"));
+    assert!(http_status(addr, &get("/teapot")).await.starts_with("HTTP/1.1 418"));
+    assert!(http_status(addr, &get("/missing")).await.starts_with("HTTP/1.1 404"));
+    // The endpoint itself is untouched: plain GET 400, WebSocket calls work.
+    assert!(http_status(addr, &get("/ws")).await.starts_with("HTTP/1.1 400"));
+    let client = server.client(|b| b).await;
+    assert_eq!(within("add", DemoServiceClient::new(client).add(2, 3)).await.unwrap(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_path_matches_with_and_without_a_trailing_slash() {
     let server = TestServer::start(|b| b).await;
     let mut peer = RawPeer::connect(&format!("{}/", server.url)).await;

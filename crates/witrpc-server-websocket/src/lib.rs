@@ -6,7 +6,9 @@
 //! The server listens on an `http://host:port/path` URL; clients connect to
 //! `ws://host:port/path`. A hyper HTTP/1.1 accept loop upgrades requests at that
 //! path (with or without a trailing slash) to WebSockets with tokio-tungstenite:
-//! - other paths get **404**; a plain request at the path gets **400**;
+//! - other paths get **404**, or the answer of [`WebSocketServerExt::with_http_handler`]
+//!   (static files of a dashboard on the same origin); a plain request at the path gets
+//!   **400**;
 //! - when `max_clients` connections are open, the next request gets **503 before
 //!   the upgrade**; the slot frees when a connection ends (authorized or not);
 //! - no subprotocol; each WitRPC message is one binary WebSocket message (text
@@ -41,6 +43,8 @@ mod tls;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Re-exported for [`WebSocketServerExt::with_http_handler`].
+pub use hyper::http;
 pub use listener::WebSocketTransport;
 /// Re-exported for [`WebSocketServerExt::with_tls_config`].
 pub use rustls;
@@ -74,6 +78,33 @@ pub trait WebSocketServerExt {
     /// Lets browser pages from **any** origin connect. Only for public endpoints whose
     /// access token is not a browser credential.
     fn allow_any_origin(self) -> WitServerBuilder;
+
+    /// Answers plain HTTP requests to every path other than the WebSocket endpoint with
+    /// `handler` (for example the static files of a browser dashboard, so page and
+    /// endpoint share one origin); `None` answers 404. Without a handler those paths
+    /// get 404. The handler runs on the accept path: keep it quick (no blocking I/O).
+    ///
+    /// ```no_run
+    /// use witrpc_server::WitServerBuilder;
+    /// use witrpc_server_websocket::WebSocketServerExt;
+    /// use witrpc_server_websocket::http::{Response, header};
+    /// # fn demo(service: impl witrpc_core::Service) -> Result<(), witrpc_server::ServerError> {
+    /// let server = WitServerBuilder::new()
+    ///     .with_service(service)
+    ///     .with_websocket("http://127.0.0.1:5000/ws", 100)
+    ///     .with_http_handler(|request| match request.uri.path() {
+    ///         "/" => Response::builder()
+    ///             .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+    ///             .body(bytes::Bytes::from_static(b"<h1>hello</h1>"))
+    ///             .ok(),
+    ///         _ => None,
+    ///     })
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    fn with_http_handler<F>(self, handler: F) -> WitServerBuilder
+    where
+        F: Fn(&http::request::Parts) -> Option<http::Response<bytes::Bytes>> + Send + Sync + 'static;
 }
 
 impl WebSocketServerExt for WitServerBuilder {
@@ -103,5 +134,12 @@ impl WebSocketServerExt for WitServerBuilder {
 
     fn allow_any_origin(self) -> WitServerBuilder {
         self.configure_transport("allow_any_origin", TRANSPORT, WebSocketTransport::allow_any_origin)
+    }
+
+    fn with_http_handler<F>(self, handler: F) -> WitServerBuilder
+    where
+        F: Fn(&http::request::Parts) -> Option<http::Response<bytes::Bytes>> + Send + Sync + 'static,
+    {
+        self.configure_transport("with_http_handler", TRANSPORT, |t: &mut WebSocketTransport| t.http_handler(handler))
     }
 }

@@ -55,13 +55,33 @@ pub struct WebSocketTransport {
     max_clients: usize,
     tls: Option<TlsMaterial>,
     origins: OriginPolicy,
+    http: Option<HttpHandler>,
+}
+
+/// Answers plain HTTP requests to paths other than the WebSocket endpoint; `None` = 404.
+#[derive(Clone)]
+pub(crate) struct HttpHandler(
+    pub(crate) Arc<dyn Fn(&hyper::http::request::Parts) -> Option<Response<Bytes>> + Send + Sync>,
+);
+
+impl std::fmt::Debug for HttpHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpHandler")
+    }
 }
 
 impl WebSocketTransport {
     /// A transport for `url` accepting at most `max_clients` connections at once.
     pub fn new(url: impl Into<String>, max_clients: usize) -> Self {
         let url = url.into();
-        Self { endpoint: Endpoint::parse(&url), url, max_clients, tls: None, origins: OriginPolicy::default() }
+        Self {
+            endpoint: Endpoint::parse(&url),
+            url,
+            max_clients,
+            tls: None,
+            origins: OriginPolicy::default(),
+            http: None,
+        }
     }
 
     /// Serves TLS with the PEM certificate chain (leaf first) and private key at these paths.
@@ -82,6 +102,14 @@ impl WebSocketTransport {
     /// Accepts browser pages from any origin.
     pub fn allow_any_origin(&mut self) {
         self.origins = OriginPolicy::Any;
+    }
+
+    /// Answers plain HTTP requests to every other path with `handler` (`None` = 404).
+    pub fn http_handler<F>(&mut self, handler: F)
+    where
+        F: Fn(&hyper::http::request::Parts) -> Option<Response<Bytes>> + Send + Sync + 'static,
+    {
+        self.http = Some(HttpHandler(Arc::new(handler)));
     }
 
     fn endpoint(&self) -> Result<&Endpoint, ServerError> {
@@ -178,6 +206,7 @@ impl ServerTransport for WebSocketTransport {
                 stop: stop.clone(),
                 tls,
                 origins: self.origins.clone(),
+                http: self.http.clone(),
             });
             let tasks = TaskTracker::new();
             tasks.spawn(accept_loop(listener, state, tasks.clone()));
@@ -223,6 +252,7 @@ struct State {
     tls: Option<TlsAcceptor>,
     origins: OriginPolicy,
     forwarded_headers: Arc<[String]>,
+    http: Option<HttpHandler>,
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>, tasks: TaskTracker) {
@@ -303,7 +333,9 @@ fn header_has(req: &Request<Incoming>, name: hyper::header::HeaderName, token: &
 
 fn route(mut req: Request<Incoming>, peer: SocketAddr, state: &Arc<State>) -> Response<Full<Bytes>> {
     if !state.endpoint.matches(req.uri().path()) {
-        return text_response(StatusCode::NOT_FOUND, "not found\n");
+        let (parts, _body) = req.into_parts();
+        let answer = state.http.as_ref().and_then(|h| (h.0)(&parts));
+        return answer.map_or_else(|| text_response(StatusCode::NOT_FOUND, "not found\n"), |r| r.map(Full::new));
     }
     let origin = req.headers().get(ORIGIN).map(|v| v.to_str().unwrap_or("invalid"));
     let host = req.headers().get(HOST).and_then(|v| v.to_str().ok());

@@ -78,7 +78,7 @@ pub mod crypto {
 #[cfg(feature = "server")]
 pub mod server {
     pub use witrpc_server::*;
-    pub use witrpc_server_websocket::{WebSocketServerExt, WebSocketTransport};
+    pub use witrpc_server_websocket::{WebSocketServerExt, WebSocketTransport, http};
 }
 
 #[cfg(feature = "server")]
