@@ -17,6 +17,8 @@
 
 use std::time::Duration;
 
+pub mod dashboard;
+
 /// The demo contract, as a .NET client declares it (`WitRpc.Demo.IDemoService`).
 #[witrpc::service(contract = "WitRpc.Demo.IDemoService")]
 pub trait DemoService {
