@@ -200,38 +200,56 @@ impl WitRequest {
     /// # Errors
     /// [`CodecError`] on malformed or null input.
     pub fn decode(bytes: Bytes) -> Result<Self, CodecError> {
+        Self::decode_with(bytes, true)
+    }
+
+    /// Decodes a request for dispatch: like [`decode`](Self::decode), but the four type
+    /// lists (`ParameterTypes`, `ParameterTypesByName`, `GenericArguments`,
+    /// `GenericArgumentsByName`) are skipped and left empty. A server that resolves
+    /// methods by `MethodId` or by name and argument count never reads them, and they
+    /// are most of a request's allocations.
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input in the members it reads.
+    pub fn decode_for_dispatch(bytes: Bytes) -> Result<Self, CodecError> {
+        Self::decode_with(bytes, false)
+    }
+
+    fn decode_with(bytes: Bytes, types: bool) -> Result<Self, CodecError> {
         decode_top(bytes, "WitRequest", |r| {
             let Some(mut o) = TolerantObject::read(r, "WitRequest", 10)? else { return Ok(None) };
-            Ok(Some(Self {
-                token: o.member(0, "WitRequest.Token", None, |r| r.string("WitRequest.Token"))?.unwrap_or_default(),
-                method_name: o
-                    .member(1, "WitRequest.MethodName", None, |r| r.string("WitRequest.MethodName"))?
-                    .unwrap_or_default(),
-                parameters: o.member(2, "WitRequest.Parameters", Vec::new(), |r| {
-                    let Some(n) = r.array_len("WitRequest.Parameters", 4)? else { return Ok(Vec::new()) };
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(r.byte_array("WitRequest.Parameters")?.unwrap_or_default());
-                    }
-                    Ok(v)
-                })?,
-                parameter_types: o.member(3, "WitRequest.ParameterTypes", Vec::new(), |r| {
+            let token = o.member(0, "WitRequest.Token", None, |r| r.string("WitRequest.Token"))?.unwrap_or_default();
+            let method_name =
+                o.member(1, "WitRequest.MethodName", None, |r| r.string("WitRequest.MethodName"))?.unwrap_or_default();
+            let parameters = o.member(2, "WitRequest.Parameters", Vec::new(), |r| {
+                let Some(n) = r.array_len("WitRequest.Parameters", 4)? else { return Ok(Vec::new()) };
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push(r.byte_array("WitRequest.Parameters")?.unwrap_or_default());
+                }
+                Ok(v)
+            })?;
+            let mut request = Self { token, method_name, parameters, ..Self::default() };
+            if types {
+                request.parameter_types = o.member(3, "WitRequest.ParameterTypes", Vec::new(), |r| {
                     read_strings(r, "WitRequest.ParameterTypes")
-                })?,
-                parameter_types_by_name: o.member(4, "WitRequest.ParameterTypesByName", Vec::new(), |r| {
+                })?;
+                request.parameter_types_by_name = o.member(4, "WitRequest.ParameterTypesByName", Vec::new(), |r| {
                     read_types(r, "WitRequest.ParameterTypesByName")
-                })?,
-                generic_arguments: o.member(5, "WitRequest.GenericArguments", Vec::new(), |r| {
+                })?;
+                request.generic_arguments = o.member(5, "WitRequest.GenericArguments", Vec::new(), |r| {
                     read_strings(r, "WitRequest.GenericArguments")
-                })?,
-                generic_arguments_by_name: o.member(6, "WitRequest.GenericArgumentsByName", Vec::new(), |r| {
-                    read_types(r, "WitRequest.GenericArgumentsByName")
-                })?,
-                invocation_id: o
-                    .member(7, "WitRequest.InvocationId", Uuid::nil(), |r| r.guid("WitRequest.InvocationId"))?,
-                contract_id: o.member(8, "WitRequest.ContractId", 0, |r| r.i64("WitRequest.ContractId"))?,
-                method_id: o.member(9, "WitRequest.MethodId", 0, |r| r.i64("WitRequest.MethodId"))?,
-            }))
+                })?;
+                request.generic_arguments_by_name =
+                    o.member(6, "WitRequest.GenericArgumentsByName", Vec::new(), |r| {
+                        read_types(r, "WitRequest.GenericArgumentsByName")
+                    })?;
+            }
+            request.invocation_id =
+                o.member(7, "WitRequest.InvocationId", Uuid::nil(), |r| r.guid("WitRequest.InvocationId"))?;
+            request.contract_id = o.member(8, "WitRequest.ContractId", 0, |r| r.i64("WitRequest.ContractId"))?;
+            request.method_id = o.member(9, "WitRequest.MethodId", 0, |r| r.i64("WitRequest.MethodId"))?;
+            Ok(Some(request))
         })
     }
 }

@@ -162,6 +162,16 @@ fn dotnet_add_request_decodes_and_reencodes_byte_for_byte() {
 }
 
 #[test]
+fn decoding_for_dispatch_reads_everything_but_the_type_lists() {
+    let request = WitRequest::decode_for_dispatch(bytes(&add_request_wire())).unwrap();
+    assert_eq!(request, WitRequest { parameter_types: Vec::new(), ..add_request() });
+    // Malformed bytes in a member it reads are still an error.
+    let mut wire = add_request_wire();
+    wire.truncate(wire.len() - 4);
+    assert!(WitRequest::decode_for_dispatch(bytes(&wire)).is_err());
+}
+
+#[test]
 fn dotnet_add_request_frame_is_the_envelope_around_the_payload() {
     let frame = add_request_frame();
     assert_eq!(frame.len(), ENVELOPE_OVERHEAD + 192);

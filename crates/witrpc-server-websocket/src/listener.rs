@@ -58,11 +58,11 @@ pub struct WebSocketTransport {
     http: Option<HttpHandler>,
 }
 
+type HttpHandlerFn = dyn Fn(&hyper::http::request::Parts) -> Option<Response<Bytes>> + Send + Sync;
+
 /// Answers plain HTTP requests to paths other than the WebSocket endpoint; `None` = 404.
 #[derive(Clone)]
-pub(crate) struct HttpHandler(
-    pub(crate) Arc<dyn Fn(&hyper::http::request::Parts) -> Option<Response<Bytes>> + Send + Sync>,
-);
+pub(crate) struct HttpHandler(pub(crate) Arc<HttpHandlerFn>);
 
 impl std::fmt::Debug for HttpHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

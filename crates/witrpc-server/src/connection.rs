@@ -140,11 +140,16 @@ impl ConnectionTask {
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
         let mut last_ping = Instant::now();
+        // Created once: a fresh `cancelled()` per message registers and unregisters a
+        // waiter each time (a measurable share of a small call's cost).
+        let closed = closer.cancelled();
+        let draining = drain.cancelled();
+        tokio::pin!(closed, draining);
         loop {
             let frame = tokio::select! {
                 biased;
-                () = closer.cancelled() => return,
-                () = drain.cancelled() => {
+                () = &mut closed => return,
+                () = &mut draining => {
                     self.drain().await;
                     return;
                 }
@@ -392,7 +397,7 @@ impl ConnectionTask {
             let _closed = self.outbox.send(respond(response)).await;
             return Next::Continue;
         }
-        let request = match plain.map(WitRequest::decode) {
+        let request = match plain.map(WitRequest::decode_for_dispatch) {
             Some(Ok(r)) => r,
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "unreadable request");
