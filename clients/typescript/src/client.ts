@@ -1,0 +1,528 @@
+// The generic WitRPC client: one WebSocket, the protocol-3 handshake, concurrent calls
+// matched by envelope id, events to listeners and async iterators, reconnect with
+// backoff and re-authorization.
+
+import {
+  ConnectionClosedError,
+  MethodNotFoundError,
+  BadRequestError,
+  ProtocolError,
+  RemoteError,
+  TimeoutError,
+  UnauthorizedError,
+  WitRpcError,
+} from "./errors.js";
+import { contractId as computeContractId, methodId as computeMethodId } from "./ids.js";
+import {
+  MessageType,
+  decodeAuthorizationReply,
+  decodeEnvelope,
+  decodeEvent,
+  decodeInitializationReply,
+  decodeResponse,
+  encodeAuthorization,
+  encodeEnvelope,
+  encodeInitialization,
+  encodeRequest,
+} from "./memorypack.js";
+import { type Cipher, type RsaKey, clientCipher, generateRsaKey, plainCipher, rsaDecrypt } from "./crypto.js";
+import { type Format, type ParameterSerializer, serializerFor } from "./serializer.js";
+
+export interface ReconnectOptions {
+  /** First delay after a lost connection (default 100 ms); doubles per failed attempt. */
+  initialDelayMs?: number;
+  /** Longest delay between attempts (default 5000 ms). */
+  maxDelayMs?: number;
+  /** Attempts before giving up (default unlimited). */
+  maxAttempts?: number;
+}
+
+export interface ClientOptions {
+  /** Parameter serializer; must match the server's (default "json"). */
+  format?: Format;
+  /** Access token, re-read on every (re)connect and stamped on every request. */
+  token?: string | (() => string | Promise<string>);
+  /** Protocol-3 encryption (RSA + AES-256-GCM via WebCrypto); must match the server (default false). */
+  encryption?: boolean;
+  /** Default per-call timeout in ms (default 30000; 0 = none). */
+  timeoutMs?: number;
+  /** Reconnect after a lost connection (default on); `false` to stay closed. */
+  reconnect?: false | ReconnectOptions;
+  /** Time for the WebSocket open and the handshake, in ms (default 10000). */
+  connectTimeoutMs?: number;
+  /** WebSocket constructor where there is no global one (Node 20: the `ws` package). */
+  WebSocket?: unknown;
+}
+
+export interface CallOptions {
+  /** Aborts the call: the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Overrides the client's default timeout (0 = none). */
+  timeoutMs?: number;
+  /** The contract's full name (e.g. `WitRpc.Demo.IDemoService`), for the MethodId. */
+  contract?: string;
+  /** .NET full names of the parameter types (e.g. `System.Int32`), for the MethodId. */
+  parameterTypes?: string[];
+}
+
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
+
+type Listener = (...args: any[]) => void;
+type StateListener = (state: ConnectionState, error?: Error) => void;
+
+interface Pending {
+  resolve(data: Uint8Array | null): void;
+  reject(error: Error): void;
+}
+
+/** The browser's WebSocket shape that both browsers and the `ws` package provide. */
+interface Socket {
+  binaryType: string;
+  readyState: number;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+
+type SocketConstructor = new (url: string) => Socket;
+
+const CORE_LIB = "System.Private.CoreLib";
+
+function hex(id: Uint8Array): string {
+  let s = "";
+  for (const b of id) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+
+function randomId(): Uint8Array {
+  return globalThis.crypto.getRandomValues(new Uint8Array(16));
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason;
+  return new DOMException("the call was aborted", "AbortError");
+}
+
+/**
+ * A connection to a WitRPC server. Create it with {@link WitRpcClient.connect}.
+ *
+ * ```ts
+ * const client = await WitRpcClient.connect("ws://127.0.0.1:5000/ws", { token: "secret" });
+ * const sum = await client.call<number>("Add", [2, 3]);
+ * client.on("ProgressChanged", (percent: number) => console.log(percent));
+ * ```
+ */
+export class WitRpcClient {
+  private socket: Socket | undefined;
+  private cipher: Cipher = plainCipher;
+  private readonly pending = new Map<string, Pending>();
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly stateListeners = new Set<StateListener>();
+  private readonly serializer: ParameterSerializer;
+  private readonly SocketImpl: SocketConstructor;
+  private sendChain: Promise<unknown> = Promise.resolve();
+  private receiveChain: Promise<unknown> = Promise.resolve();
+  private rsaKey: Promise<RsaKey> | undefined;
+  private currentToken = "";
+  private stateValue: ConnectionState = "connecting";
+  private closedByUser = false;
+  private openWaiters: Array<() => void> = [];
+
+  private constructor(private readonly url: string, private readonly options: ClientOptions) {
+    this.serializer = serializerFor(options.format ?? "json");
+    const ctor = options.WebSocket ?? (globalThis as { WebSocket?: unknown }).WebSocket;
+    if (typeof ctor !== "function") {
+      throw new TypeError("no WebSocket implementation: pass one as `WebSocket` (e.g. from the `ws` package)");
+    }
+    this.SocketImpl = ctor as SocketConstructor;
+  }
+
+  /** Connects, runs the handshake (encryption, token) and resolves when calls can be made. */
+  static async connect(url: string, options: ClientOptions = {}): Promise<WitRpcClient> {
+    const client = new WitRpcClient(url, options);
+    try {
+      await client.attempt();
+    } catch (error) {
+      client.closedByUser = true;
+      client.setState("closed", error as Error);
+      throw error;
+    }
+    client.setState("open");
+    return client;
+  }
+
+  /** Where the connection is. */
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  /** Calls `listener` whenever the state changes; returns the unsubscribe function. */
+  onStateChange(listener: StateListener): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  /** Calls `listener` with the arguments of every `event`; returns the unsubscribe function. */
+  on(event: string, listener: Listener): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+    };
+  }
+
+  /** The arguments of every `event`, in arrival order, until `signal` aborts or the loop breaks. */
+  events(event: string, options: { signal?: AbortSignal } = {}): AsyncIterableIterator<unknown[]> {
+    const queue: unknown[][] = [];
+    let wake: ((r: IteratorResult<unknown[]>) => void) | undefined;
+    let done = false;
+    const finish = () => {
+      done = true;
+      off();
+      options.signal?.removeEventListener("abort", finish);
+      wake?.({ value: undefined, done: true });
+      wake = undefined;
+    };
+    const off = this.on(event, (...args: unknown[]) => {
+      if (wake) {
+        const w = wake;
+        wake = undefined;
+        w({ value: args, done: false });
+      } else {
+        queue.push(args);
+      }
+    });
+    if (options.signal?.aborted) finish();
+    options.signal?.addEventListener("abort", finish);
+    const iterator: AsyncIterableIterator<unknown[]> = {
+      next: () => {
+        const value = queue.shift();
+        if (value) return Promise.resolve({ value, done: false });
+        if (done) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => (wake = resolve));
+      },
+      return: () => {
+        finish();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  /**
+   * Calls `method` with `args`; resolves with the decoded result (`null` for void).
+   * Rejects with a {@link WitRpcError} subclass, or the signal's reason when aborted.
+   */
+  async call<T = unknown>(method: string, args: unknown[], options: CallOptions = {}): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? 30_000;
+    if (options.signal?.aborted) throw abortReason(options.signal);
+    if (this.stateValue === "closed") throw new ConnectionClosedError("the client is closed");
+    const parameters = args.map((a) => this.serializer.encode(a));
+    const types = options.parameterTypes ?? [];
+    const contract = options.contract;
+    const id = randomId();
+    const key = hex(id);
+    return new Promise<T>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const cleanup = () => {
+        this.pending.delete(key);
+        if (timer !== undefined) clearTimeout(timer);
+        options.signal?.removeEventListener("abort", onAbort);
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(abortReason(options.signal as AbortSignal));
+      };
+      options.signal?.addEventListener("abort", onAbort);
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => {
+          cleanup();
+          reject(new TimeoutError(`${method} did not answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.pending.set(key, {
+        resolve: (data) => {
+          cleanup();
+          try {
+            resolve(this.readResponse(method, data) as T);
+          } catch (e) {
+            reject(e);
+          }
+        },
+        reject: (e) => {
+          cleanup();
+          reject(e);
+        },
+      });
+      void this.whenOpen()
+        .then(() => {
+          if (!this.pending.has(key)) return;
+          const payload = encodeRequest({
+            token: this.currentToken,
+            methodName: method,
+            parameters,
+            parameterTypesByName: types.map((t) => ({ type: t, assembly: t.startsWith("System.") ? CORE_LIB : "" })),
+            invocationId: randomId(),
+            contractId: contract ? computeContractId(contract) : 0n,
+            methodId: contract && options.parameterTypes ? computeMethodId(contract, method, types) : 0n,
+          });
+          this.send(id, MessageType.Request, payload, true).catch((e) => this.pending.get(key)?.reject(e));
+        })
+        .catch((e) => this.pending.get(key)?.reject(e));
+    });
+  }
+
+  /** Closes the connection; pending calls reject with {@link ConnectionClosedError}. */
+  async close(): Promise<void> {
+    if (this.closedByUser && this.stateValue === "closed") return;
+    this.closedByUser = true;
+    const socket = this.socket;
+    this.failPending(new ConnectionClosedError("the client was closed"));
+    this.setState("closed");
+    for (const w of this.openWaiters.splice(0)) w();
+    if (socket && socket.readyState < 2) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        socket.onclose = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        socket.close(1000, "client closed");
+      });
+    }
+  }
+
+  // ---- internals ------------------------------------------------------------------
+
+  private setState(state: ConnectionState, error?: Error): void {
+    if (this.stateValue === state && !error) return;
+    this.stateValue = state;
+    if (state === "open") for (const w of this.openWaiters.splice(0)) w();
+    for (const l of [...this.stateListeners]) {
+      try {
+        l(state, error);
+      } catch {
+        // A listener's failure is its own.
+      }
+    }
+  }
+
+  private whenOpen(): Promise<void> {
+    if (this.stateValue === "open") return Promise.resolve();
+    if (this.stateValue === "closed") return Promise.reject(new ConnectionClosedError("the client is closed"));
+    return new Promise((resolve, reject) =>
+      this.openWaiters.push(() =>
+        this.stateValue === "open" ? resolve() : reject(new ConnectionClosedError("the client is closed")),
+      ),
+    );
+  }
+
+  private readResponse(method: string, data: Uint8Array | null): unknown {
+    if (!data) throw new ProtocolError(`empty response to ${method}`);
+    const response = decodeResponse(data);
+    switch (response.status) {
+      case 200:
+        return response.data && response.data.length > 0 ? this.serializer.decode(response.data) : null;
+      case 400: {
+        const message = response.errorMessage ?? "bad request";
+        if (message.startsWith("Method not found")) throw new MethodNotFoundError(message);
+        throw new BadRequestError(message, response.errorDetails);
+      }
+      case 561:
+        throw new UnauthorizedError(response.errorMessage ?? "unauthorized");
+      default:
+        throw new RemoteError(response.status, response.errorMessage, response.errorDetails);
+    }
+  }
+
+  private failPending(error: Error): void {
+    for (const p of [...this.pending.values()]) p.reject(error);
+    this.pending.clear();
+  }
+
+  /** Queues one envelope; sealing and sending keep call order (AEAD counters). */
+  private send(id: Uint8Array, type: number, payload: Uint8Array | null, seal: boolean): Promise<void> {
+    const socket = this.socket;
+    const cipher = this.cipher;
+    const next = this.sendChain.then(async () => {
+      if (!socket || socket.readyState !== 1 || socket !== this.socket) {
+        throw new ConnectionClosedError("the connection is not open");
+      }
+      const data = payload && seal ? await cipher.seal(payload) : payload;
+      socket.send(encodeEnvelope({ id, type, data }));
+    });
+    this.sendChain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Sends a handshake message and waits for the reply with the same id. */
+  private exchange(type: number, payload: Uint8Array, seal: boolean): Promise<Uint8Array | null> {
+    const id = randomId();
+    const key = hex(id);
+    return new Promise((resolve, reject) => {
+      this.pending.set(key, {
+        resolve: (d) => {
+          this.pending.delete(key);
+          resolve(d);
+        },
+        reject: (e) => {
+          this.pending.delete(key);
+          reject(e);
+        },
+      });
+      this.send(id, type, payload, seal).catch(reject);
+    });
+  }
+
+  /** One connection attempt: socket, Initialization, Authorization. */
+  private async attempt(): Promise<void> {
+    const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new TimeoutError(`no connection to ${this.url} within ${timeoutMs} ms`));
+        this.socket?.close();
+      }, timeoutMs);
+    });
+    try {
+      await Promise.race([this.handshake(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async handshake(): Promise<void> {
+    const token = typeof this.options.token === "function" ? await this.options.token() : (this.options.token ?? "");
+    const encryption = this.options.encryption ?? false;
+    if (encryption) this.rsaKey ??= generateRsaKey();
+    const rsa = encryption ? await this.rsaKey : undefined;
+    this.cipher = plainCipher;
+    const socket = new this.SocketImpl(this.url);
+    socket.binaryType = "arraybuffer";
+    this.socket = socket;
+    let closeInfo = "";
+    await new Promise<void>((resolve, reject) => {
+      socket.onopen = () => resolve();
+      socket.onerror = () => reject(new ConnectionClosedError(`cannot connect to ${this.url}`));
+      socket.onclose = (ev) => reject(new ConnectionClosedError(`cannot connect to ${this.url} (close ${ev.code})`));
+    });
+    socket.onmessage = (ev) => {
+      const data = ev.data;
+      const bytes =
+        data instanceof ArrayBuffer
+          ? new Uint8Array(data)
+          : ArrayBuffer.isView(data)
+            ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+            : new TextEncoder().encode(String(data));
+      this.receiveChain = this.receiveChain.then(() => this.receive(socket, bytes)).catch((e) => this.protocolFailure(socket, e));
+    };
+    socket.onclose = (ev) => {
+      closeInfo = ev.reason ? `${ev.code}: ${ev.reason}` : String(ev.code);
+      this.onSocketClosed(socket, closeInfo);
+    };
+    socket.onerror = () => undefined;
+    const describe = (e: unknown) =>
+      e instanceof ConnectionClosedError && closeInfo ? new ConnectionClosedError(`${e.message} (server closed: ${closeInfo})`) : e;
+    try {
+      const initReply = await this.exchange(MessageType.Initialization, encodeInitialization(rsa ? rsa.publicJson : new Uint8Array([0])), false);
+      if (!initReply) throw new ProtocolError("the server sent an empty initialization reply");
+      const init = decodeInitializationReply(rsa ? await rsaDecrypt(rsa, initReply) : initReply);
+      if (init.errorMessage) throw new ProtocolError(`the server refused the connection: ${init.errorMessage}`);
+      if (rsa) {
+        this.cipher = await clientCipher(init.symmetricKey ?? new Uint8Array(), init.vector ?? new Uint8Array());
+      } else if ((init.symmetricKey?.length ?? 0) > 1) {
+        throw new ProtocolError("the server requires encryption: connect with `encryption: true`");
+      }
+      const authReply = await this.exchange(MessageType.Authorization, encodeAuthorization(token), true);
+      const auth = authReply ? decodeAuthorizationReply(authReply) : { isAuthorized: false, message: null };
+      if (!auth.isAuthorized) {
+        throw new UnauthorizedError("the server rejected the access token");
+      }
+      this.currentToken = token;
+    } catch (e) {
+      socket.close();
+      throw describe(e);
+    }
+  }
+
+  /** Handles one inbound message, in arrival order. */
+  private async receive(socket: Socket, bytes: Uint8Array): Promise<void> {
+    if (socket !== this.socket || bytes.length === 0) return;
+    const envelope = decodeEnvelope(bytes);
+    const sealed = envelope.type !== MessageType.Initialization;
+    const data = envelope.data && sealed ? await this.cipher.open(envelope.data) : envelope.data;
+    if (envelope.type === MessageType.Callback) {
+      if (!data) return;
+      const event = decodeEvent(data);
+      const set = this.listeners.get(event.name);
+      if (!set || set.size === 0) return;
+      const args = event.parameters.map((p) => this.serializer.decode(p));
+      for (const l of [...set]) {
+        try {
+          l(...args);
+        } catch {
+          // A listener's failure is its own.
+        }
+      }
+      return;
+    }
+    this.pending.get(hex(envelope.id))?.resolve(data);
+  }
+
+  private protocolFailure(socket: Socket, error: unknown): void {
+    const e = error instanceof WitRpcError ? error : new ProtocolError(String(error));
+    this.failPending(e);
+    socket.close(1002, "protocol error");
+  }
+
+  private onSocketClosed(socket: Socket, info: string): void {
+    if (socket !== this.socket) return;
+    this.failPending(new ConnectionClosedError(`the connection closed (${info})`));
+    if (this.closedByUser || this.stateValue !== "open") return;
+    if (this.options.reconnect === false) {
+      this.setState("closed", new ConnectionClosedError(`the connection closed (${info})`));
+      for (const w of this.openWaiters.splice(0)) w();
+      return;
+    }
+    void this.reconnectLoop();
+  }
+
+  private async reconnectLoop(): Promise<void> {
+    const policy = this.options.reconnect || {};
+    let delay = policy.initialDelayMs ?? 100;
+    const maxDelay = policy.maxDelayMs ?? 5000;
+    const maxAttempts = policy.maxAttempts ?? Infinity;
+    this.setState("reconnecting");
+    for (let attempt = 1; attempt <= maxAttempts && !this.closedByUser; attempt++) {
+      await new Promise((r) => setTimeout(r, delay));
+      if (this.closedByUser) return;
+      try {
+        await this.attempt();
+        if (this.closedByUser) {
+          this.socket?.close();
+          return;
+        }
+        this.setState("open");
+        return;
+      } catch (error) {
+        if (error instanceof UnauthorizedError) {
+          this.setState("closed", error);
+          for (const w of this.openWaiters.splice(0)) w();
+          return;
+        }
+        this.setState("reconnecting", error as Error);
+        delay = Math.min(delay * 2, maxDelay);
+      }
+    }
+    if (!this.closedByUser) {
+      this.setState("closed", new ConnectionClosedError(`gave up reconnecting to ${this.url}`));
+      for (const w of this.openWaiters.splice(0)) w();
+    }
+  }
+}

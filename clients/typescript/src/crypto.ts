@@ -1,0 +1,123 @@
+// Protocol-3 encryption with WebCrypto: the client's RSA-2048 key travels in the
+// Initialization request; the server answers with a master key and salt, RSA-OAEP-SHA256
+// encrypted to it; HKDF-SHA256 derives one AES-256-GCM key per direction. Frames are
+// `counter u64 LE | tag 16 | ciphertext`, nonce `counter u64 LE | 0u32`, AAD `[3, dir]`,
+// and counters must arrive strictly in order.
+
+import { ProtocolError } from "./errors.js";
+import { toBase64 } from "./serializer.js";
+
+const subtle = (): SubtleCrypto => {
+  const s = globalThis.crypto?.subtle;
+  if (!s) throw new ProtocolError("encryption needs WebCrypto (a secure context in browsers: https:// or localhost)");
+  return s;
+};
+
+/** WebCrypto takes `BufferSource`; our arrays are never shared memory. */
+const bs = (u: Uint8Array): BufferSource => u as unknown as BufferSource;
+
+export interface Cipher {
+  seal(plain: Uint8Array): Promise<Uint8Array>;
+  open(frame: Uint8Array): Promise<Uint8Array>;
+}
+
+/** No encryption: data passes through. */
+export const plainCipher: Cipher = {
+  seal: async (p) => p,
+  open: async (f) => f,
+};
+
+export interface RsaKey {
+  privateKey: CryptoKey;
+  /** `{"mod":b64,"exp":b64}` as UTF-8, what .NET clients send. */
+  publicJson: Uint8Array;
+}
+
+function base64UrlToBase64(s: string): string {
+  const b = s.replace(/-/g, "+").replace(/_/g, "/");
+  return b + "=".repeat((4 - (b.length % 4)) % 4);
+}
+
+export async function generateRsaKey(): Promise<RsaKey> {
+  const pair = (await subtle().generateKey(
+    { name: "RSA-OAEP", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+    true,
+    ["encrypt", "decrypt"],
+  )) as CryptoKeyPair;
+  const jwk = await subtle().exportKey("jwk", pair.publicKey);
+  if (!jwk.n || !jwk.e) throw new ProtocolError("cannot export the RSA public key");
+  const json = JSON.stringify({ mod: base64UrlToBase64(jwk.n), exp: base64UrlToBase64(jwk.e) });
+  return { privateKey: pair.privateKey, publicJson: new TextEncoder().encode(json) };
+}
+
+export async function rsaDecrypt(key: RsaKey, data: Uint8Array): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await subtle().decrypt({ name: "RSA-OAEP" }, key.privateKey, bs(data)));
+  } catch {
+    throw new ProtocolError("cannot decrypt the server's key reply (is encryption enabled on the server?)");
+  }
+}
+
+async function directionKey(master: Uint8Array, salt: Uint8Array, info: string): Promise<CryptoKey> {
+  const ikm = await subtle().importKey("raw", bs(master), "HKDF", false, ["deriveKey"]);
+  return subtle().deriveKey(
+    { name: "HKDF", hash: "SHA-256", salt: bs(salt), info: bs(new TextEncoder().encode(info)) },
+    ikm,
+    { name: "AES-GCM", length: 256 },
+    false,
+    ["encrypt", "decrypt"],
+  );
+}
+
+function nonce(counter: bigint): Uint8Array {
+  const n = new Uint8Array(12);
+  new DataView(n.buffer).setBigUint64(0, counter, true);
+  return n;
+}
+
+/** The client's ciphers from the server's master key and salt. */
+export async function clientCipher(master: Uint8Array, salt: Uint8Array): Promise<Cipher> {
+  if (master.length !== 32 || salt.length !== 16) {
+    throw new ProtocolError("the server sent no encryption keys; it does not use encryption, so connect without it");
+  }
+  const send = await directionKey(master, salt, "wit3c2s");
+  const receive = await directionKey(master, salt, "wit3s2c");
+  const sendAad = new Uint8Array([3, 1]);
+  const receiveAad = new Uint8Array([3, 2]);
+  let sent = 0n;
+  let received = 0n;
+  return {
+    async seal(plain) {
+      const counter = sent++;
+      const sealed = new Uint8Array(
+        await subtle().encrypt({ name: "AES-GCM", iv: bs(nonce(counter)), additionalData: bs(sendAad), tagLength: 128 }, send, bs(plain)),
+      );
+      // WebCrypto returns ciphertext || tag; the wire wants counter | tag | ciphertext.
+      const frame = new Uint8Array(24 + plain.length);
+      new DataView(frame.buffer).setBigUint64(0, counter, true);
+      frame.set(sealed.subarray(plain.length), 8);
+      frame.set(sealed.subarray(0, plain.length), 24);
+      return frame;
+    },
+    async open(frame) {
+      if (frame.length < 24) throw new ProtocolError("encrypted frame too short");
+      const counter = new DataView(frame.buffer, frame.byteOffset, 8).getBigUint64(0, true);
+      if (counter !== received) throw new ProtocolError(`encrypted frame out of order (counter ${counter}, expected ${received})`);
+      const joined = new Uint8Array(frame.length - 8);
+      joined.set(frame.subarray(24), 0);
+      joined.set(frame.subarray(8, 24), frame.length - 24);
+      try {
+        const plain = await subtle().decrypt(
+          { name: "AES-GCM", iv: bs(nonce(counter)), additionalData: bs(receiveAad), tagLength: 128 },
+          receive,
+          bs(joined),
+        );
+        received++;
+        return new Uint8Array(plain);
+      } catch {
+        throw new ProtocolError("encrypted frame failed authentication");
+      }
+    },
+  };
+}
+

@@ -1,0 +1,18 @@
+// witrpc-client: a TypeScript client for WitRPC protocol 3 servers.
+// Part of an independent, WitRPC-compatible implementation (not the official WitRPC).
+
+export { WitRpcClient } from "./client.js";
+export type { CallOptions, ClientOptions, ConnectionState, ReconnectOptions } from "./client.js";
+export {
+  WitRpcError,
+  UnauthorizedError,
+  MethodNotFoundError,
+  BadRequestError,
+  RemoteError,
+  TimeoutError,
+  ConnectionClosedError,
+  ProtocolError,
+} from "./errors.js";
+export { contractId, methodId, fnv1a64Utf16 } from "./ids.js";
+export { decodeBytes, toBase64, fromBase64, json, messagePack, type Format, type ParameterSerializer } from "./serializer.js";
+export * as msgpack from "./msgpack.js";

@@ -1,0 +1,185 @@
+// The TypeScript client against the real Rust demo server (WitRpc.Demo.IDemoService).
+
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import WebSocket from "ws";
+import {
+  WitRpcClient,
+  RemoteError,
+  MethodNotFoundError,
+  UnauthorizedError,
+  TimeoutError,
+  ConnectionClosedError,
+  decodeBytes,
+} from "../dist/index.js";
+import { startServer, freePort } from "./server.mjs";
+
+const TOKEN = "ts-client-token";
+const CONTRACT = "WitRpc.Demo.IDemoService";
+const servers = [];
+const clients = [];
+
+after(async () => {
+  for (const c of clients) await c.close();
+  for (const s of servers) await s.stop();
+});
+
+async function server(args = []) {
+  const s = await startServer(["--token", TOKEN, ...args]);
+  servers.push(s);
+  return s;
+}
+
+async function connect(url, options = {}) {
+  const c = await WitRpcClient.connect(url, { WebSocket, token: TOKEN, ...options });
+  clients.push(c);
+  return c;
+}
+
+function collect(client, event, count) {
+  return new Promise((resolve) => {
+    const seen = [];
+    const off = client.on(event, (...args) => {
+      seen.push(args);
+      if (seen.length === count) {
+        off();
+        resolve(seen);
+      }
+    });
+  });
+}
+
+for (const [format, args] of [
+  ["json", []],
+  ["msgpack", ["--format", "msgpack"]],
+  ["json encrypted", ["--encryption"]],
+  ["msgpack encrypted", ["--format", "msgpack", "--encryption"]],
+]) {
+  const options = { format: format.startsWith("msgpack") ? "msgpack" : "json", encryption: format.endsWith("encrypted") };
+
+  test(`${format}: calls round-trip values, large ones included`, async () => {
+    const s = await server(args);
+    const c = await connect(s.url, options);
+    assert.equal(await c.call("Add", [2, 3]), 5);
+    // With the contract and .NET types the client sends the MethodId, as .NET does.
+    assert.equal(await c.call("Add", [40, 2], { contract: CONTRACT, parameterTypes: ["System.Int32", "System.Int32"] }), 42);
+    assert.equal(await c.call("Echo", ["héllo ✓"]), "héllo ✓");
+    const long = "x".repeat(5000) + "é";
+    assert.equal(await c.call("Echo", [long]), long); // ≥ 64 bytes: LZ4 extension under msgpack
+    const bytes = Uint8Array.from({ length: 3000 }, (_, i) => (i * 7) % 256);
+    assert.deepEqual(decodeBytes(await c.call("EchoBytes", [bytes])), bytes);
+  });
+
+  test(`${format}: events arrive in order, as listeners and as async iterators`, async () => {
+    const s = await server(args);
+    const c = await connect(s.url, options);
+    const progress = collect(c, "ProgressChanged", 5);
+    const completed = collect(c, "ProcessingCompleted", 1);
+    const iterated = (async () => {
+      const out = [];
+      for await (const [percent] of c.events("ProgressChanged")) {
+        out.push(percent);
+        if (out.length === 5) break;
+      }
+      return out;
+    })();
+    assert.equal(await c.call("StartProcessing", [5]), true);
+    assert.deepEqual((await progress).map(([p]) => p), [20, 40, 60, 80, 100]);
+    assert.deepEqual(await iterated, [20, 40, 60, 80, 100]);
+    assert.deepEqual(await completed, [[5]]);
+  });
+}
+
+test("100 concurrent calls all resolve to their own answers", async () => {
+  const s = await server();
+  const c = await connect(s.url);
+  const sums = await Promise.all(Array.from({ length: 100 }, (_, i) => c.call("Add", [i, 1000])));
+  assert.deepEqual(sums, Array.from({ length: 100 }, (_, i) => i + 1000));
+});
+
+test("a failing method rejects with RemoteError carrying the server's message", async () => {
+  const s = await server();
+  const c = await connect(s.url);
+  const error = await c.call("Fail", ["disk is full"]).then(() => null, (e) => e);
+  assert.ok(error instanceof RemoteError, String(error));
+  assert.equal(error.status, 500);
+  assert.equal(error.details, "disk is full");
+  assert.match(error.message, /disk is full/);
+});
+
+test("an unknown method rejects with MethodNotFoundError", async () => {
+  const s = await server();
+  const c = await connect(s.url);
+  await assert.rejects(c.call("NoSuchMethod", []), (e) => e instanceof MethodNotFoundError && /NoSuchMethod/.test(e.message));
+  // The connection is still usable.
+  assert.equal(await c.call("Add", [1, 1]), 2);
+});
+
+test("a wrong token is refused with UnauthorizedError", async () => {
+  const s = await server();
+  await assert.rejects(WitRpcClient.connect(s.url, { WebSocket, token: "wrong" }), (e) => e instanceof UnauthorizedError);
+  const c = await connect(s.url, { token: () => Promise.resolve(TOKEN) });
+  assert.equal(await c.call("Add", [1, 2]), 3);
+});
+
+test("encryption must match the server's setting, with a clear error", async () => {
+  const s = await server(["--encryption"]);
+  await assert.rejects(WitRpcClient.connect(s.url, { WebSocket, token: TOKEN }), /encryption/i);
+});
+
+test("Broadcast reaches every connected client", async () => {
+  const s = await server();
+  const a = await connect(s.url);
+  const b = await connect(s.url, { format: "json" });
+  const gotA = collect(a, "Message", 1);
+  const gotB = collect(b, "Message", 1);
+  await a.call("Broadcast", ["hello all"]);
+  assert.deepEqual(await gotA, [["hello all"]]);
+  assert.deepEqual(await gotB, [["hello all"]]);
+});
+
+test("AbortSignal aborts a call promptly; timeoutMs rejects with TimeoutError", async () => {
+  const s = await server();
+  const c = await connect(s.url);
+  const controller = new AbortController();
+  const started = Date.now();
+  const call = c.call("Delay", [5000], { signal: controller.signal });
+  setTimeout(() => controller.abort(), 50);
+  await assert.rejects(call, (e) => e.name === "AbortError");
+  await assert.rejects(c.call("Delay", [5000], { timeoutMs: 100 }), (e) => e instanceof TimeoutError);
+  assert.ok(Date.now() - started < 2000, "neither call waited for the server");
+  assert.equal(await c.call("Delay", [10]), 10);
+});
+
+test("close() rejects pending calls with ConnectionClosedError", async () => {
+  const s = await server();
+  const c = await connect(s.url);
+  const pending = c.call("Delay", [5000]).then(() => null, (e) => e);
+  await new Promise((r) => setTimeout(r, 50));
+  await c.close();
+  assert.ok((await pending) instanceof ConnectionClosedError);
+  await assert.rejects(c.call("Add", [1, 2]), (e) => e instanceof ConnectionClosedError);
+  assert.equal(c.state, "closed");
+});
+
+test("after the server restarts, the client reconnects, re-authorizes and keeps its listeners", async () => {
+  const port = await freePort();
+  const listen = `http://127.0.0.1:${port}/ws`;
+  let s = await startServer(["--token", TOKEN], listen);
+  const c = await connect(s.url, { reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+  const states = [];
+  c.onStateChange((state) => states.push(state));
+  assert.equal(await c.call("Add", [1, 2]), 3);
+  const inFlight = c.call("Delay", [5000]).then(() => null, (e) => e);
+  await new Promise((r) => setTimeout(r, 50));
+  await s.stop();
+  assert.ok((await inFlight) instanceof ConnectionClosedError);
+  s = await startServer(["--token", TOKEN], listen);
+  servers.push(s);
+  // A call made while reconnecting waits for the connection.
+  assert.equal(await c.call("Add", [20, 22], { timeoutMs: 10_000 }), 42);
+  assert.ok(states.includes("reconnecting") && states.at(-1) === "open", states.join(","));
+  const got = collect(c, "Message", 1);
+  await c.call("Broadcast", ["after restart"]);
+  assert.deepEqual(await got, [["after restart"]]);
+});
