@@ -1,12 +1,15 @@
-//! `cargo xtask <command>`: project automation with nothing but std.
+//! `cargo xtask <command>`: project automation.
 //!
 //! - `test-all`: every check CI runs (fmt, clippy, tests + doctests, docs, examples,
 //!   a smoke run of the demo server and client). Each step prints its command; a
 //!   failure names the step and a hint.
 //! - `smoke`: the demo server and client, plain and encrypted.
 //! - `soak`: 10k connect/authorize/call/disconnect cycles in release mode.
+//! - `gen-ts [--check]`: TypeScript modules from the `#[witrpc::service]` traits.
 //! - `bench [--quick] [args]`: witrpc against jsonrpsee and a raw WebSocket echo
 //!   (`bench/`); writes `target/bench/report.md`, and a full run also `bench/RESULTS.md`.
+
+mod gen_ts;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -21,9 +24,10 @@ fn main() -> ExitCode {
         Some("smoke") => smoke(),
         Some("soak") => soak(),
         Some("bench") => bench(&args[1..]),
+        Some("gen-ts") => gen_ts::run(&root(), TS_JOBS, args.iter().any(|a| a == "--check")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\ncommands:\n  test-all   run every check (what CI runs)\n  smoke      run the demo server + demo client once\n  soak       10k-cycle connection churn in release mode (WITRPC_CHURN_CYCLES to change)\n  bench      benchmarks against jsonrpsee and a raw echo (--quick: every scenario briefly)"
+                "usage: cargo xtask <command>\n\ncommands:\n  test-all   run every check (what CI runs)\n  smoke      run the demo server + demo client once\n  soak       10k-cycle connection churn in release mode (WITRPC_CHURN_CYCLES to change)\n  gen-ts     write the TypeScript modules of the services (--check: fail when stale)\n  bench      benchmarks against jsonrpsee and a raw echo (--quick: every scenario briefly)"
             );
             return ExitCode::from(2);
         }
@@ -40,6 +44,20 @@ fn main() -> ExitCode {
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
+
+/// The generated TypeScript modules; `cargo xtask test-all` fails when one is stale.
+const TS_JOBS: &[gen_ts::Job] = &[
+    gen_ts::Job {
+        source: "src/lib.rs",
+        output: "clients/typescript/src/generated/demo_service.ts",
+        client_import: "../index.js",
+    },
+    gen_ts::Job {
+        source: "src/dashboard.rs",
+        output: "examples/dashboard/web/src/generated/dashboard_service.ts",
+        client_import: "../../../../../clients/typescript/src/index.js",
+    },
+];
 
 struct Step<'a> {
     name: &'a str,
@@ -93,11 +111,14 @@ fn test_all() -> Result<(), String> {
             hint: "an example no longer compiles",
         },
     ];
+    eprintln!("\n==> gen-ts --check: the committed TypeScript modules match the Rust services");
+    gen_ts::run(&root(), TS_JOBS, true)?;
     for step in &steps {
         run(step)?;
     }
     eprintln!("\n==> smoke: demo_server + demo_client");
     smoke()?;
+    typescript()?;
     eprintln!("\n==> bench --quick: every benchmark scenario briefly, so the harness never rots");
     bench(&["--quick".to_owned()])?;
     eprintln!("\nxtask: all checks passed in {:.1?}", started.elapsed());
@@ -125,6 +146,51 @@ fn soak() -> Result<(), String> {
         env: &[("WITRPC_CHURN_CYCLES", &cycles)],
         hint: "the churn test prints its figures; rerun with RUST_LOG=debug for details",
     })
+}
+
+/// Runs `program args` in `dir` (relative to the root), naming the step on failure.
+fn run_in(dir: &str, program: &str, args: &[&str], env: &[(&str, String)], hint: &str) -> Result<(), String> {
+    let started = Instant::now();
+    eprintln!("\n==> {dir}: {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(root().join(dir))
+        .status()
+        .map_err(|e| format!("cannot run {program} in {dir}: {e}; {hint}"))?;
+    if !status.success() {
+        return Err(format!("`{program} {}` failed in {dir} ({status}); {hint}", args.join(" ")));
+    }
+    eprintln!("==> ok in {:.1?}", started.elapsed());
+    Ok(())
+}
+
+/// The TypeScript client's tests against the demo server, the dashboard page's build
+/// (the committed bundle must be current) and its end-to-end test in headless Chromium.
+fn typescript() -> Result<(), String> {
+    let client = "clients/typescript";
+    let web = "examples/dashboard/web";
+    let npm_hint = "needs Node 20 and npm (npm ci reads package-lock.json from the registry)";
+    run_in(client, "npm", &["ci", "--no-audit", "--no-fund"], &[], npm_hint)?;
+    let demo = ("WITRPC_DEMO_SERVER", example("demo_server").display().to_string());
+    run_in(client, "npm", &["test"], &[demo], "run `npm test` in clients/typescript to see the failing test")?;
+    run_in(web, "npm", &["ci", "--no-audit", "--no-fund"], &[], npm_hint)?;
+    let bundle = root().join(web).join("dist/app.js");
+    let before = std::fs::read(&bundle).unwrap_or_default();
+    run_in(web, "npm", &["run", "build"], &[], "the dashboard page does not type-check or bundle")?;
+    if std::fs::read(&bundle).unwrap_or_default() != before {
+        return Err(format!("{web}/dist/app.js was stale; it has been rebuilt: commit it"));
+    }
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    if !Path::new(&chromium).exists() {
+        return Err(format!("{chromium} is missing: install Chromium (`apt-get install -y chromium`) or set CHROMIUM"));
+    }
+    let env = [
+        ("WITRPC_DASHBOARD", example("dashboard").display().to_string()),
+        ("CHROMIUM", chromium),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    run_in(web, "npm", &["test"], &env, "the dashboard failed in Chromium; the screenshot is target/dashboard.png")
 }
 
 /// Builds the harness in release mode and runs it. A full run also saves the report as

@@ -1,0 +1,1438 @@
+// ../../../clients/typescript/src/errors.ts
+var WitRpcError = class extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+};
+var UnauthorizedError = class extends WitRpcError {
+};
+var MethodNotFoundError = class extends WitRpcError {
+};
+var BadRequestError = class extends WitRpcError {
+  constructor(message, details) {
+    super(details ? `${message}: ${details}` : message);
+    this.details = details;
+  }
+};
+var RemoteError = class extends WitRpcError {
+  constructor(status, serverMessage, details) {
+    super(details ?? serverMessage ?? `remote error (status ${status})`);
+    this.status = status;
+    this.serverMessage = serverMessage;
+    this.details = details;
+  }
+};
+var TimeoutError = class extends WitRpcError {
+};
+var ConnectionClosedError = class extends WitRpcError {
+};
+var ProtocolError = class extends WitRpcError {
+};
+
+// ../../../clients/typescript/src/ids.ts
+var OFFSET = 0xcbf29ce484222325n;
+var PRIME = 0x100000001b3n;
+var MASK = 0xffffffffffffffffn;
+function fnv1a64Utf16(s) {
+  let hash = OFFSET;
+  for (let i = 0; i < s.length; i++) {
+    hash = (hash ^ BigInt(s.charCodeAt(i))) * PRIME & MASK;
+  }
+  return BigInt.asIntN(64, hash);
+}
+function contractId(contract) {
+  return fnv1a64Utf16(contract);
+}
+function methodId(contract, method, parameterTypes) {
+  return fnv1a64Utf16(`${contract}#${method}(${parameterTypes.join(",")})`);
+}
+
+// ../../../clients/typescript/src/memorypack.ts
+var utf8 = new TextEncoder();
+var utf8Strict = new TextDecoder("utf-8", { fatal: true });
+var Writer = class {
+  buf = new Uint8Array(256);
+  view = new DataView(this.buf.buffer);
+  length = 0;
+  reserve(n) {
+    if (this.length + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.length + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.length));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+  u8(v) {
+    this.reserve(1);
+    this.buf[this.length++] = v;
+  }
+  i32(v) {
+    this.reserve(4);
+    this.view.setInt32(this.length, v, true);
+    this.length += 4;
+  }
+  i64(v) {
+    this.reserve(8);
+    this.view.setBigInt64(this.length, v, true);
+    this.length += 8;
+  }
+  bytes(b) {
+    this.reserve(b.length);
+    this.buf.set(b, this.length);
+    this.length += b.length;
+  }
+  byteArray(b) {
+    if (b === null) return this.i32(-1);
+    this.i32(b.length);
+    this.bytes(b);
+  }
+  /** A string as .NET writes it with UTF-8 string encoding: `~byteCount, utf16Length, bytes`. */
+  string(s) {
+    if (s === null) return this.i32(-1);
+    if (s === "") return this.i32(0);
+    const encoded = utf8.encode(s);
+    this.i32(~encoded.length);
+    this.i32(s.length);
+    this.bytes(encoded);
+  }
+  /** VarInt exactly as .NET writes a non-negative length. */
+  varintLength(n) {
+    if (n <= 127) {
+      this.u8(n);
+    } else if (n <= 32767) {
+      this.u8(132);
+      this.reserve(2);
+      this.view.setInt16(this.length, n, true);
+      this.length += 2;
+    } else {
+      this.u8(130);
+      this.i32(n);
+    }
+  }
+  finish() {
+    return this.buf.slice(0, this.length);
+  }
+};
+var TolerantWriter = class {
+  body = new Writer();
+  ends = [];
+  endMember() {
+    this.ends.push(this.body.length);
+  }
+  finish() {
+    const out = new Writer();
+    out.u8(this.ends.length);
+    let start = 0;
+    for (const end of this.ends) {
+      out.varintLength(end - start);
+      start = end;
+    }
+    out.bytes(this.body.finish());
+    return out.finish();
+  }
+};
+var Reader = class _Reader {
+  constructor(buf, what) {
+    this.buf = buf;
+    this.what = what;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  pos = 0;
+  view;
+  get remaining() {
+    return this.buf.length - this.pos;
+  }
+  take(n) {
+    if (n < 0 || n > this.remaining) {
+      throw new ProtocolError(`${this.what}: needs ${n} bytes, ${this.remaining} left`);
+    }
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+  u8() {
+    return this.take(1)[0];
+  }
+  i32() {
+    this.take(4);
+    return this.view.getInt32(this.pos - 4, true);
+  }
+  i64() {
+    this.take(8);
+    return this.view.getBigInt64(this.pos - 8, true);
+  }
+  byteArray() {
+    const n = this.i32();
+    if (n === -1) return null;
+    if (n < 0) throw new ProtocolError(`${this.what}: invalid length ${n}`);
+    return this.take(n);
+  }
+  string() {
+    const head = this.i32();
+    if (head === -1) return null;
+    if (head === 0) return "";
+    if (head < 0) {
+      const byteCount = ~head;
+      this.i32();
+      try {
+        return utf8Strict.decode(this.take(byteCount));
+      } catch {
+        throw new ProtocolError(`${this.what}: invalid UTF-8`);
+      }
+    }
+    const raw = this.take(head * 2);
+    let s = "";
+    for (let i = 0; i < raw.length; i += 2) s += String.fromCharCode(raw[i] | raw[i + 1] << 8);
+    return s;
+  }
+  /** An array count, checked against the bytes that remain. */
+  arrayLength(minElementSize) {
+    const n = this.i32();
+    if (n === -1) return null;
+    if (n < 0 || n * minElementSize > this.remaining) throw new ProtocolError(`${this.what}: invalid array length ${n}`);
+    return n;
+  }
+  varint() {
+    const code = this.u8() << 24 >> 24;
+    if (code >= -120) return code;
+    switch (code) {
+      case -121:
+        return this.u8();
+      case -122:
+        return this.u8() << 24 >> 24;
+      case -123:
+        this.take(2);
+        return this.view.getUint16(this.pos - 2, true);
+      case -124:
+        this.take(2);
+        return this.view.getInt16(this.pos - 2, true);
+      case -125:
+        this.take(4);
+        return this.view.getUint32(this.pos - 4, true);
+      case -126:
+        return this.i32();
+      default:
+        throw new ProtocolError(`${this.what}: unsupported 64-bit VarInt length`);
+    }
+  }
+  sub(n) {
+    return new _Reader(this.take(n), this.what);
+  }
+  guid() {
+    return this.take(16);
+  }
+  end() {
+    if (this.remaining !== 0) throw new ProtocolError(`${this.what}: ${this.remaining} unexpected trailing bytes`);
+  }
+};
+function readTolerant(r, known) {
+  const count = r.u8();
+  if (count === 255) return null;
+  if (count > 249 || count > r.remaining) throw new ProtocolError("invalid object header");
+  const lengths = [];
+  for (let i = 0; i < count; i++) {
+    const len = r.varint();
+    if (len < 0) throw new ProtocolError("invalid member length");
+    lengths.push(len);
+  }
+  const members = [];
+  lengths.forEach((len, i) => {
+    const sub = r.sub(len);
+    if (i < known) members.push(len === 0 ? null : sub);
+  });
+  while (members.length < known) members.push(null);
+  return members;
+}
+function encodeEnvelope(e) {
+  const w = new Writer();
+  w.u8(3);
+  w.bytes(e.id);
+  w.i32(e.type);
+  w.byteArray(e.data);
+  return w.finish();
+}
+function decodeEnvelope(bytes) {
+  const r = new Reader(bytes, "WitMessage");
+  if (r.u8() !== 3) throw new ProtocolError("not a protocol-3 WitMessage");
+  const id = r.guid().slice();
+  const type = r.i32();
+  const data = r.byteArray();
+  r.end();
+  return { id, type, data };
+}
+function encodeRequest(q) {
+  const t = new TolerantWriter();
+  t.body.string(q.token);
+  t.endMember();
+  t.body.string(q.methodName);
+  t.endMember();
+  t.body.i32(q.parameters.length);
+  for (const p of q.parameters) t.body.byteArray(p);
+  t.endMember();
+  t.body.i32(0);
+  t.endMember();
+  t.body.i32(q.parameterTypesByName.length);
+  for (const p of q.parameterTypesByName) {
+    const pt = new TolerantWriter();
+    pt.body.string(p.type);
+    pt.endMember();
+    pt.body.string(p.assembly);
+    pt.endMember();
+    t.body.bytes(pt.finish());
+  }
+  t.endMember();
+  t.body.i32(0);
+  t.endMember();
+  t.body.i32(0);
+  t.endMember();
+  t.body.bytes(q.invocationId);
+  t.endMember();
+  t.body.i64(q.contractId);
+  t.endMember();
+  t.body.i64(q.methodId);
+  t.endMember();
+  return t.finish();
+}
+function decodeEvent(bytes) {
+  const r = new Reader(bytes, "WitRequest");
+  const m = readTolerant(r, 10);
+  if (!m) throw new ProtocolError("null event payload");
+  const name = m[1]?.string() ?? "";
+  const parameters = [];
+  const p = m[2];
+  if (p) {
+    const n = p.arrayLength(4) ?? 0;
+    for (let i = 0; i < n; i++) parameters.push(p.byteArray() ?? new Uint8Array());
+  }
+  const contractId2 = m[8] ? m[8].i64() : 0n;
+  return { name, contractId: contractId2, parameters };
+}
+function decodeResponse(bytes) {
+  const r = new Reader(bytes, "WitResponse");
+  const m = readTolerant(r, 4);
+  if (!m) throw new ProtocolError("null response");
+  return {
+    status: m[0] ? m[0].i32() : 0,
+    data: m[1] ? m[1].byteArray() : null,
+    errorMessage: m[2] ? m[2].string() : null,
+    errorDetails: m[3] ? m[3].string() : null
+  };
+}
+function encodeInitialization(publicKey) {
+  const t = new TolerantWriter();
+  t.body.byteArray(publicKey);
+  t.endMember();
+  t.body.i32(3);
+  t.endMember();
+  return t.finish();
+}
+function decodeInitializationReply(bytes) {
+  const r = new Reader(bytes, "WitResponseInitialization");
+  const m = readTolerant(r, 4);
+  if (!m) throw new ProtocolError("null initialization reply");
+  return {
+    symmetricKey: m[0] ? m[0].byteArray() : null,
+    vector: m[1] ? m[1].byteArray() : null,
+    protocolVersion: m[2] ? m[2].i32() : 0,
+    errorMessage: m[3] ? m[3].string() : null
+  };
+}
+function encodeAuthorization(token) {
+  const t = new TolerantWriter();
+  t.body.string(token);
+  t.endMember();
+  return t.finish();
+}
+function decodeAuthorizationReply(bytes) {
+  const r = new Reader(bytes, "WitResponseAuthorization");
+  const m = readTolerant(r, 2);
+  if (!m) throw new ProtocolError("null authorization reply");
+  return { isAuthorized: m[0] ? m[0].u8() !== 0 : false, message: m[1] ? m[1].string() : null };
+}
+
+// ../../../clients/typescript/src/crypto.ts
+var subtle = () => {
+  const s = globalThis.crypto?.subtle;
+  if (!s) throw new ProtocolError("encryption needs WebCrypto (a secure context in browsers: https:// or localhost)");
+  return s;
+};
+var bs = (u) => u;
+var plainCipher = {
+  seal: async (p) => p,
+  open: async (f) => f
+};
+function base64UrlToBase64(s) {
+  const b = s.replace(/-/g, "+").replace(/_/g, "/");
+  return b + "=".repeat((4 - b.length % 4) % 4);
+}
+async function generateRsaKey() {
+  const pair = await subtle().generateKey(
+    { name: "RSA-OAEP", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+    true,
+    ["encrypt", "decrypt"]
+  );
+  const jwk = await subtle().exportKey("jwk", pair.publicKey);
+  if (!jwk.n || !jwk.e) throw new ProtocolError("cannot export the RSA public key");
+  const json2 = JSON.stringify({ mod: base64UrlToBase64(jwk.n), exp: base64UrlToBase64(jwk.e) });
+  return { privateKey: pair.privateKey, publicJson: new TextEncoder().encode(json2) };
+}
+async function rsaDecrypt(key, data) {
+  try {
+    return new Uint8Array(await subtle().decrypt({ name: "RSA-OAEP" }, key.privateKey, bs(data)));
+  } catch {
+    throw new ProtocolError("cannot decrypt the server's key reply (is encryption enabled on the server?)");
+  }
+}
+async function directionKey(master, salt, info) {
+  const ikm = await subtle().importKey("raw", bs(master), "HKDF", false, ["deriveKey"]);
+  return subtle().deriveKey(
+    { name: "HKDF", hash: "SHA-256", salt: bs(salt), info: bs(new TextEncoder().encode(info)) },
+    ikm,
+    { name: "AES-GCM", length: 256 },
+    false,
+    ["encrypt", "decrypt"]
+  );
+}
+function nonce(counter) {
+  const n = new Uint8Array(12);
+  new DataView(n.buffer).setBigUint64(0, counter, true);
+  return n;
+}
+async function clientCipher(master, salt) {
+  if (master.length !== 32 || salt.length !== 16) {
+    throw new ProtocolError("the server sent no encryption keys; it does not use encryption, so connect without it");
+  }
+  const send = await directionKey(master, salt, "wit3c2s");
+  const receive = await directionKey(master, salt, "wit3s2c");
+  const sendAad = new Uint8Array([3, 1]);
+  const receiveAad = new Uint8Array([3, 2]);
+  let sent = 0n;
+  let received = 0n;
+  return {
+    async seal(plain) {
+      const counter = sent++;
+      const sealed = new Uint8Array(
+        await subtle().encrypt({ name: "AES-GCM", iv: bs(nonce(counter)), additionalData: bs(sendAad), tagLength: 128 }, send, bs(plain))
+      );
+      const frame = new Uint8Array(24 + plain.length);
+      new DataView(frame.buffer).setBigUint64(0, counter, true);
+      frame.set(sealed.subarray(plain.length), 8);
+      frame.set(sealed.subarray(0, plain.length), 24);
+      return frame;
+    },
+    async open(frame) {
+      if (frame.length < 24) throw new ProtocolError("encrypted frame too short");
+      const counter = new DataView(frame.buffer, frame.byteOffset, 8).getBigUint64(0, true);
+      if (counter !== received) throw new ProtocolError(`encrypted frame out of order (counter ${counter}, expected ${received})`);
+      const joined = new Uint8Array(frame.length - 8);
+      joined.set(frame.subarray(24), 0);
+      joined.set(frame.subarray(8, 24), frame.length - 24);
+      try {
+        const plain = await subtle().decrypt(
+          { name: "AES-GCM", iv: bs(nonce(counter)), additionalData: bs(receiveAad), tagLength: 128 },
+          receive,
+          bs(joined)
+        );
+        received++;
+        return new Uint8Array(plain);
+      } catch {
+        throw new ProtocolError("encrypted frame failed authentication");
+      }
+    }
+  };
+}
+
+// ../../../clients/typescript/src/msgpack.ts
+var utf82 = new TextEncoder();
+var utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+var MAX_DEPTH = 128;
+var MAX_UNCOMPRESSED = 64 * 1024 * 1024;
+var EXT_LZ4_BLOCK = 99;
+var Out = class {
+  buf = new Uint8Array(64);
+  view = new DataView(this.buf.buffer);
+  len = 0;
+  reserve(n) {
+    if (this.len + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.len + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+  u8(v) {
+    this.reserve(1);
+    this.buf[this.len++] = v;
+  }
+  bytes(b) {
+    this.reserve(b.length);
+    this.buf.set(b, this.len);
+    this.len += b.length;
+  }
+  header(marker, size, n) {
+    this.u8(marker);
+    this.reserve(size);
+    if (size === 1) this.view.setUint8(this.len, n);
+    else if (size === 2) this.view.setUint16(this.len, n);
+    else this.view.setUint32(this.len, n);
+    this.len += size;
+  }
+};
+function encodeInto(out, value, depth) {
+  if (depth > MAX_DEPTH) throw new ProtocolError("value nests too deeply for MessagePack");
+  if (value === null || value === void 0) return out.u8(192);
+  if (value === true) return out.u8(195);
+  if (value === false) return out.u8(194);
+  if (typeof value === "number") return encodeNumber(out, value);
+  if (typeof value === "bigint") {
+    out.u8(value < 0n ? 211 : 207);
+    out.reserve(8);
+    if (value < 0n) out.view.setBigInt64(out.len, value);
+    else out.view.setBigUint64(out.len, value);
+    out.len += 8;
+    return;
+  }
+  if (typeof value === "string") {
+    const b = utf82.encode(value);
+    if (b.length < 32) out.u8(160 | b.length);
+    else if (b.length < 256) out.header(217, 1, b.length);
+    else if (b.length < 65536) out.header(218, 2, b.length);
+    else out.header(219, 4, b.length);
+    return out.bytes(b);
+  }
+  if (value instanceof Uint8Array) {
+    if (value.length < 256) out.header(196, 1, value.length);
+    else if (value.length < 65536) out.header(197, 2, value.length);
+    else out.header(198, 4, value.length);
+    return out.bytes(value);
+  }
+  if (Array.isArray(value)) {
+    if (value.length < 16) out.u8(144 | value.length);
+    else if (value.length < 65536) out.header(220, 2, value.length);
+    else out.header(221, 4, value.length);
+    for (const v of value) encodeInto(out, v, depth + 1);
+    return;
+  }
+  if (typeof value === "object") {
+    const entries = Object.entries(value).filter(([, v]) => v !== void 0);
+    if (entries.length < 16) out.u8(128 | entries.length);
+    else if (entries.length < 65536) out.header(222, 2, entries.length);
+    else out.header(223, 4, entries.length);
+    for (const [k, v] of entries) {
+      encodeInto(out, k, depth + 1);
+      encodeInto(out, v, depth + 1);
+    }
+    return;
+  }
+  throw new ProtocolError(`cannot encode a ${typeof value} as MessagePack`);
+}
+function encodeNumber(out, n) {
+  if (Number.isInteger(n) && Number.isSafeInteger(n)) {
+    if (n >= 0) {
+      if (n < 128) return out.u8(n);
+      if (n < 256) return out.header(204, 1, n);
+      if (n < 65536) return out.header(205, 2, n);
+      if (n < 4294967296) return out.header(206, 4, n);
+      out.u8(207);
+      out.reserve(8);
+      out.view.setBigUint64(out.len, BigInt(n));
+      out.len += 8;
+      return;
+    }
+    if (n >= -32) return out.u8(n & 255);
+    if (n >= -128) {
+      out.u8(208);
+      out.reserve(1);
+      out.view.setInt8(out.len++, n);
+      return;
+    }
+    if (n >= -32768) {
+      out.u8(209);
+      out.reserve(2);
+      out.view.setInt16(out.len, n);
+      out.len += 2;
+      return;
+    }
+    if (n >= -2147483648) {
+      out.u8(210);
+      out.reserve(4);
+      out.view.setInt32(out.len, n);
+      out.len += 4;
+      return;
+    }
+    out.u8(211);
+    out.reserve(8);
+    out.view.setBigInt64(out.len, BigInt(n));
+    out.len += 8;
+    return;
+  }
+  out.u8(203);
+  out.reserve(8);
+  out.view.setFloat64(out.len, n);
+  out.len += 8;
+}
+function encode(value) {
+  const out = new Out();
+  encodeInto(out, value, 0);
+  return out.buf.slice(0, out.len);
+}
+var In = class {
+  constructor(buf) {
+    this.buf = buf;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  pos = 0;
+  view;
+  need(n) {
+    if (n > this.buf.length - this.pos) throw new ProtocolError("MessagePack value is truncated");
+    const at = this.pos;
+    this.pos += n;
+    return at;
+  }
+  u8() {
+    return this.buf[this.need(1)];
+  }
+  u16() {
+    return this.view.getUint16(this.need(2));
+  }
+  u32() {
+    return this.view.getUint32(this.need(4));
+  }
+  take(n) {
+    const at = this.need(n);
+    return this.buf.subarray(at, at + n);
+  }
+};
+function int64(v) {
+  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+}
+function decodeFrom(input, depth) {
+  if (depth > MAX_DEPTH) throw new ProtocolError("MessagePack value nests too deeply");
+  const m = input.u8();
+  if (m < 128) return m;
+  if (m >= 224) return m - 256;
+  if ((m & 240) === 128) return map(input, m & 15, depth);
+  if ((m & 240) === 144) return array(input, m & 15, depth);
+  if ((m & 224) === 160) return str(input, m & 31);
+  switch (m) {
+    case 192:
+      return null;
+    case 194:
+      return false;
+    case 195:
+      return true;
+    case 196:
+      return input.take(input.u8()).slice();
+    case 197:
+      return input.take(input.u16()).slice();
+    case 198:
+      return input.take(input.u32()).slice();
+    case 202:
+      return input.view.getFloat32(input.need(4));
+    case 203:
+      return input.view.getFloat64(input.need(8));
+    case 204:
+      return input.u8();
+    case 205:
+      return input.u16();
+    case 206:
+      return input.u32();
+    case 207:
+      return int64(input.view.getBigUint64(input.need(8)));
+    case 208:
+      return input.view.getInt8(input.need(1));
+    case 209:
+      return input.view.getInt16(input.need(2));
+    case 210:
+      return input.view.getInt32(input.need(4));
+    case 211:
+      return int64(input.view.getBigInt64(input.need(8)));
+    case 217:
+      return str(input, input.u8());
+    case 218:
+      return str(input, input.u16());
+    case 219:
+      return str(input, input.u32());
+    case 220:
+      return array(input, input.u16(), depth);
+    case 221:
+      return array(input, input.u32(), depth);
+    case 222:
+      return map(input, input.u16(), depth);
+    case 223:
+      return map(input, input.u32(), depth);
+    case 212:
+    case 213:
+    case 214:
+    case 215:
+    case 216: {
+      const len = 1 << m - 212;
+      const type = input.view.getInt8(input.need(1));
+      return { extType: type, data: input.take(len).slice() };
+    }
+    case 199:
+    case 200:
+    case 201: {
+      const len = m === 199 ? input.u8() : m === 200 ? input.u16() : input.u32();
+      const type = input.view.getInt8(input.need(1));
+      return { extType: type, data: input.take(len).slice() };
+    }
+    default:
+      throw new ProtocolError(`unknown MessagePack marker 0x${m.toString(16)}`);
+  }
+}
+function str(input, n) {
+  try {
+    return utf8Decoder.decode(input.take(n));
+  } catch {
+    throw new ProtocolError("MessagePack string is not valid UTF-8");
+  }
+}
+function array(input, n, depth) {
+  if (n > input.buf.length - input.pos) throw new ProtocolError("MessagePack array is truncated");
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = decodeFrom(input, depth + 1);
+  return out;
+}
+function map(input, n, depth) {
+  if (n * 2 > input.buf.length - input.pos) throw new ProtocolError("MessagePack map is truncated");
+  const out = {};
+  for (let i = 0; i < n; i++) {
+    const key = decodeFrom(input, depth + 1);
+    out[String(key)] = decodeFrom(input, depth + 1);
+  }
+  return out;
+}
+function decode(bytes) {
+  const plain = unwrapLz4(bytes);
+  const input = new In(plain);
+  const value = decodeFrom(input, 0);
+  if (input.pos !== plain.length) throw new ProtocolError("bytes after the MessagePack value");
+  return value;
+}
+function unwrapLz4(bytes) {
+  const m = bytes[0];
+  if (m !== 199 && m !== 200 && m !== 201) return bytes;
+  const input = new In(bytes);
+  input.u8();
+  const len = m === 199 ? input.u8() : m === 200 ? input.u16() : input.u32();
+  const type = input.view.getInt8(input.need(1));
+  if (type !== EXT_LZ4_BLOCK) return bytes;
+  if (input.pos + len !== bytes.length) throw new ProtocolError("bytes after the LZ4 extension");
+  const payload = new In(input.take(len));
+  const declared = decodeFrom(payload, 0);
+  if (typeof declared !== "number" || declared < 0) throw new ProtocolError("LZ4 extension without a valid length");
+  const block = payload.take(payload.buf.length - payload.pos);
+  if (declared > MAX_UNCOMPRESSED || declared > block.length * 255 + 64) {
+    throw new ProtocolError(`LZ4 extension claims an implausible ${declared} bytes`);
+  }
+  return lz4DecompressBlock(block, declared);
+}
+function lz4DecompressBlock(block, size) {
+  const out = new Uint8Array(size);
+  let ip = 0;
+  let op = 0;
+  const fail = (why) => {
+    throw new ProtocolError(`invalid LZ4 block: ${why}`);
+  };
+  while (ip < block.length) {
+    const token = block[ip++];
+    let literals = token >> 4;
+    if (literals === 15) {
+      let b;
+      do {
+        if (ip >= block.length) fail("truncated literal length");
+        b = block[ip++];
+        literals += b;
+      } while (b === 255);
+    }
+    if (ip + literals > block.length || op + literals > size) fail("literals overrun");
+    out.set(block.subarray(ip, ip + literals), op);
+    ip += literals;
+    op += literals;
+    if (ip >= block.length) break;
+    if (ip + 2 > block.length) fail("truncated offset");
+    const offset = block[ip] | block[ip + 1] << 8;
+    ip += 2;
+    if (offset === 0 || offset > op) fail("match offset out of range");
+    let matchLength = (token & 15) + 4;
+    if ((token & 15) === 15) {
+      let b;
+      do {
+        if (ip >= block.length) fail("truncated match length");
+        b = block[ip++];
+        matchLength += b;
+      } while (b === 255);
+    }
+    if (op + matchLength > size) fail("match overruns the declared size");
+    for (let i = 0; i < matchLength; i++, op++) out[op] = out[op - offset];
+  }
+  if (op !== size) fail(`decompressed ${op} bytes, declared ${size}`);
+  return out;
+}
+
+// ../../../clients/typescript/src/serializer.ts
+var utf83 = new TextEncoder();
+var utf8Decoder2 = new TextDecoder();
+var EMPTY = new Uint8Array(0);
+function toBase64(bytes) {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 32768) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 32768));
+  }
+  return btoa(binary);
+}
+var json = {
+  encode(value) {
+    if (value === null || value === void 0) return EMPTY;
+    return utf83.encode(JSON.stringify(value, (_key, v) => v instanceof Uint8Array ? toBase64(v) : v));
+  },
+  decode(bytes) {
+    if (bytes.length === 0) return null;
+    try {
+      return JSON.parse(utf8Decoder2.decode(bytes));
+    } catch (e) {
+      throw new ProtocolError(`the server sent invalid JSON: ${e.message}`);
+    }
+  }
+};
+var messagePack = {
+  encode(value) {
+    if (value === null || value === void 0) return EMPTY;
+    return encode(value);
+  },
+  decode(bytes) {
+    if (bytes.length === 0) return null;
+    return decode(bytes);
+  }
+};
+function serializerFor(format) {
+  if (format === "json") return json;
+  if (format === "msgpack") return messagePack;
+  throw new TypeError(`unknown format ${JSON.stringify(format)}; use "json" or "msgpack"`);
+}
+
+// ../../../clients/typescript/src/client.ts
+var CORE_LIB = "System.Private.CoreLib";
+function hex(id) {
+  let s = "";
+  for (const b of id) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+function randomId() {
+  return globalThis.crypto.getRandomValues(new Uint8Array(16));
+}
+function abortReason(signal) {
+  const reason = signal.reason;
+  if (reason instanceof Error) return reason;
+  return new DOMException("the call was aborted", "AbortError");
+}
+var WitRpcClient = class _WitRpcClient {
+  constructor(url, options) {
+    this.url = url;
+    this.options = options;
+    this.serializer = serializerFor(options.format ?? "json");
+    const ctor = options.WebSocket ?? globalThis.WebSocket;
+    if (typeof ctor !== "function") {
+      throw new TypeError("no WebSocket implementation: pass one as `WebSocket` (e.g. from the `ws` package)");
+    }
+    this.SocketImpl = ctor;
+  }
+  socket;
+  cipher = plainCipher;
+  pending = /* @__PURE__ */ new Map();
+  listeners = /* @__PURE__ */ new Map();
+  stateListeners = /* @__PURE__ */ new Set();
+  serializer;
+  SocketImpl;
+  sendChain = Promise.resolve();
+  receiveChain = Promise.resolve();
+  rsaKey;
+  currentToken = "";
+  stateValue = "connecting";
+  closedByUser = false;
+  openWaiters = [];
+  /** Connects, runs the handshake (encryption, token) and resolves when calls can be made. */
+  static async connect(url, options = {}) {
+    const client2 = new _WitRpcClient(url, options);
+    try {
+      await client2.attempt();
+    } catch (error) {
+      client2.closedByUser = true;
+      client2.setState("closed", error);
+      throw error;
+    }
+    client2.setState("open");
+    return client2;
+  }
+  /** Where the connection is. */
+  get state() {
+    return this.stateValue;
+  }
+  /** Calls `listener` whenever the state changes; returns the unsubscribe function. */
+  onStateChange(listener) {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+  /** Calls `listener` with the arguments of every `event`; returns the unsubscribe function. */
+  on(event, listener) {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, set = /* @__PURE__ */ new Set());
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+    };
+  }
+  /** The arguments of every `event`, in arrival order, until `signal` aborts or the loop breaks. */
+  events(event, options = {}) {
+    const queue = [];
+    let wake;
+    let done = false;
+    const finish = () => {
+      done = true;
+      off();
+      options.signal?.removeEventListener("abort", finish);
+      wake?.({ value: void 0, done: true });
+      wake = void 0;
+    };
+    const off = this.on(event, (...args) => {
+      if (wake) {
+        const w = wake;
+        wake = void 0;
+        w({ value: args, done: false });
+      } else {
+        queue.push(args);
+      }
+    });
+    if (options.signal?.aborted) finish();
+    options.signal?.addEventListener("abort", finish);
+    const iterator = {
+      next: () => {
+        const value = queue.shift();
+        if (value) return Promise.resolve({ value, done: false });
+        if (done) return Promise.resolve({ value: void 0, done: true });
+        return new Promise((resolve) => wake = resolve);
+      },
+      return: () => {
+        finish();
+        return Promise.resolve({ value: void 0, done: true });
+      },
+      [Symbol.asyncIterator]: () => iterator
+    };
+    return iterator;
+  }
+  /**
+   * Calls `method` with `args`; resolves with the decoded result (`null` for void).
+   * Rejects with a {@link WitRpcError} subclass, or the signal's reason when aborted.
+   */
+  async call(method, args, options = {}) {
+    const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? 3e4;
+    if (options.signal?.aborted) throw abortReason(options.signal);
+    if (this.stateValue === "closed") throw new ConnectionClosedError("the client is closed");
+    const parameters = args.map((a) => this.serializer.encode(a));
+    const types = options.parameterTypes ?? [];
+    const contract = options.contract;
+    const id = randomId();
+    const key = hex(id);
+    return new Promise((resolve, reject) => {
+      let timer;
+      const cleanup = () => {
+        this.pending.delete(key);
+        if (timer !== void 0) clearTimeout(timer);
+        options.signal?.removeEventListener("abort", onAbort);
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(abortReason(options.signal));
+      };
+      options.signal?.addEventListener("abort", onAbort);
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => {
+          cleanup();
+          reject(new TimeoutError(`${method} did not answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.pending.set(key, {
+        resolve: (data) => {
+          cleanup();
+          try {
+            resolve(this.readResponse(method, data));
+          } catch (e) {
+            reject(e);
+          }
+        },
+        reject: (e) => {
+          cleanup();
+          reject(e);
+        }
+      });
+      void this.whenOpen().then(() => {
+        if (!this.pending.has(key)) return;
+        const payload = encodeRequest({
+          token: this.currentToken,
+          methodName: method,
+          parameters,
+          parameterTypesByName: types.map((t) => ({ type: t, assembly: t.startsWith("System.") ? CORE_LIB : "" })),
+          invocationId: randomId(),
+          contractId: contract ? contractId(contract) : 0n,
+          methodId: contract && options.parameterTypes ? methodId(contract, method, types) : 0n
+        });
+        this.send(id, 1 /* Request */, payload, true).catch((e) => this.pending.get(key)?.reject(e));
+      }).catch((e) => this.pending.get(key)?.reject(e));
+    });
+  }
+  /** Closes the connection; pending calls reject with {@link ConnectionClosedError}. */
+  async close() {
+    if (this.closedByUser && this.stateValue === "closed") return;
+    this.closedByUser = true;
+    const socket = this.socket;
+    this.failPending(new ConnectionClosedError("the client was closed"));
+    this.setState("closed");
+    for (const w of this.openWaiters.splice(0)) w();
+    if (socket && socket.readyState < 2) {
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, 1e3);
+        socket.onclose = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        socket.close(1e3, "client closed");
+      });
+    }
+  }
+  // ---- internals ------------------------------------------------------------------
+  setState(state, error) {
+    if (this.stateValue === state && !error) return;
+    this.stateValue = state;
+    if (state === "open") for (const w of this.openWaiters.splice(0)) w();
+    for (const l of [...this.stateListeners]) {
+      try {
+        l(state, error);
+      } catch {
+      }
+    }
+  }
+  whenOpen() {
+    if (this.stateValue === "open") return Promise.resolve();
+    if (this.stateValue === "closed") return Promise.reject(new ConnectionClosedError("the client is closed"));
+    return new Promise(
+      (resolve, reject) => this.openWaiters.push(
+        () => this.stateValue === "open" ? resolve() : reject(new ConnectionClosedError("the client is closed"))
+      )
+    );
+  }
+  readResponse(method, data) {
+    if (!data) throw new ProtocolError(`empty response to ${method}`);
+    const response = decodeResponse(data);
+    switch (response.status) {
+      case 200:
+        return response.data && response.data.length > 0 ? this.serializer.decode(response.data) : null;
+      case 400: {
+        const message = response.errorMessage ?? "bad request";
+        if (message.startsWith("Method not found")) throw new MethodNotFoundError(message);
+        throw new BadRequestError(message, response.errorDetails);
+      }
+      case 561:
+        throw new UnauthorizedError(response.errorMessage ?? "unauthorized");
+      default:
+        throw new RemoteError(response.status, response.errorMessage, response.errorDetails);
+    }
+  }
+  failPending(error) {
+    for (const p of [...this.pending.values()]) p.reject(error);
+    this.pending.clear();
+  }
+  /** Queues one envelope; sealing and sending keep call order (AEAD counters). */
+  send(id, type, payload, seal) {
+    const socket = this.socket;
+    const cipher = this.cipher;
+    const next = this.sendChain.then(async () => {
+      if (!socket || socket.readyState !== 1 || socket !== this.socket) {
+        throw new ConnectionClosedError("the connection is not open");
+      }
+      const data = payload && seal ? await cipher.seal(payload) : payload;
+      socket.send(encodeEnvelope({ id, type, data }));
+    });
+    this.sendChain = next.catch(() => void 0);
+    return next;
+  }
+  /** Sends a handshake message and waits for the reply with the same id. */
+  exchange(type, payload, seal) {
+    const id = randomId();
+    const key = hex(id);
+    return new Promise((resolve, reject) => {
+      this.pending.set(key, {
+        resolve: (d) => {
+          this.pending.delete(key);
+          resolve(d);
+        },
+        reject: (e) => {
+          this.pending.delete(key);
+          reject(e);
+        }
+      });
+      this.send(id, type, payload, seal).catch(reject);
+    });
+  }
+  /** One connection attempt: socket, Initialization, Authorization. */
+  async attempt() {
+    const timeoutMs = this.options.connectTimeoutMs ?? 1e4;
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new TimeoutError(`no connection to ${this.url} within ${timeoutMs} ms`));
+        this.socket?.close();
+      }, timeoutMs);
+    });
+    try {
+      await Promise.race([this.handshake(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  async handshake() {
+    const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token ?? "";
+    const encryption = this.options.encryption ?? false;
+    if (encryption) this.rsaKey ??= generateRsaKey();
+    const rsa = encryption ? await this.rsaKey : void 0;
+    this.cipher = plainCipher;
+    const socket = new this.SocketImpl(this.url);
+    socket.binaryType = "arraybuffer";
+    this.socket = socket;
+    let closeInfo = "";
+    await new Promise((resolve, reject) => {
+      socket.onopen = () => resolve();
+      socket.onerror = () => reject(new ConnectionClosedError(`cannot connect to ${this.url}`));
+      socket.onclose = (ev) => reject(new ConnectionClosedError(`cannot connect to ${this.url} (close ${ev.code})`));
+    });
+    socket.onmessage = (ev) => {
+      const data = ev.data;
+      const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new TextEncoder().encode(String(data));
+      this.receiveChain = this.receiveChain.then(() => this.receive(socket, bytes)).catch((e) => this.protocolFailure(socket, e));
+    };
+    socket.onclose = (ev) => {
+      closeInfo = ev.reason ? `${ev.code}: ${ev.reason}` : String(ev.code);
+      this.onSocketClosed(socket, closeInfo);
+    };
+    socket.onerror = () => void 0;
+    const describe = (e) => e instanceof ConnectionClosedError && closeInfo ? new ConnectionClosedError(`${e.message} (server closed: ${closeInfo})`) : e;
+    try {
+      const initReply = await this.exchange(3 /* Initialization */, encodeInitialization(rsa ? rsa.publicJson : new Uint8Array([0])), false);
+      if (!initReply) throw new ProtocolError("the server sent an empty initialization reply");
+      const init2 = decodeInitializationReply(rsa ? await rsaDecrypt(rsa, initReply) : initReply);
+      if (init2.errorMessage) throw new ProtocolError(`the server refused the connection: ${init2.errorMessage}`);
+      if (rsa) {
+        this.cipher = await clientCipher(init2.symmetricKey ?? new Uint8Array(), init2.vector ?? new Uint8Array());
+      } else if ((init2.symmetricKey?.length ?? 0) > 1) {
+        throw new ProtocolError("the server requires encryption: connect with `encryption: true`");
+      }
+      const authReply = await this.exchange(4 /* Authorization */, encodeAuthorization(token), true);
+      const auth = authReply ? decodeAuthorizationReply(authReply) : { isAuthorized: false, message: null };
+      if (!auth.isAuthorized) {
+        throw new UnauthorizedError("the server rejected the access token");
+      }
+      this.currentToken = token;
+    } catch (e) {
+      socket.close();
+      throw describe(e);
+    }
+  }
+  /** Handles one inbound message, in arrival order. */
+  async receive(socket, bytes) {
+    if (socket !== this.socket || bytes.length === 0) return;
+    const envelope = decodeEnvelope(bytes);
+    const sealed = envelope.type !== 3 /* Initialization */;
+    const data = envelope.data && sealed ? await this.cipher.open(envelope.data) : envelope.data;
+    if (envelope.type === 2 /* Callback */) {
+      if (!data) return;
+      const event = decodeEvent(data);
+      const set = this.listeners.get(event.name);
+      if (!set || set.size === 0) return;
+      const args = event.parameters.map((p) => this.serializer.decode(p));
+      for (const l of [...set]) {
+        try {
+          l(...args);
+        } catch {
+        }
+      }
+      return;
+    }
+    this.pending.get(hex(envelope.id))?.resolve(data);
+  }
+  protocolFailure(socket, error) {
+    const e = error instanceof WitRpcError ? error : new ProtocolError(String(error));
+    this.failPending(e);
+    socket.close(1002, "protocol error");
+  }
+  onSocketClosed(socket, info) {
+    if (socket !== this.socket) return;
+    this.failPending(new ConnectionClosedError(`the connection closed (${info})`));
+    if (this.closedByUser || this.stateValue !== "open") return;
+    if (this.options.reconnect === false) {
+      this.setState("closed", new ConnectionClosedError(`the connection closed (${info})`));
+      for (const w of this.openWaiters.splice(0)) w();
+      return;
+    }
+    void this.reconnectLoop();
+  }
+  async reconnectLoop() {
+    const policy = this.options.reconnect || {};
+    let delay = policy.initialDelayMs ?? 100;
+    const maxDelay = policy.maxDelayMs ?? 5e3;
+    const maxAttempts = policy.maxAttempts ?? Infinity;
+    this.setState("reconnecting");
+    for (let attempt = 1; attempt <= maxAttempts && !this.closedByUser; attempt++) {
+      await new Promise((r) => setTimeout(r, delay));
+      if (this.closedByUser) return;
+      try {
+        await this.attempt();
+        if (this.closedByUser) {
+          this.socket?.close();
+          return;
+        }
+        this.setState("open");
+        return;
+      } catch (error) {
+        if (error instanceof UnauthorizedError) {
+          this.setState("closed", error);
+          for (const w of this.openWaiters.splice(0)) w();
+          return;
+        }
+        this.setState("reconnecting", error);
+        delay = Math.min(delay * 2, maxDelay);
+      }
+    }
+    if (!this.closedByUser) {
+      this.setState("closed", new ConnectionClosedError(`gave up reconnecting to ${this.url}`));
+      for (const w of this.openWaiters.splice(0)) w();
+    }
+  }
+};
+
+// src/generated/dashboard_service.ts
+function decodeServerInfo(v) {
+  const a = Array.isArray(v) ? v : void 0;
+  const o = v ?? {};
+  return {
+    Name: a ? a[0] : o["Name"],
+    Version: a ? a[1] : o["Version"],
+    UptimeSeconds: a ? a[2] : o["UptimeSeconds"],
+    Format: a ? a[3] : o["Format"],
+    Encrypted: a ? a[4] : o["Encrypted"]
+  };
+}
+function decodeMetricsSample(v) {
+  const a = Array.isArray(v) ? v : void 0;
+  const o = v ?? {};
+  return {
+    TimestampMs: a ? a[0] : o["TimestampMs"],
+    CpuPercent: a ? a[1] : o["CpuPercent"],
+    MemoryMb: a ? a[2] : o["MemoryMb"],
+    RequestsPerSecond: a ? a[3] : o["RequestsPerSecond"],
+    ConnectedClients: a ? a[4] : o["ConnectedClients"]
+  };
+}
+function decodeJobProgress(v) {
+  const a = Array.isArray(v) ? v : void 0;
+  const o = v ?? {};
+  return {
+    JobId: a ? a[0] : o["JobId"],
+    Percent: a ? a[1] : o["Percent"],
+    Stage: a ? a[2] : o["Stage"]
+  };
+}
+var DASHBOARD_SERVICE_CONTRACT = "WitRpc.Demo.IDashboardService";
+var DASHBOARD_SERVICE_EVENTS = {
+  Metrics: (a) => [decodeMetricsSample(a[0])],
+  JobProgress: (a) => [decodeJobProgress(a[0])],
+  JobCompleted: (a) => [a[0], a[1]]
+};
+var DashboardServiceClient = class {
+  constructor(client2) {
+    this.client = client2;
+  }
+  /** Name, version, uptime and wire settings of the server. */
+  getInfo(options) {
+    return this.client.call("GetInfo", [], { ...options, contract: DASHBOARD_SERVICE_CONTRACT, parameterTypes: [] }).then((v) => decodeServerInfo(v));
+  }
+  /** Returns `a + b` (wrapping). */
+  add(a, b, options) {
+    return this.client.call("Add", [a, b], { ...options, contract: DASHBOARD_SERVICE_CONTRACT, parameterTypes: ["System.Int32", "System.Int32"] }).then((v) => v);
+  }
+  /**
+   * Starts a job of `steps` steps (1–1000), `step_ms` milliseconds each (0–10000);
+   * returns its id at once, then raises `JobProgress` per step and `JobCompleted`.
+   */
+  startJob(steps, stepMs, options) {
+    return this.client.call("StartJob", [steps, stepMs], { ...options, contract: DASHBOARD_SERVICE_CONTRACT, parameterTypes: ["System.Int32", "System.Int32"] }).then((v) => v);
+  }
+  /** The last `count` (at most 600) metrics samples, oldest first. */
+  history(count, options) {
+    return this.client.call("History", [count], { ...options, contract: DASHBOARD_SERVICE_CONTRACT, parameterTypes: ["System.Int32"] }).then((v) => (v ?? []).map((x) => decodeMetricsSample(x)));
+  }
+  /** Calls `listener` with the typed arguments of every `event`; returns the unsubscribe function. */
+  on(event, listener) {
+    return this.client.on(event, (...a) => listener(...DASHBOARD_SERVICE_EVENTS[event](a)));
+  }
+  /** The typed arguments of every `event`, in arrival order. */
+  async *events(event, options) {
+    for await (const a of this.client.events(event, options)) yield DASHBOARD_SERVICE_EVENTS[event](a);
+  }
+};
+
+// src/app.ts
+var $ = (id) => {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`missing #${id}`);
+  return element;
+};
+var WINDOW = 300;
+var LOG_LIMIT = 200;
+var client;
+var service;
+var unsubscribe = [];
+var samples = [];
+function log(kind, text) {
+  const item = document.createElement("li");
+  item.className = kind;
+  const time = document.createElement("span");
+  time.className = "time";
+  time.textContent = (/* @__PURE__ */ new Date()).toLocaleTimeString();
+  item.append(time, `${kind === "event" ? "\u25C0 " : kind === "call" ? "\u25B6 " : "\u2716 "}${text}`);
+  const list = $("log");
+  list.prepend(item);
+  while (list.children.length > LOG_LIMIT) list.lastElementChild?.remove();
+}
+function showError(message) {
+  const banner = $("error");
+  banner.textContent = message ?? "";
+  banner.hidden = !message;
+}
+function setState(state, detail) {
+  const status = $("status");
+  status.dataset.state = state;
+  const names = { connecting: "connecting\u2026", open: "connected", reconnecting: "reconnecting\u2026", closed: "disconnected" };
+  $("status-text").textContent = names[state] ?? state;
+  const open = state === "open";
+  for (const id of ["start-job", "add"]) $(id).disabled = !open;
+  $("disconnect").disabled = !client;
+  $("connect").disabled = state === "open" || state === "connecting";
+  if (detail) log("error", detail);
+}
+function drawChart() {
+  const width = 600;
+  const height = 200;
+  const points = (value, max) => samples.map((s, i) => {
+    const x = width * (i + WINDOW - samples.length) / (WINDOW - 1);
+    const y = height - height * Math.min(value(s), max) / max;
+    return `${x.toFixed(1)},${y.toFixed(1)}`;
+  }).join(" ");
+  $("cpu-line").setAttribute("points", points((s) => s.CpuPercent, 100));
+  $("rps-line").setAttribute("points", points((s) => s.RequestsPerSecond, 2e3));
+  $("chart").dataset.samples = String(samples.length);
+}
+function onMetrics(sample) {
+  samples.push(sample);
+  if (samples.length > WINDOW) samples.splice(0, samples.length - WINDOW);
+  $("cpu").textContent = `${sample.CpuPercent.toFixed(1)}%`;
+  $("memory").textContent = `${sample.MemoryMb.toFixed(0)} MB`;
+  $("rps").textContent = sample.RequestsPerSecond.toFixed(0);
+  $("clients").textContent = String(sample.ConnectedClients);
+  drawChart();
+}
+function onProgress(progress) {
+  $("progress-bar").style.width = `${progress.Percent}%`;
+  $("job-status").textContent = `Job #${progress.JobId}: ${progress.Percent.toFixed(0)}% (${progress.Stage})`;
+  log("event", `JobProgress #${progress.JobId} ${progress.Percent.toFixed(0)}% ${progress.Stage}`);
+}
+async function connect() {
+  await disconnect();
+  showError(void 0);
+  const token = $("token").value;
+  const format = $("format").value;
+  const encryption = $("encryption").checked;
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+  setState("connecting");
+  try {
+    const connected = await WitRpcClient.connect(url, { token, format, encryption, timeoutMs: 1e4 });
+    client = connected;
+    service = new DashboardServiceClient(connected);
+    unsubscribe = [
+      connected.onStateChange((state, error) => setState(state, error ? `connection: ${error.message}` : void 0)),
+      service.on("Metrics", onMetrics),
+      service.on("JobProgress", onProgress),
+      service.on("JobCompleted", (jobId, elapsedMs) => {
+        $("job-status").textContent = `Job #${jobId} done in ${elapsedMs.toFixed(0)} ms`;
+        log("event", `JobCompleted #${jobId} after ${elapsedMs.toFixed(0)} ms`);
+      })
+    ];
+    setState("open");
+    log("call", `connected to ${url} (${format}${encryption ? ", encrypted" : ""})`);
+    const info = await service.getInfo();
+    $("server-info").textContent = `${info.Name} ${info.Version} \xB7 ${info.Format}${info.Encrypted ? " \xB7 encrypted" : ""}`;
+    log("call", `GetInfo() \u2192 up ${info.UptimeSeconds.toFixed(1)} s`);
+    for (const sample of await service.history(WINDOW)) onMetrics(sample);
+  } catch (error) {
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    client = void 0;
+    service = void 0;
+    setState("closed");
+    showError(`Cannot connect: ${message}`);
+    log("error", message);
+  }
+}
+async function disconnect() {
+  for (const off of unsubscribe) off();
+  unsubscribe = [];
+  const old = client;
+  client = void 0;
+  service = void 0;
+  if (old) {
+    await old.close();
+    log("call", "disconnected");
+  }
+  setState("closed");
+}
+async function add() {
+  if (!service) return;
+  const a = Number($("a").value);
+  const b = Number($("b").value);
+  try {
+    const sum = await service.add(a, b);
+    $("sum").textContent = String(sum);
+    log("call", `Add(${a}, ${b}) \u2192 ${sum}`);
+  } catch (error) {
+    log("error", `Add failed: ${error.message}`);
+  }
+}
+async function startJob() {
+  if (!service) return;
+  const steps = Number($("steps").value);
+  try {
+    $("progress-bar").style.width = "0%";
+    const id = await service.startJob(steps, 50);
+    log("call", `StartJob(${steps}, 50) \u2192 #${id}`);
+  } catch (error) {
+    showError(`StartJob failed: ${error.message}`);
+    log("error", `StartJob failed: ${error.message}`);
+  }
+}
+function init() {
+  const params = new URLSearchParams(location.search);
+  $("token").value = params.get("token") ?? "";
+  $("format").value = params.get("format") === "msgpack" ? "msgpack" : "json";
+  $("encryption").checked = params.get("encryption") === "1";
+  $("connect-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    void connect();
+  });
+  $("disconnect").addEventListener("click", () => void disconnect());
+  $("add").addEventListener("click", () => void add());
+  $("start-job").addEventListener("click", () => void startJob());
+  setState("closed");
+  if (params.get("connect") === "1") void connect();
+}
+init();
