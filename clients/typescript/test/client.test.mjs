@@ -183,3 +183,19 @@ test("after the server restarts, the client reconnects, re-authorizes and keeps 
   await c.call("Broadcast", ["after restart"]);
   assert.deepEqual(await got, [["after restart"]]);
 });
+
+test("the generated DemoServiceClient is typed over the same wire (MessagePack)", async () => {
+  const { DemoServiceClient, DEMO_SERVICE_CONTRACT } = await import("../dist/generated/demo_service.js");
+  assert.equal(DEMO_SERVICE_CONTRACT, CONTRACT);
+  const s = await server(["--format", "msgpack"]);
+  const demo = new DemoServiceClient(await connect(s.url, { format: "msgpack" }));
+  assert.equal(await demo.add(20, 22), 42);
+  assert.deepEqual(await demo.echoBytes(new Uint8Array([1, 2, 3])), new Uint8Array([1, 2, 3]));
+  await assert.rejects(demo.fail("typed failure"), (e) => e instanceof RemoteError && e.details === "typed failure");
+  const percents = [];
+  const done = new Promise((resolve) => demo.on("ProcessingCompleted", (steps) => resolve(steps)));
+  demo.on("ProgressChanged", (p) => percents.push(p));
+  assert.equal(await demo.startProcessing(4), true);
+  assert.equal(await done, 4);
+  assert.deepEqual(percents, [25, 50, 75, 100]);
+});
