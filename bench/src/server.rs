@@ -172,8 +172,8 @@ async fn jsonrpsee_server() -> anyhow::Result<String> {
     Ok(format!("ws://{addr}/"))
 }
 
-/// The floor for this stack: tokio-tungstenite echoing each binary frame, flushing once
-/// per batch of ready frames as the witrpc writer does.
+/// The floor for this stack: tokio-tungstenite echoing each binary frame, with the witrpc
+/// server's buffer sizes, flushing once per batch of ready frames as the witrpc writer does.
 async fn echo_server() -> anyhow::Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -182,7 +182,10 @@ async fn echo_server() -> anyhow::Result<String> {
             let Ok((tcp, _)) = listener.accept().await else { continue };
             tokio::spawn(async move {
                 let _nodelay = tcp.set_nodelay(true);
+                // The witrpc server's buffer settings, so the floor differs only by the RPC.
                 let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                    .read_buffer_size(2 * 1024)
+                    .write_buffer_size(16 * 1024)
                     .max_message_size(Some(64 << 20))
                     .max_frame_size(Some(64 << 20));
                 let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await else { return };

@@ -429,12 +429,15 @@ impl ConnectionTask {
             return Next::Continue;
         };
         // Back-pressure: wait for a free slot before reading the next message.
-        let permit = tokio::select! {
-            biased;
-            () = self.outbox.closer().cancelled() => return Next::Stop,
-            p = self.in_flight.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return Next::Stop,
+        let permit = match self.in_flight.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => tokio::select! {
+                biased;
+                () = self.outbox.closer().cancelled() => return Next::Stop,
+                p = self.in_flight.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return Next::Stop,
+                },
             },
         };
         let service = self.shared.registry.service(target).clone();

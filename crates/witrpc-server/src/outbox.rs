@@ -150,6 +150,14 @@ impl Outbox {
     /// so they wait for a free slot but are never refused for their bytes.)
     pub(crate) async fn send(&self, item: Outgoing) -> Result<(), Closed> {
         let mut item = Some(item);
+        // Fast path: room now. Registering for `space` costs two lock round trips, so
+        // only a full queue pays for it.
+        if self.closer.is_cancelled() {
+            return Err(Closed);
+        }
+        if self.try_push(&mut item) {
+            return Ok(());
+        }
         loop {
             let space = self.space.notified();
             tokio::pin!(space);
