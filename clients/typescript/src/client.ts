@@ -12,7 +12,7 @@ import {
   UnauthorizedError,
   WitRpcError,
 } from "./errors.js";
-import { contractId as computeContractId, methodId as computeMethodId } from "./ids.js";
+import { contractId as computeContractId, methodId as computeMethodId, parameterTypeByName } from "./ids.js";
 import {
   MessageType,
   decodeAuthorizationReply,
@@ -73,6 +73,8 @@ type StateListener = (state: ConnectionState, error?: Error) => void;
 interface Pending {
   resolve(data: Uint8Array | null): void;
   reject(error: Error): void;
+  /** The socket the request went out on; unset while it waits for the connection. */
+  socket?: Socket;
 }
 
 /** The browser's WebSocket shape that both browsers and the `ws` package provide. */
@@ -89,8 +91,6 @@ interface Socket {
 
 type SocketConstructor = new (url: string) => Socket;
 
-const CORE_LIB = "System.Private.CoreLib";
-
 function hex(id: Uint8Array): string {
   let s = "";
   for (const b of id) s += b.toString(16).padStart(2, "0");
@@ -99,6 +99,13 @@ function hex(id: Uint8Array): string {
 
 function randomId(): Uint8Array {
   return globalThis.crypto.getRandomValues(new Uint8Array(16));
+}
+
+/** Reports an error thrown by a user's listener without breaking the connection. */
+function reportListenerError(error: unknown): void {
+  const report = (globalThis as { reportError?: (e: unknown) => void }).reportError;
+  if (typeof report === "function") report(error);
+  else console.error("witrpc-client: an event listener threw", error);
 }
 
 function abortReason(signal: AbortSignal): Error {
@@ -122,6 +129,8 @@ export class WitRpcClient {
   private readonly pending = new Map<string, Pending>();
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly stateListeners = new Set<StateListener>();
+  /** Ends each open `events()` iterator; run when the client closes for good. */
+  private readonly iteratorEnds = new Set<() => void>();
   private readonly serializer: ParameterSerializer;
   private readonly SocketImpl: SocketConstructor;
   private sendChain: Promise<unknown> = Promise.resolve();
@@ -183,6 +192,7 @@ export class WitRpcClient {
     let done = false;
     const finish = () => {
       done = true;
+      this.iteratorEnds.delete(finish);
       off();
       options.signal?.removeEventListener("abort", finish);
       wake?.({ value: undefined, done: true });
@@ -197,7 +207,8 @@ export class WitRpcClient {
         queue.push(args);
       }
     });
-    if (options.signal?.aborted) finish();
+    this.iteratorEnds.add(finish);
+    if (options.signal?.aborted || this.stateValue === "closed") finish();
     options.signal?.addEventListener("abort", finish);
     const iterator: AsyncIterableIterator<unknown[]> = {
       next: () => {
@@ -262,12 +273,14 @@ export class WitRpcClient {
       });
       void this.whenOpen()
         .then(() => {
-          if (!this.pending.has(key)) return;
+          const entry = this.pending.get(key);
+          if (!entry) return;
+          entry.socket = this.socket;
           const payload = encodeRequest({
             token: this.currentToken,
             methodName: method,
             parameters,
-            parameterTypesByName: types.map((t) => ({ type: t, assembly: t.startsWith("System.") ? CORE_LIB : "" })),
+            parameterTypesByName: types.map(parameterTypeByName),
             invocationId: randomId(),
             contractId: contract ? computeContractId(contract) : 0n,
             methodId: contract && options.parameterTypes ? computeMethodId(contract, method, types) : 0n,
@@ -304,6 +317,7 @@ export class WitRpcClient {
     if (this.stateValue === state && !error) return;
     this.stateValue = state;
     if (state === "open") for (const w of this.openWaiters.splice(0)) w();
+    if (state === "closed") for (const end of [...this.iteratorEnds]) end();
     for (const l of [...this.stateListeners]) {
       try {
         l(state, error);
@@ -341,9 +355,13 @@ export class WitRpcClient {
     }
   }
 
-  private failPending(error: Error): void {
-    for (const p of [...this.pending.values()]) p.reject(error);
-    this.pending.clear();
+  /** Rejects the calls sent on `socket` (every call when no socket is given). */
+  private failPending(error: Error, socket?: Socket): void {
+    for (const [key, p] of [...this.pending]) {
+      if (socket && p.socket !== socket) continue;
+      this.pending.delete(key);
+      p.reject(error);
+    }
   }
 
   /** Queues one envelope; sealing and sending keep call order (AEAD counters). */
@@ -375,6 +393,7 @@ export class WitRpcClient {
           this.pending.delete(key);
           reject(e);
         },
+        socket: this.socket,
       });
       this.send(id, type, payload, seal).catch(reject);
     });
@@ -424,7 +443,9 @@ export class WitRpcClient {
     };
     socket.onclose = (ev) => {
       closeInfo = ev.reason ? `${ev.code}: ${ev.reason}` : String(ev.code);
-      this.onSocketClosed(socket, closeInfo);
+      // After the messages that arrived before the close (still being decrypted): a
+      // refusal the server sends just before closing must win over "closed".
+      this.receiveChain = this.receiveChain.then(() => this.onSocketClosed(socket, closeInfo));
     };
     socket.onerror = () => undefined;
     const describe = (e: unknown) =>
@@ -462,12 +483,19 @@ export class WitRpcClient {
       const event = decodeEvent(data);
       const set = this.listeners.get(event.name);
       if (!set || set.size === 0) return;
-      const args = event.parameters.map((p) => this.serializer.decode(p));
+      let args: unknown[];
+      try {
+        args = event.parameters.map((p) => this.serializer.decode(p));
+      } catch (e) {
+        // One unreadable event (e.g. a format mismatch) does not end the connection.
+        console.warn(`witrpc-client: event ${event.name} has unreadable arguments and was skipped:`, e);
+        return;
+      }
       for (const l of [...set]) {
         try {
           l(...args);
-        } catch {
-          // A listener's failure is its own.
+        } catch (e) {
+          reportListenerError(e);
         }
       }
       return;
@@ -477,13 +505,18 @@ export class WitRpcClient {
 
   private protocolFailure(socket: Socket, error: unknown): void {
     const e = error instanceof WitRpcError ? error : new ProtocolError(String(error));
-    this.failPending(e);
-    socket.close(1002, "protocol error");
+    this.failPending(e, socket);
+    try {
+      socket.close(4002, "protocol error"); // browsers allow only 1000 and 3000-4999 here
+    } catch {
+      // Already closing.
+    }
   }
 
   private onSocketClosed(socket: Socket, info: string): void {
+    // Calls still waiting for a connection keep waiting (bounded by their timeout).
+    this.failPending(new ConnectionClosedError(`the connection closed (${info})`), socket);
     if (socket !== this.socket) return;
-    this.failPending(new ConnectionClosedError(`the connection closed (${info})`));
     if (this.closedByUser || this.stateValue !== "open") return;
     if (this.options.reconnect === false) {
       this.setState("closed", new ConnectionClosedError(`the connection closed (${info})`));

@@ -58,13 +58,14 @@ export async function rsaDecrypt(key: RsaKey, data: Uint8Array): Promise<Uint8Ar
   }
 }
 
-async function directionKey(master: Uint8Array, salt: Uint8Array, info: string): Promise<CryptoKey> {
+/** HKDF-SHA256(master, salt, info) as an AES-256-GCM key (`info` is "wit3c2s" or "wit3s2c"). */
+export async function deriveDirectionKey(master: Uint8Array, salt: Uint8Array, info: string, extractable = false): Promise<CryptoKey> {
   const ikm = await subtle().importKey("raw", bs(master), "HKDF", false, ["deriveKey"]);
   return subtle().deriveKey(
     { name: "HKDF", hash: "SHA-256", salt: bs(salt), info: bs(new TextEncoder().encode(info)) },
     ikm,
     { name: "AES-GCM", length: 256 },
-    false,
+    extractable,
     ["encrypt", "decrypt"],
   );
 }
@@ -75,49 +76,69 @@ function nonce(counter: bigint): Uint8Array {
   return n;
 }
 
-/** The client's ciphers from the server's master key and salt. */
+/** AAD of a frame: the protocol version, then 1 (client to server) or 2 (server to client). */
+export const AAD_C2S = new Uint8Array([3, 1]);
+export const AAD_S2C = new Uint8Array([3, 2]);
+
+/** One AEAD frame: `counter u64 LE | tag 16 | ciphertext`. */
+export async function sealFrame(key: CryptoKey, aad: Uint8Array, counter: bigint, plain: Uint8Array): Promise<Uint8Array> {
+  const sealed = new Uint8Array(
+    await subtle().encrypt({ name: "AES-GCM", iv: bs(nonce(counter)), additionalData: bs(aad), tagLength: 128 }, key, bs(plain)),
+  );
+  // WebCrypto returns ciphertext || tag; the wire wants counter | tag | ciphertext.
+  const frame = new Uint8Array(24 + plain.length);
+  new DataView(frame.buffer).setBigUint64(0, counter, true);
+  frame.set(sealed.subarray(plain.length), 8);
+  frame.set(sealed.subarray(0, plain.length), 24);
+  return frame;
+}
+
+/** The counter of a frame (its first 8 bytes). */
+export function frameCounter(frame: Uint8Array): bigint {
+  if (frame.length < 24) throw new ProtocolError("encrypted frame too short");
+  return new DataView(frame.buffer, frame.byteOffset, 8).getBigUint64(0, true);
+}
+
+/** Opens a frame sealed under `counter`; a wrong key, counter or AAD fails authentication. */
+export async function openFrame(key: CryptoKey, aad: Uint8Array, counter: bigint, frame: Uint8Array): Promise<Uint8Array> {
+  if (frame.length < 24) throw new ProtocolError("encrypted frame too short");
+  const joined = new Uint8Array(frame.length - 8);
+  joined.set(frame.subarray(24), 0);
+  joined.set(frame.subarray(8, 24), frame.length - 24);
+  try {
+    const plain = await subtle().decrypt(
+      { name: "AES-GCM", iv: bs(nonce(counter)), additionalData: bs(aad), tagLength: 128 },
+      key,
+      bs(joined),
+    );
+    return new Uint8Array(plain);
+  } catch {
+    throw new ProtocolError("encrypted frame failed authentication");
+  }
+}
+
+/**
+ * The client's ciphers from the server's master key and salt. `seal` takes its counter
+ * when called (call it in send order); `open` must be called in arrival order.
+ */
 export async function clientCipher(master: Uint8Array, salt: Uint8Array): Promise<Cipher> {
   if (master.length !== 32 || salt.length !== 16) {
     throw new ProtocolError("the server sent no encryption keys; it does not use encryption, so connect without it");
   }
-  const send = await directionKey(master, salt, "wit3c2s");
-  const receive = await directionKey(master, salt, "wit3s2c");
-  const sendAad = new Uint8Array([3, 1]);
-  const receiveAad = new Uint8Array([3, 2]);
+  const send = await deriveDirectionKey(master, salt, "wit3c2s");
+  const receive = await deriveDirectionKey(master, salt, "wit3s2c");
   let sent = 0n;
   let received = 0n;
   return {
-    async seal(plain) {
-      const counter = sent++;
-      const sealed = new Uint8Array(
-        await subtle().encrypt({ name: "AES-GCM", iv: bs(nonce(counter)), additionalData: bs(sendAad), tagLength: 128 }, send, bs(plain)),
-      );
-      // WebCrypto returns ciphertext || tag; the wire wants counter | tag | ciphertext.
-      const frame = new Uint8Array(24 + plain.length);
-      new DataView(frame.buffer).setBigUint64(0, counter, true);
-      frame.set(sealed.subarray(plain.length), 8);
-      frame.set(sealed.subarray(0, plain.length), 24);
-      return frame;
+    seal(plain) {
+      return sealFrame(send, AAD_C2S, sent++, plain);
     },
     async open(frame) {
-      if (frame.length < 24) throw new ProtocolError("encrypted frame too short");
-      const counter = new DataView(frame.buffer, frame.byteOffset, 8).getBigUint64(0, true);
+      const counter = frameCounter(frame);
       if (counter !== received) throw new ProtocolError(`encrypted frame out of order (counter ${counter}, expected ${received})`);
-      const joined = new Uint8Array(frame.length - 8);
-      joined.set(frame.subarray(24), 0);
-      joined.set(frame.subarray(8, 24), frame.length - 24);
-      try {
-        const plain = await subtle().decrypt(
-          { name: "AES-GCM", iv: bs(nonce(counter)), additionalData: bs(receiveAad), tagLength: 128 },
-          receive,
-          bs(joined),
-        );
-        received++;
-        return new Uint8Array(plain);
-      } catch {
-        throw new ProtocolError("encrypted frame failed authentication");
-      }
+      const plain = await openFrame(receive, AAD_S2C, counter, frame);
+      received++;
+      return plain;
     },
   };
 }
-

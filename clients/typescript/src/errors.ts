@@ -12,20 +12,30 @@ export class WitRpcError extends Error {
 /** The server refused the access token (handshake) or a request's token (status 561). */
 export class UnauthorizedError extends WitRpcError {}
 
-/** The server has no method with this name and argument count (status 400). */
-export class MethodNotFoundError extends WitRpcError {}
+/** The server has no method with this name and argument count (status 400, "Method not found ..."). */
+export class MethodNotFoundError extends WitRpcError {
+  readonly status = 400;
+}
 
 /** The server could not read the call: wrong argument types or a malformed request (status 400). */
 export class BadRequestError extends WitRpcError {
-  constructor(message: string, readonly details: string | null) {
-    super(details ? `${message}: ${details}` : message);
+  readonly status = 400;
+  constructor(readonly serverMessage: string, readonly details: string | null) {
+    super(details ? `${serverMessage}: ${details}` : serverMessage);
   }
 }
 
-/** The method failed on the server (status 500); `details` is the server's error text. */
+/**
+ * The method failed on the server (status 500, or another non-success status).
+ * `message` starts with the server's ErrorMessage (`serverMessage`, e.g. "Failed to
+ * process request") followed by `details`, the server's ErrorDetails (for a throwing
+ * method: its own error text).
+ */
 export class RemoteError extends WitRpcError {
   constructor(readonly status: number, readonly serverMessage: string | null, readonly details: string | null) {
-    super(details ?? serverMessage ?? `remote error (status ${status})`);
+    super(
+      [serverMessage, details].filter((s): s is string => !!s).join(": ") || `remote error (status ${status})`,
+    );
   }
 }
 

@@ -71,6 +71,7 @@ function encodeInto(out: Out, value: unknown, depth: number): void {
     else out.header(0xdb, 4, b.length);
     return out.bytes(b);
   }
+  if (value instanceof ArrayBuffer) return encodeInto(out, new Uint8Array(value), depth);
   if (value instanceof Uint8Array) {
     if (value.length < 0x100) out.header(0xc4, 1, value.length);
     else if (value.length < 0x10000) out.header(0xc5, 2, value.length);

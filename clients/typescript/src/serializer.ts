@@ -43,11 +43,29 @@ export function decodeBytes(value: unknown): Uint8Array {
   throw new ProtocolError(`expected bytes (base64 text or bin), got ${typeof value}`);
 }
 
-/** System.Text.Json conventions: null is an empty blob, `Uint8Array` is base64. */
+/** Marks a bigint inside JSON.stringify's output until it is written as a bare number. */
+const BIGINT_MARK = "\u0000witrpc-bigint:";
+const BIGINT_MARKED = /"\\u0000witrpc-bigint:(-?\d+)"/g;
+
+/** Replacer: byte arrays as base64 (seen before a Node Buffer's toJSON), bigints marked. */
+function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
+  const raw = (this as Record<string, unknown>)[key];
+  if (raw instanceof Uint8Array) return toBase64(raw);
+  if (raw instanceof ArrayBuffer) return toBase64(new Uint8Array(raw));
+  if (typeof value === "bigint") return BIGINT_MARK + value.toString();
+  return value;
+}
+
+/**
+ * System.Text.Json conventions: null is an empty blob, `Uint8Array` (and `ArrayBuffer`,
+ * Node `Buffer`) is base64, `bigint` is a plain JSON number (for 64-bit integers).
+ */
 export const json: ParameterSerializer = {
   encode(value) {
     if (value === null || value === undefined) return EMPTY;
-    return utf8.encode(JSON.stringify(value, (_key, v) => (v instanceof Uint8Array ? toBase64(v) : v)));
+    const text = JSON.stringify(value, jsonReplacer);
+    if (text === undefined) throw new TypeError(`cannot encode a ${typeof value} as JSON`);
+    return utf8.encode(text.includes("witrpc-bigint:") ? text.replace(BIGINT_MARKED, "$1") : text);
   },
   decode(bytes) {
     if (bytes.length === 0) return null;

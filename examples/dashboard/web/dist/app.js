@@ -8,16 +8,21 @@ var WitRpcError = class extends Error {
 var UnauthorizedError = class extends WitRpcError {
 };
 var MethodNotFoundError = class extends WitRpcError {
+  status = 400;
 };
 var BadRequestError = class extends WitRpcError {
-  constructor(message, details) {
-    super(details ? `${message}: ${details}` : message);
+  constructor(serverMessage, details) {
+    super(details ? `${serverMessage}: ${details}` : serverMessage);
+    this.serverMessage = serverMessage;
     this.details = details;
   }
+  status = 400;
 };
 var RemoteError = class extends WitRpcError {
   constructor(status, serverMessage, details) {
-    super(details ?? serverMessage ?? `remote error (status ${status})`);
+    super(
+      [serverMessage, details].filter((s) => !!s).join(": ") || `remote error (status ${status})`
+    );
     this.status = status;
     this.serverMessage = serverMessage;
     this.details = details;
@@ -34,6 +39,7 @@ var ProtocolError = class extends WitRpcError {
 var OFFSET = 0xcbf29ce484222325n;
 var PRIME = 0x100000001b3n;
 var MASK = 0xffffffffffffffffn;
+var CORE_LIB = "System.Private.CoreLib";
 function fnv1a64Utf16(s) {
   let hash = OFFSET;
   for (let i = 0; i < s.length; i++) {
@@ -45,7 +51,50 @@ function contractId(contract) {
   return fnv1a64Utf16(contract);
 }
 function methodId(contract, method, parameterTypes) {
-  return fnv1a64Utf16(`${contract}#${method}(${parameterTypes.join(",")})`);
+  if (method === void 0) return fnv1a64Utf16(contract);
+  const types = (parameterTypes ?? []).map((t) => splitAssembly(t).type);
+  return fnv1a64Utf16(`${contract}#${method}(${types.join(",")})`);
+}
+function splitAssembly(name) {
+  let depth = 0;
+  for (let i = 0; i < name.length; i++) {
+    const c = name[i];
+    if (c === "<" || c === "[") depth++;
+    else if (c === ">" || c === "]") depth--;
+    else if (c === "," && depth === 0) return { type: name.slice(0, i).trim(), assembly: name.slice(i + 1).trim() };
+  }
+  return { type: name.trim() };
+}
+function splitArguments(s) {
+  const out = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === "<") depth++;
+    else if (c === ">") depth--;
+    else if (c === "," && depth === 0) {
+      out.push(s.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  out.push(s.slice(start).trim());
+  return out;
+}
+function defaultAssembly(stable, fallback) {
+  return stable.startsWith("System.") ? CORE_LIB : fallback ?? "";
+}
+function clrFullName(stable, assembly) {
+  if (stable.endsWith("[]")) return `${clrFullName(stable.slice(0, -2), assembly)}[]`;
+  const open = stable.indexOf("<");
+  if (open < 0 || !stable.endsWith(">")) return stable;
+  const args = splitArguments(stable.slice(open + 1, -1));
+  const inner = args.map((a) => `[${clrFullName(a, assembly)}, ${defaultAssembly(a, assembly)}]`).join(",");
+  return `${stable.slice(0, open)}\`${args.length}[${inner}]`;
+}
+function parameterTypeByName(name) {
+  const { type, assembly } = splitAssembly(name);
+  return { type: clrFullName(type, assembly), assembly: assembly ?? defaultAssembly(type, void 0) };
 }
 
 // ../../../clients/typescript/src/memorypack.ts
@@ -385,13 +434,13 @@ async function rsaDecrypt(key, data) {
     throw new ProtocolError("cannot decrypt the server's key reply (is encryption enabled on the server?)");
   }
 }
-async function directionKey(master, salt, info) {
+async function deriveDirectionKey(master, salt, info, extractable = false) {
   const ikm = await subtle().importKey("raw", bs(master), "HKDF", false, ["deriveKey"]);
   return subtle().deriveKey(
     { name: "HKDF", hash: "SHA-256", salt: bs(salt), info: bs(new TextEncoder().encode(info)) },
     ikm,
     { name: "AES-GCM", length: 256 },
-    false,
+    extractable,
     ["encrypt", "decrypt"]
   );
 }
@@ -400,46 +449,56 @@ function nonce(counter) {
   new DataView(n.buffer).setBigUint64(0, counter, true);
   return n;
 }
+var AAD_C2S = new Uint8Array([3, 1]);
+var AAD_S2C = new Uint8Array([3, 2]);
+async function sealFrame(key, aad, counter, plain) {
+  const sealed = new Uint8Array(
+    await subtle().encrypt({ name: "AES-GCM", iv: bs(nonce(counter)), additionalData: bs(aad), tagLength: 128 }, key, bs(plain))
+  );
+  const frame = new Uint8Array(24 + plain.length);
+  new DataView(frame.buffer).setBigUint64(0, counter, true);
+  frame.set(sealed.subarray(plain.length), 8);
+  frame.set(sealed.subarray(0, plain.length), 24);
+  return frame;
+}
+function frameCounter(frame) {
+  if (frame.length < 24) throw new ProtocolError("encrypted frame too short");
+  return new DataView(frame.buffer, frame.byteOffset, 8).getBigUint64(0, true);
+}
+async function openFrame(key, aad, counter, frame) {
+  if (frame.length < 24) throw new ProtocolError("encrypted frame too short");
+  const joined = new Uint8Array(frame.length - 8);
+  joined.set(frame.subarray(24), 0);
+  joined.set(frame.subarray(8, 24), frame.length - 24);
+  try {
+    const plain = await subtle().decrypt(
+      { name: "AES-GCM", iv: bs(nonce(counter)), additionalData: bs(aad), tagLength: 128 },
+      key,
+      bs(joined)
+    );
+    return new Uint8Array(plain);
+  } catch {
+    throw new ProtocolError("encrypted frame failed authentication");
+  }
+}
 async function clientCipher(master, salt) {
   if (master.length !== 32 || salt.length !== 16) {
     throw new ProtocolError("the server sent no encryption keys; it does not use encryption, so connect without it");
   }
-  const send = await directionKey(master, salt, "wit3c2s");
-  const receive = await directionKey(master, salt, "wit3s2c");
-  const sendAad = new Uint8Array([3, 1]);
-  const receiveAad = new Uint8Array([3, 2]);
+  const send = await deriveDirectionKey(master, salt, "wit3c2s");
+  const receive = await deriveDirectionKey(master, salt, "wit3s2c");
   let sent = 0n;
   let received = 0n;
   return {
-    async seal(plain) {
-      const counter = sent++;
-      const sealed = new Uint8Array(
-        await subtle().encrypt({ name: "AES-GCM", iv: bs(nonce(counter)), additionalData: bs(sendAad), tagLength: 128 }, send, bs(plain))
-      );
-      const frame = new Uint8Array(24 + plain.length);
-      new DataView(frame.buffer).setBigUint64(0, counter, true);
-      frame.set(sealed.subarray(plain.length), 8);
-      frame.set(sealed.subarray(0, plain.length), 24);
-      return frame;
+    seal(plain) {
+      return sealFrame(send, AAD_C2S, sent++, plain);
     },
     async open(frame) {
-      if (frame.length < 24) throw new ProtocolError("encrypted frame too short");
-      const counter = new DataView(frame.buffer, frame.byteOffset, 8).getBigUint64(0, true);
+      const counter = frameCounter(frame);
       if (counter !== received) throw new ProtocolError(`encrypted frame out of order (counter ${counter}, expected ${received})`);
-      const joined = new Uint8Array(frame.length - 8);
-      joined.set(frame.subarray(24), 0);
-      joined.set(frame.subarray(8, 24), frame.length - 24);
-      try {
-        const plain = await subtle().decrypt(
-          { name: "AES-GCM", iv: bs(nonce(counter)), additionalData: bs(receiveAad), tagLength: 128 },
-          receive,
-          bs(joined)
-        );
-        received++;
-        return new Uint8Array(plain);
-      } catch {
-        throw new ProtocolError("encrypted frame failed authentication");
-      }
+      const plain = await openFrame(receive, AAD_S2C, counter, frame);
+      received++;
+      return plain;
     }
   };
 }
@@ -503,6 +562,7 @@ function encodeInto(out, value, depth) {
     else out.header(219, 4, b.length);
     return out.bytes(b);
   }
+  if (value instanceof ArrayBuffer) return encodeInto(out, new Uint8Array(value), depth);
   if (value instanceof Uint8Array) {
     if (value.length < 256) out.header(196, 1, value.length);
     else if (value.length < 65536) out.header(197, 2, value.length);
@@ -785,10 +845,21 @@ function toBase64(bytes) {
   }
   return btoa(binary);
 }
+var BIGINT_MARK = "\0witrpc-bigint:";
+var BIGINT_MARKED = /"\\u0000witrpc-bigint:(-?\d+)"/g;
+function jsonReplacer(key, value) {
+  const raw = this[key];
+  if (raw instanceof Uint8Array) return toBase64(raw);
+  if (raw instanceof ArrayBuffer) return toBase64(new Uint8Array(raw));
+  if (typeof value === "bigint") return BIGINT_MARK + value.toString();
+  return value;
+}
 var json = {
   encode(value) {
     if (value === null || value === void 0) return EMPTY;
-    return utf83.encode(JSON.stringify(value, (_key, v) => v instanceof Uint8Array ? toBase64(v) : v));
+    const text = JSON.stringify(value, jsonReplacer);
+    if (text === void 0) throw new TypeError(`cannot encode a ${typeof value} as JSON`);
+    return utf83.encode(text.includes("witrpc-bigint:") ? text.replace(BIGINT_MARKED, "$1") : text);
   },
   decode(bytes) {
     if (bytes.length === 0) return null;
@@ -816,7 +887,6 @@ function serializerFor(format) {
 }
 
 // ../../../clients/typescript/src/client.ts
-var CORE_LIB = "System.Private.CoreLib";
 function hex(id) {
   let s = "";
   for (const b of id) s += b.toString(16).padStart(2, "0");
@@ -824,6 +894,11 @@ function hex(id) {
 }
 function randomId() {
   return globalThis.crypto.getRandomValues(new Uint8Array(16));
+}
+function reportListenerError(error) {
+  const report = globalThis.reportError;
+  if (typeof report === "function") report(error);
+  else console.error("witrpc-client: an event listener threw", error);
 }
 function abortReason(signal) {
   const reason = signal.reason;
@@ -846,6 +921,8 @@ var WitRpcClient = class _WitRpcClient {
   pending = /* @__PURE__ */ new Map();
   listeners = /* @__PURE__ */ new Map();
   stateListeners = /* @__PURE__ */ new Set();
+  /** Ends each open `events()` iterator; run when the client closes for good. */
+  iteratorEnds = /* @__PURE__ */ new Set();
   serializer;
   SocketImpl;
   sendChain = Promise.resolve();
@@ -893,6 +970,7 @@ var WitRpcClient = class _WitRpcClient {
     let done = false;
     const finish = () => {
       done = true;
+      this.iteratorEnds.delete(finish);
       off();
       options.signal?.removeEventListener("abort", finish);
       wake?.({ value: void 0, done: true });
@@ -907,7 +985,8 @@ var WitRpcClient = class _WitRpcClient {
         queue.push(args);
       }
     });
-    if (options.signal?.aborted) finish();
+    this.iteratorEnds.add(finish);
+    if (options.signal?.aborted || this.stateValue === "closed") finish();
     options.signal?.addEventListener("abort", finish);
     const iterator = {
       next: () => {
@@ -970,12 +1049,14 @@ var WitRpcClient = class _WitRpcClient {
         }
       });
       void this.whenOpen().then(() => {
-        if (!this.pending.has(key)) return;
+        const entry = this.pending.get(key);
+        if (!entry) return;
+        entry.socket = this.socket;
         const payload = encodeRequest({
           token: this.currentToken,
           methodName: method,
           parameters,
-          parameterTypesByName: types.map((t) => ({ type: t, assembly: t.startsWith("System.") ? CORE_LIB : "" })),
+          parameterTypesByName: types.map(parameterTypeByName),
           invocationId: randomId(),
           contractId: contract ? contractId(contract) : 0n,
           methodId: contract && options.parameterTypes ? methodId(contract, method, types) : 0n
@@ -1008,6 +1089,7 @@ var WitRpcClient = class _WitRpcClient {
     if (this.stateValue === state && !error) return;
     this.stateValue = state;
     if (state === "open") for (const w of this.openWaiters.splice(0)) w();
+    if (state === "closed") for (const end of [...this.iteratorEnds]) end();
     for (const l of [...this.stateListeners]) {
       try {
         l(state, error);
@@ -1041,9 +1123,13 @@ var WitRpcClient = class _WitRpcClient {
         throw new RemoteError(response.status, response.errorMessage, response.errorDetails);
     }
   }
-  failPending(error) {
-    for (const p of [...this.pending.values()]) p.reject(error);
-    this.pending.clear();
+  /** Rejects the calls sent on `socket` (every call when no socket is given). */
+  failPending(error, socket) {
+    for (const [key, p] of [...this.pending]) {
+      if (socket && p.socket !== socket) continue;
+      this.pending.delete(key);
+      p.reject(error);
+    }
   }
   /** Queues one envelope; sealing and sending keep call order (AEAD counters). */
   send(id, type, payload, seal) {
@@ -1072,7 +1158,8 @@ var WitRpcClient = class _WitRpcClient {
         reject: (e) => {
           this.pending.delete(key);
           reject(e);
-        }
+        },
+        socket: this.socket
       });
       this.send(id, type, payload, seal).catch(reject);
     });
@@ -1115,7 +1202,7 @@ var WitRpcClient = class _WitRpcClient {
     };
     socket.onclose = (ev) => {
       closeInfo = ev.reason ? `${ev.code}: ${ev.reason}` : String(ev.code);
-      this.onSocketClosed(socket, closeInfo);
+      this.receiveChain = this.receiveChain.then(() => this.onSocketClosed(socket, closeInfo));
     };
     socket.onerror = () => void 0;
     const describe = (e) => e instanceof ConnectionClosedError && closeInfo ? new ConnectionClosedError(`${e.message} (server closed: ${closeInfo})`) : e;
@@ -1151,11 +1238,18 @@ var WitRpcClient = class _WitRpcClient {
       const event = decodeEvent(data);
       const set = this.listeners.get(event.name);
       if (!set || set.size === 0) return;
-      const args = event.parameters.map((p) => this.serializer.decode(p));
+      let args;
+      try {
+        args = event.parameters.map((p) => this.serializer.decode(p));
+      } catch (e) {
+        console.warn(`witrpc-client: event ${event.name} has unreadable arguments and was skipped:`, e);
+        return;
+      }
       for (const l of [...set]) {
         try {
           l(...args);
-        } catch {
+        } catch (e) {
+          reportListenerError(e);
         }
       }
       return;
@@ -1164,12 +1258,15 @@ var WitRpcClient = class _WitRpcClient {
   }
   protocolFailure(socket, error) {
     const e = error instanceof WitRpcError ? error : new ProtocolError(String(error));
-    this.failPending(e);
-    socket.close(1002, "protocol error");
+    this.failPending(e, socket);
+    try {
+      socket.close(4002, "protocol error");
+    } catch {
+    }
   }
   onSocketClosed(socket, info) {
+    this.failPending(new ConnectionClosedError(`the connection closed (${info})`), socket);
     if (socket !== this.socket) return;
-    this.failPending(new ConnectionClosedError(`the connection closed (${info})`));
     if (this.closedByUser || this.stateValue !== "open") return;
     if (this.options.reconnect === false) {
       this.setState("closed", new ConnectionClosedError(`the connection closed (${info})`));
