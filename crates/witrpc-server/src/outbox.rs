@@ -264,6 +264,14 @@ impl Outbox {
 
     /// The next item for the writer, or `None` once the connection closes.
     async fn next(&self) -> Option<Outgoing> {
+        // Fast path: an item is waiting; no need to register for `item_ready`.
+        if self.closer.is_cancelled() {
+            return None;
+        }
+        if let Some(item) = self.lock().remove(0) {
+            self.space.notify_one();
+            return Some(item);
+        }
         loop {
             let ready = self.item_ready.notified();
             tokio::pin!(ready);
