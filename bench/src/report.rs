@@ -157,6 +157,8 @@ impl Results {
                 cost <= 0.25,
             ));
         }
+        // A run limited to some targets or parts cannot judge the others.
+        out.retain(|(_, _, measured, _)| !measured.contains("NaN") && !measured.contains("n/a"));
         out
     }
 

@@ -3,8 +3,8 @@
 //! Message encryption for witrpc connections.
 //!
 //! The Initialization handshake hands each connection a [`Sealer`] (outbound) and an
-//! [`Opener`] (inbound). They live on different tasks: the writer task seals, in wire
-//! order, and the reader task opens, in arrival order, so neither needs a lock.
+//! [`Opener`] (inbound). They are separate values, so whatever writes seals in wire order
+//! and whatever reads opens in arrival order (one task or two) without a lock.
 //!
 //! Two modes, both wire-compatible with .NET WitRPC 3.x:
 //! - [`plain`]: no encryption (`[0x00]` keys, data passed through), the default;

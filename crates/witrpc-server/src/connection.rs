@@ -24,7 +24,7 @@ use witrpc_core::{
 use witrpc_crypto::Opener;
 
 use crate::auth::Authorization;
-use crate::outbox::{Outbox, Outgoing, write_loop};
+use crate::outbox::{Outbox, Outgoing, Writer};
 use crate::server::Shared;
 use crate::transport::{CloseCode, CloseReason, Connection, FrameError, Inbound};
 
@@ -39,6 +39,8 @@ pub(crate) mod text {
     pub(crate) const CANNOT_READ_INIT: &str = "Cannot read the initialization request; the server speaks protocol 3";
 }
 
+/// Queued messages that make the connection task write before it reads on.
+const WRITE_BATCH: usize = 64;
 /// How long a closing connection's writer may take to flush and write the close.
 const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -90,10 +92,7 @@ pub(crate) async fn serve(
             shutdown.child_token(),
         );
         let outbox = Arc::new(outbox);
-        let writer_outbox = outbox.clone();
-        let writer = tokio::spawn(
-            async move { write_loop(&writer_outbox, outbound).await }.instrument(tracing::Span::current()),
-        );
+        let mut writer = Writer::new(outbound);
         let mut task = ConnectionTask {
             in_flight: Arc::new(Semaphore::new(shared.config.max_in_flight_requests)),
             shared: shared.clone(),
@@ -105,18 +104,12 @@ pub(crate) async fn serve(
             context: CallContext::new(id, peer, None, headers.into()),
             calls,
         };
-        task.read_loop(inbound, drain).await;
+        task.read_loop(inbound, drain, &mut writer).await;
         shared.hub.remove(&id);
-        // The writer flushes what is queued and writes the close; a peer that stopped
-        // reading cannot hold the connection (and its slot) open past the grace period.
-        let mut writer = writer;
-        match tokio::time::timeout(WRITER_GRACE, &mut writer).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "connection writer task failed"),
-            Err(_) => {
-                tracing::warn!(grace = ?WRITER_GRACE, "peer is not reading; dropping the connection");
-                writer.abort();
-            }
+        // Write what is queued and the close; a peer that stopped reading cannot hold the
+        // connection (and its slot) open past the grace period.
+        if tokio::time::timeout(WRITER_GRACE, writer.finish(&outbox)).await.is_err() {
+            tracing::warn!(grace = ?WRITER_GRACE, "peer is not reading; dropping the connection");
         }
         drop(slot);
         shared.connection_closed();
@@ -127,7 +120,14 @@ pub(crate) async fn serve(
 }
 
 impl ConnectionTask {
-    async fn read_loop(&mut self, mut inbound: crate::transport::FrameStream, drain: CancellationToken) {
+    /// Reads messages and, between them, writes what the outbox holds (responses, events,
+    /// pings), so a call answered in place is written without waking another task.
+    async fn read_loop(
+        &mut self,
+        mut inbound: crate::transport::FrameStream,
+        drain: CancellationToken,
+        writer: &mut Writer,
+    ) {
         let deadline = Instant::now() + self.shared.config.handshake_timeout;
         let closer = self.outbox.closer().clone();
         let handshake_timer = tokio::time::sleep_until(deadline);
@@ -146,6 +146,10 @@ impl ConnectionTask {
         let draining = drain.cancelled();
         tokio::pin!(closed, draining);
         loop {
+            // A peer that keeps sending still gets its answers in batches of this size.
+            if self.outbox.len() >= WRITE_BATCH && !self.write_out(writer, closed.as_mut(), last_heard).await {
+                return;
+            }
             let frame = tokio::select! {
                 biased;
                 () = &mut closed => return,
@@ -177,6 +181,14 @@ impl ConnectionTask {
                     continue;
                 }
                 frame = inbound.next() => frame,
+                // Nothing more to read right now: write what the frames just read produced,
+                // in one go.
+                () = self.outbox.item_ready() => {
+                    if !self.write_out(writer, closed.as_mut(), last_heard).await {
+                        return;
+                    }
+                    continue;
+                }
             };
             last_heard = Instant::now();
             let bytes = match frame {
@@ -247,6 +259,31 @@ impl ConnectionTask {
         }
     }
 
+    /// Writes the queued messages. `false` when the connection must stop: the write
+    /// failed or closed it, the connection is closing, or the peer neither read nor wrote
+    /// for its idle timeout (a peer that stops reading cannot hold the connection).
+    async fn write_out(
+        &self,
+        writer: &mut Writer,
+        closed: std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+        last_heard: Instant,
+    ) -> bool {
+        let idle_timeout = self.shared.config.idle_timeout;
+        tokio::select! {
+            biased;
+            () = closed => false,
+            () = tokio::time::sleep_until(last_heard + idle_timeout) => {
+                tracing::info!(idle = ?idle_timeout, "peer neither reads nor writes; closing");
+                self.outbox.close(CloseReason::new(
+                    CloseCode::Away,
+                    format!("no traffic for {idle_timeout:?} (idle timeout)"),
+                ));
+                false
+            }
+            more = writer.write_queued(&self.outbox) => more,
+        }
+    }
+
     /// Graceful shutdown of this connection: read nothing more, let running calls
     /// finish and send their responses, then close with 1001. The server's hard
     /// deadline (cancelling the closer) cuts this short.
@@ -264,7 +301,7 @@ impl ConnectionTask {
     async fn reply(&self, to: &WitMessage, payload: Option<Vec<u8>>, seal: bool) {
         let item = Outgoing::Message { id: to.id, kind: to.kind, payload: payload.map(Bytes::from), seal, event: None };
         // A closed queue means the connection is going away; nothing left to answer.
-        let _closed = self.outbox.send(item).await;
+        let _closed = self.outbox.send(item);
     }
 
     fn stop_with(&self, code: CloseCode, reason: impl Into<String>) -> Next {
@@ -312,7 +349,7 @@ impl ConnectionTask {
         match encryptor.accept(Some(key)) {
             Ok(accepted) => {
                 self.outbox_reply_bytes(&message, accepted.reply).await;
-                let _closed = self.outbox.send(Outgoing::SetSealer(accepted.sealer)).await;
+                let _closed = self.outbox.send(Outgoing::SetSealer(accepted.sealer));
                 self.opener = Some(accepted.opener);
                 self.state = State::AwaitingAuthorization;
                 tracing::debug!(encrypted = encryptor.is_encrypting(), "initialized");
@@ -330,7 +367,7 @@ impl ConnectionTask {
 
     async fn outbox_reply_bytes(&self, to: &WitMessage, data: Bytes) {
         let item = Outgoing::Message { id: to.id, kind: to.kind, payload: Some(data), seal: false, event: None };
-        let _closed = self.outbox.send(item).await;
+        let _closed = self.outbox.send(item);
     }
 
     async fn on_authorization(&mut self, message: WitMessage, deadline: Instant) -> Next {
@@ -394,7 +431,7 @@ impl ConnectionTask {
         if self.state != State::Authorized {
             tracing::warn!("request before authorization");
             let response = WitResponse::error(CommunicationStatus::Unauthorized, text::NOT_AUTHORIZED, None);
-            let _closed = self.outbox.send(respond(response)).await;
+            let _closed = self.outbox.send(respond(response));
             return Next::Continue;
         }
         let request = match plain.map(WitRequest::decode_for_dispatch) {
@@ -403,19 +440,19 @@ impl ConnectionTask {
                 tracing::debug!(error = %e, "unreadable request");
                 let response =
                     WitResponse::error(CommunicationStatus::BadRequest, text::REQUEST_EMPTY, Some(e.to_string()));
-                let _closed = self.outbox.send(respond(response)).await;
+                let _closed = self.outbox.send(respond(response));
                 return Next::Continue;
             }
             None => {
                 let response = WitResponse::error(CommunicationStatus::BadRequest, text::REQUEST_EMPTY, None);
-                let _closed = self.outbox.send(respond(response)).await;
+                let _closed = self.outbox.send(respond(response));
                 return Next::Continue;
             }
         };
         if !self.shared.validator.is_request_token_valid(&self.authorized_token, &request.token) {
             tracing::debug!(method = %request.method_name, "request token rejected");
             let response = WitResponse::error(CommunicationStatus::Unauthorized, text::TOKEN_INVALID, None);
-            let _closed = self.outbox.send(respond(response)).await;
+            let _closed = self.outbox.send(respond(response));
             return Next::Continue;
         }
         let Some(target) = self.shared.registry.resolve(&request) else {
@@ -425,7 +462,7 @@ impl ConnectionTask {
                 format!("{}{}", text::METHOD_NOT_FOUND, request.method_name),
                 None,
             );
-            let _closed = self.outbox.send(respond(response)).await;
+            let _closed = self.outbox.send(respond(response));
             return Next::Continue;
         };
         // Back-pressure: wait for a free slot before reading the next message.
@@ -456,7 +493,7 @@ impl ConnectionTask {
         // (The task polls it again with its own waker, so nothing is lost.)
         if let Some(result) = span.in_scope(|| (&mut future).now_or_never()) {
             let response = span.in_scope(|| finish(result, method_name, started));
-            let _closed = self.outbox.send(response_item(id, response)).await;
+            let _closed = self.outbox.send(response_item(id, response));
             drop(permit);
             return Next::Continue;
         }
@@ -464,7 +501,7 @@ impl ConnectionTask {
         self.calls.spawn(
             async move {
                 let response = finish(future.await, method_name, started);
-                let _closed = outbox.send(response_item(id, response)).await;
+                let _closed = outbox.send(response_item(id, response));
                 drop(permit);
             }
             .instrument(span),

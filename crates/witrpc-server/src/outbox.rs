@@ -1,4 +1,4 @@
-//! One ordered, bounded outbound queue per connection and the writer task draining it.
+//! One ordered, bounded outbound queue per connection and the [`Writer`] that drains it.
 //!
 //! Everything a connection sends (handshake replies, responses, events, the final
 //! close) goes through its queue, so sealing happens in wire order and an event raised
@@ -96,14 +96,12 @@ impl Queue {
 }
 
 /// The sending side of a connection's queue, shared by the reader, running calls and
-/// the event hub; the writer task drains it.
+/// the event hub; the connection task drains it through its [`Writer`].
 #[derive(Debug)]
 pub(crate) struct Outbox {
     queue: Mutex<Queue>,
-    /// Wakes the writer when an item is queued.
+    /// Wakes the connection task when an item is queued.
     item_ready: Notify,
-    /// Wakes a sender waiting for room.
-    space: Notify,
     closer: CancellationToken,
     reason: Mutex<Option<CloseReason>>,
     capacity: usize,
@@ -126,7 +124,6 @@ impl Outbox {
         Self {
             queue: Mutex::new(Queue::default()),
             item_ready: Notify::new(),
-            space: Notify::new(),
             closer,
             reason: Mutex::new(None),
             capacity,
@@ -146,46 +143,18 @@ impl Outbox {
         self.item_ready.notify_one();
     }
 
-    /// Queues `item`, waiting for room. (Responses are bounded by the in-flight limit,
-    /// so they wait for a free slot but are never refused for their bytes.)
-    pub(crate) async fn send(&self, item: Outgoing) -> Result<(), Closed> {
-        let mut item = Some(item);
-        // Fast path: room now. Registering for `space` costs two lock round trips, so
-        // only a full queue pays for it.
+    /// Queues a handshake reply, a response or a cipher change. Never waits and never
+    /// refuses for room: these are bounded without the queue's limit (one reply per
+    /// message read, and the connection task writes the queue out before it reads the
+    /// next message; responses of running calls by the in-flight limit). Only events,
+    /// which any task may raise at any rate, are subject to the limits.
+    pub(crate) fn send(&self, item: Outgoing) -> Result<(), Closed> {
         if self.closer.is_cancelled() {
             return Err(Closed);
         }
-        if self.try_push(&mut item) {
-            return Ok(());
-        }
-        loop {
-            let space = self.space.notified();
-            tokio::pin!(space);
-            space.as_mut().enable();
-            if self.closer.is_cancelled() {
-                return Err(Closed);
-            }
-            if self.try_push(&mut item) {
-                return Ok(());
-            }
-            tokio::select! {
-                biased;
-                () = self.closer.cancelled() => return Err(Closed),
-                () = space => {}
-            }
-        }
-    }
-
-    /// Queues `item` if there is room; returns whether it was queued.
-    fn try_push(&self, item: &mut Option<Outgoing>) -> bool {
         let queue = self.lock();
-        if queue.items.len() >= self.capacity {
-            return false;
-        }
-        if let Some(item) = item.take() {
-            self.push(queue, item);
-        }
-        true
+        self.push(queue, item);
+        Ok(())
     }
 
     /// Queues an event without waiting. When there is no room, the event's
@@ -258,35 +227,39 @@ impl Outbox {
         &self.closer
     }
 
+    /// Items queued.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
     fn is_empty(&self) -> bool {
         self.lock().items.is_empty()
     }
 
+    /// The next queued item, if any.
+    fn try_next(&self) -> Option<Outgoing> {
+        self.lock().remove(0)
+    }
+
+    /// Completes when an item may have been queued since the last call (a queued item
+    /// leaves a wake-up behind even when nobody waits, so none is missed).
+    pub(crate) async fn item_ready(&self) {
+        self.item_ready.notified().await;
+    }
+
     /// The next item for the writer, or `None` once the connection closes.
     async fn next(&self) -> Option<Outgoing> {
-        // Fast path: an item is waiting; no need to register for `item_ready`.
-        if self.closer.is_cancelled() {
-            return None;
-        }
-        if let Some(item) = self.lock().remove(0) {
-            self.space.notify_one();
-            return Some(item);
-        }
         loop {
-            let ready = self.item_ready.notified();
-            tokio::pin!(ready);
-            ready.as_mut().enable();
             if self.closer.is_cancelled() {
                 return None;
             }
-            if let Some(item) = self.lock().remove(0) {
-                self.space.notify_one();
+            if let Some(item) = self.try_next() {
                 return Some(item);
             }
             tokio::select! {
                 biased;
                 () = self.closer.cancelled() => return None,
-                () = ready => {}
+                () = self.item_ready() => {}
             }
         }
     }
@@ -299,35 +272,59 @@ fn event_policy(item: &Outgoing) -> Option<SlowConsumerPolicy> {
     }
 }
 
-/// Drains the queue into the transport until a close, an error or cancellation.
-pub(crate) async fn write_loop(outbox: &Outbox, mut sink: FrameSink) {
-    let mut sealer: Option<Box<dyn Sealer>> = None;
-    // Frames are fed without flushing while more are queued, then flushed together.
-    let mut unflushed = false;
-    loop {
-        if unflushed && outbox.is_empty() {
-            if let Err(e) = sink.flush().await {
-                tracing::debug!(error = %e, "flush failed");
-                break;
+/// The writing half of a connection: the transport sink and the negotiated sealer. The
+/// connection task writes through it between reads (one task per connection, so a call
+/// answered in place costs no extra wake-up); once reading stops, [`Writer::finish`]
+/// writes the rest and the close.
+pub(crate) struct Writer {
+    sink: FrameSink,
+    sealer: Option<Box<dyn Sealer>>,
+    /// Frames fed since the last flush.
+    unflushed: bool,
+    /// A close was written or the transport failed: nothing more can be written.
+    finished: bool,
+}
+
+impl Writer {
+    pub(crate) fn new(sink: FrameSink) -> Self {
+        Self { sink, sealer: None, unflushed: false, finished: false }
+    }
+
+    /// Writes everything queued and flushes it in one go (frames collect in the
+    /// transport's write buffer). `false` when the connection must stop: a close was
+    /// queued, sealing failed, or the transport failed.
+    pub(crate) async fn write_queued(&mut self, outbox: &Outbox) -> bool {
+        while let Some(item) = outbox.try_next() {
+            if !self.write(outbox, item).await {
+                return false;
             }
-            unflushed = false;
         }
-        let Some(item) = outbox.next().await else {
-            let reason =
-                outbox.take_reason().unwrap_or_else(|| CloseReason::new(CloseCode::Away, "server is shutting down"));
-            tracing::debug!(%reason, "closing connection");
-            let _ignored = sink.send(Outbound::Close(reason)).await; // best effort: the peer may be gone
-            break;
-        };
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> bool {
+        if self.unflushed {
+            if let Err(e) = self.sink.flush().await {
+                tracing::debug!(error = %e, "flush failed");
+                self.finished = true;
+                return false;
+            }
+            self.unflushed = false;
+        }
+        true
+    }
+
+    /// Feeds one item (unflushed); `false` when the connection must stop.
+    async fn write(&mut self, outbox: &Outbox, item: Outgoing) -> bool {
         match item {
             Outgoing::Message { id, kind, payload, seal, .. } => {
-                let data = match (payload, seal, sealer.as_mut()) {
+                let data = match (payload, seal, self.sealer.as_mut()) {
                     (Some(p), true, Some(s)) => match s.seal(p) {
                         Ok(sealed) => Some(sealed),
                         Err(e) => {
                             tracing::error!(error = %e, "cannot seal outbound message");
                             outbox.close(CloseReason::new(CloseCode::Internal, "encryption failure"));
-                            continue;
+                            return false;
                         }
                     },
                     (p, _, _) => p,
@@ -335,28 +332,56 @@ pub(crate) async fn write_loop(outbox: &Outbox, mut sink: FrameSink) {
                 let frame = Bytes::from(WitMessage::new(id, kind, data).encode());
                 tracing::trace!(len = frame.len(), "frame out");
                 metrics::counter!(crate::metrics::MESSAGES_OUT).increment(1);
-                if let Err(e) = sink.feed(Outbound::Message(frame)).await {
-                    tracing::debug!(error = %e, "write failed");
-                    break;
-                }
-                unflushed = true;
+                self.feed(Outbound::Message(frame)).await
             }
-            Outgoing::SetSealer(s) => sealer = Some(s),
-            Outgoing::Ping => {
-                if let Err(e) = sink.feed(Outbound::Ping).await {
-                    tracing::debug!(error = %e, "ping failed");
-                    break;
-                }
-                unflushed = true;
+            Outgoing::SetSealer(s) => {
+                self.sealer = Some(s);
+                true
             }
+            Outgoing::Ping => self.feed(Outbound::Ping).await,
             Outgoing::Close(reason) => {
-                tracing::debug!(%reason, "closing connection");
-                let _ignored = sink.send(Outbound::Close(reason)).await; // best effort: the peer may be gone
-                break;
+                self.close(reason).await;
+                false
             }
         }
     }
-    outbox.closer.cancel();
+
+    async fn feed(&mut self, outbound: Outbound) -> bool {
+        if let Err(e) = self.sink.feed(outbound).await {
+            tracing::debug!(error = %e, "write failed");
+            self.finished = true;
+            return false;
+        }
+        self.unflushed = true;
+        true
+    }
+
+    async fn close(&mut self, reason: CloseReason) {
+        tracing::debug!(%reason, "closing connection");
+        let _ignored = self.sink.send(Outbound::Close(reason)).await; // best effort: the peer may be gone
+        self.finished = true;
+    }
+
+    /// After reading stopped: writes what is queued, then the close, and marks the
+    /// connection closed. Callers bound it with a grace period (a peer may not read).
+    pub(crate) async fn finish(mut self, outbox: &Outbox) {
+        while !self.finished {
+            if self.unflushed && outbox.is_empty() && !self.flush().await {
+                break;
+            }
+            let Some(item) = outbox.next().await else {
+                let reason = outbox
+                    .take_reason()
+                    .unwrap_or_else(|| CloseReason::new(CloseCode::Away, "server is shutting down"));
+                self.close(reason).await;
+                break;
+            };
+            // `false` without `finished` is a sealing failure: the outbox is closed now,
+            // so the next turn writes the close.
+            let _more = self.write(outbox, item).await;
+        }
+        outbox.closer.cancel();
+    }
 }
 
 #[cfg(test)]
@@ -431,18 +456,14 @@ mod tests {
         assert_eq!(queued.iter().filter(|(n, _)| *n == "Log").count(), 5, "other events are untouched");
     }
 
-    #[tokio::test]
-    async fn responses_wait_for_room_instead_of_failing() {
-        let o = Arc::new(outbox(1, 1 << 20));
-        o.send(event("A", SlowConsumerPolicy::Disconnect, 1)).await.unwrap();
-        let waiting = tokio::spawn({
-            let o = o.clone();
-            async move { o.send(event("B", SlowConsumerPolicy::Disconnect, 2)).await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished());
-        assert!(matches!(o.next().await, Some(Outgoing::Message { .. })));
-        waiting.await.unwrap().unwrap();
-        assert_eq!(drain(&o), [("B", 2)]);
+    #[test]
+    fn responses_are_queued_even_when_events_fill_the_queue() {
+        let o = outbox(1, 1 << 20);
+        o.send_event(event("A", SlowConsumerPolicy::DropOldest, 1));
+        o.send(event("B", SlowConsumerPolicy::Disconnect, 2)).unwrap();
+        assert!(!o.closer().is_cancelled());
+        assert_eq!(drain(&o), [("A", 1), ("B", 2)]);
+        o.close(CloseReason::new(CloseCode::Normal, "done"));
+        assert!(o.send(event("C", SlowConsumerPolicy::Disconnect, 3)).is_err());
     }
 }
