@@ -237,7 +237,7 @@ impl ConnectionTask {
                 }
             };
             let next = match message.kind {
-                MessageType::Initialization => self.on_initialization(message).await,
+                MessageType::Initialization => self.on_initialization(message),
                 MessageType::Authorization => self.on_authorization(message, deadline).await,
                 MessageType::Request => self.on_request(message).await,
                 other => {
@@ -298,7 +298,7 @@ impl ConnectionTask {
         self.outbox.close_after_pending(CloseReason::new(CloseCode::Away, "server is shutting down"));
     }
 
-    async fn reply(&self, to: &WitMessage, payload: Option<Vec<u8>>, seal: bool) {
+    fn reply(&self, to: &WitMessage, payload: Option<Vec<u8>>, seal: bool) {
         let item = Outgoing::Message { id: to.id, kind: to.kind, payload: payload.map(Bytes::from), seal, event: None };
         // A closed queue means the connection is going away; nothing left to answer.
         let _closed = self.outbox.send(item);
@@ -315,13 +315,13 @@ impl ConnectionTask {
         Next::Stop
     }
 
-    async fn on_initialization(&mut self, message: WitMessage) -> Next {
+    fn on_initialization(&mut self, message: WitMessage) -> Next {
         if self.state != State::AwaitingInitialization {
             tracing::warn!("out-of-order initialization");
             return self.stop_with(CloseCode::Protocol, "out-of-order initialization");
         }
         let Some(data) = message.data.clone() else {
-            self.reply(&message, None, false).await;
+            self.reply(&message, None, false);
             return Next::Continue;
         };
         let request = match WitRequestInitialization::decode(data) {
@@ -329,7 +329,7 @@ impl ConnectionTask {
             Err(e) => {
                 tracing::warn!(error = %e, "unreadable initialization (a protocol 2.x client?)");
                 let refusal = WitResponseInitialization::refusal(text::CANNOT_READ_INIT).encode();
-                self.reply(&message, Some(refusal), false).await;
+                self.reply(&message, Some(refusal), false);
                 return self.stop_with(CloseCode::Protocol, text::CANNOT_READ_INIT);
             }
         };
@@ -339,16 +339,16 @@ impl ConnectionTask {
             tracing::warn!(client_version = request.protocol_version, "protocol mismatch");
             let refusal =
                 encryptor.refusal(request.public_key.as_deref(), WitResponseInitialization::refusal(&text).encode());
-            self.outbox_reply_bytes(&message, refusal).await;
+            self.outbox_reply_bytes(&message, refusal);
             return self.stop_with(CloseCode::Protocol, text);
         }
         let Some(key) = request.public_key.as_deref() else {
-            self.reply(&message, None, false).await;
+            self.reply(&message, None, false);
             return Next::Continue;
         };
         match encryptor.accept(Some(key)) {
             Ok(accepted) => {
-                self.outbox_reply_bytes(&message, accepted.reply).await;
+                self.outbox_reply_bytes(&message, accepted.reply);
                 let _closed = self.outbox.send(Outgoing::SetSealer(accepted.sealer));
                 self.opener = Some(accepted.opener);
                 self.state = State::AwaitingAuthorization;
@@ -359,13 +359,13 @@ impl ConnectionTask {
                 tracing::warn!(error = %e, "initialization refused");
                 let text = e.to_string();
                 let refusal = encryptor.refusal(Some(key), WitResponseInitialization::refusal(&text).encode());
-                self.outbox_reply_bytes(&message, refusal).await;
+                self.outbox_reply_bytes(&message, refusal);
                 self.stop_with(CloseCode::Policy, "initialization refused")
             }
         }
     }
 
-    async fn outbox_reply_bytes(&self, to: &WitMessage, data: Bytes) {
+    fn outbox_reply_bytes(&self, to: &WitMessage, data: Bytes) {
         let item = Outgoing::Message { id: to.id, kind: to.kind, payload: Some(data), seal: false, event: None };
         let _closed = self.outbox.send(item);
     }
@@ -379,7 +379,7 @@ impl ConnectionTask {
             return self.stop_with(CloseCode::Protocol, "out-of-order authorization");
         };
         let Some(data) = message.data.clone() else {
-            self.reply(&message, None, false).await;
+            self.reply(&message, None, false);
             return self.stop_with(CloseCode::Protocol, "empty authorization");
         };
         let plain = match opener.open(data) {
@@ -390,7 +390,7 @@ impl ConnectionTask {
             Ok(WitRequestAuthorization { token: Some(t) }) => t,
             _ => {
                 tracing::warn!("unreadable authorization");
-                self.reply(&message, None, false).await;
+                self.reply(&message, None, false);
                 return self.stop_with(CloseCode::Protocol, "unreadable authorization");
             }
         };
@@ -400,7 +400,7 @@ impl ConnectionTask {
             () = tokio::time::sleep_until(deadline) => Authorization::Deny,
         };
         let authorized = matches!(decision, Authorization::Allow(_));
-        self.reply(&message, Some(WitResponseAuthorization::new(authorized).encode()), true).await;
+        self.reply(&message, Some(WitResponseAuthorization::new(authorized).encode()), true);
         if !authorized {
             tracing::warn!("authorization refused");
             self.shared.stats.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
