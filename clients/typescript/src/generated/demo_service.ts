@@ -2,9 +2,6 @@
 
 import { WitRpcClient, decodeBytes, type CallOptions } from "../index.js";
 
-/** Keeps `decodeBytes` referenced when no value is a byte array. */
-void decodeBytes;
-
 /** The .NET contract name of `DemoService`. */
 export const DEMO_SERVICE_CONTRACT = "WitRpc.Demo.IDemoService";
 
