@@ -3,24 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
-use tracing::Instrument;
-use uuid::Uuid;
-use witrpc_core::{
-    MessageType, PROTOCOL_VERSION, ParameterSerializer, WitMessage, WitRequestAuthorization, WitRequestInitialization,
-    WitResponseAuthorization, WitResponseInitialization,
-};
-use witrpc_crypto::CryptoError;
-use witrpc_crypto::encrypted::EncryptedClientEncryptor;
-use witrpc_crypto::plain::PlainClientEncryptor;
-use witrpc_crypto::{Ciphers, ClientEncryptor};
+use witrpc_core::ParameterSerializer;
+use witrpc_core::crypto::{ClientEncryptor, CryptoError};
+use witrpc_core::session::Keepalive;
 
-use crate::client::{Conn, Inner, WitClient};
-use crate::connection::{Keepalive, Shared, Subscriptions, read_loop, write_loop};
+use crate::client::{Inner, WitClient};
+use crate::connection::Subscriptions;
+use crate::connector::{Connector, EncryptorFactory};
 use crate::error::ClientError;
-use crate::transport::{ClientTransport, FrameSink, FrameStream, Inbound, Outbound, TransportError};
+use crate::transport::ClientTransport;
 
 /// Default time a call waits for its response: 30 s.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,8 +23,6 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// Default silence after which the server is taken for dead: 30 s.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Requests queued for the writer before `call` waits.
-const OUTBOUND_QUEUE: usize = 1024;
 
 /// Configures and connects a [`WitClient`].
 pub struct WitClientBuilder {
@@ -43,7 +32,7 @@ pub struct WitClientBuilder {
     request_timeout: Duration,
     event_capacity: usize,
     max_message_size: usize,
-    encryption: bool,
+    encryptor: Option<EncryptorFactory>,
     keepalive: Keepalive,
     reconnect: Option<ReconnectPolicy>,
     deferred_error: Option<ClientError>,
@@ -55,7 +44,7 @@ impl std::fmt::Debug for WitClientBuilder {
             .field("transport", &self.transport)
             .field("serializer", &self.serializer.as_ref().map(|s| s.name()))
             .field("token", &if self.token.is_empty() { "<none>" } else { "<redacted>" })
-            .field("encryption", &self.encryption)
+            .field("encryption", &self.encryptor.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -76,8 +65,8 @@ impl WitClientBuilder {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            encryption: false,
-            keepalive: Keepalive { interval: Some(DEFAULT_KEEPALIVE_INTERVAL), idle_timeout: DEFAULT_IDLE_TIMEOUT },
+            encryptor: None,
+            keepalive: Keepalive::new(Some(DEFAULT_KEEPALIVE_INTERVAL), DEFAULT_IDLE_TIMEOUT),
             reconnect: None,
             deferred_error: None,
         }
@@ -87,7 +76,7 @@ impl WitClientBuilder {
     /// treats it as dead after `idle_timeout` (default 30 s) without any traffic: the
     /// connection closes and pending calls fail with [`ClientError::ConnectionClosed`].
     pub fn with_keepalive(mut self, interval: Option<Duration>, idle_timeout: Duration) -> Self {
-        self.keepalive = Keepalive { interval, idle_timeout: idle_timeout.max(Duration::from_millis(1)) };
+        self.keepalive = Keepalive::new(interval, idle_timeout.max(Duration::from_millis(1)));
         self
     }
 
@@ -104,8 +93,22 @@ impl WitClientBuilder {
     /// Encrypts every message with the protocol-3 scheme (a fresh RSA-2048 key per
     /// connection, then AES-256-GCM per direction), as .NET's `WithEncryption()`. The
     /// server must use encryption too; a mismatch fails the handshake with a message.
-    pub fn with_encryption(mut self) -> Self {
-        self.encryption = true;
+    #[cfg(feature = "encryption")]
+    pub fn with_encryption(self) -> Self {
+        self.with_encryptor(|| {
+            let encryptor = witrpc_crypto::encrypted::EncryptedClientEncryptor::generate()?;
+            Ok(Box::new(encryptor) as Box<dyn ClientEncryptor>)
+        })
+    }
+
+    /// Encrypts with a custom key exchange: `make` builds one [`ClientEncryptor`] per
+    /// connection attempt (it runs on a blocking thread, so it may generate keys). The
+    /// server must speak the same scheme.
+    pub fn with_encryptor<F>(mut self, make: F) -> Self
+    where
+        F: Fn() -> Result<Box<dyn ClientEncryptor>, CryptoError> + Send + Sync + 'static,
+    {
+        self.encryptor = Some(Arc::new(make));
         self
     }
 
@@ -193,7 +196,7 @@ impl WitClientBuilder {
         let connector = Arc::new(Connector {
             transport: Arc::from(transport),
             max_message_size: self.max_message_size,
-            encryption: self.encryption,
+            encryptor: self.encryptor.clone(),
             token: self.token.clone(),
             keepalive: self.keepalive,
             timeout,
@@ -245,49 +248,6 @@ impl ReconnectPolicy {
     }
 }
 
-/// Everything needed to open (and re-open) a connection.
-#[derive(Debug)]
-pub(crate) struct Connector {
-    transport: Arc<dyn ClientTransport>,
-    max_message_size: usize,
-    encryption: bool,
-    token: String,
-    keepalive: Keepalive,
-    timeout: Duration,
-}
-
-impl Connector {
-    /// Connects, runs the handshake within the timeout and starts the connection's tasks.
-    pub(crate) async fn open(&self, subscriptions: Arc<Subscriptions>) -> Result<Conn, ClientError> {
-        let encryptor: Box<dyn ClientEncryptor> = if self.encryption {
-            // RSA key generation takes tens of milliseconds: keep it off the runtime.
-            let generated = tokio::task::spawn_blocking(EncryptedClientEncryptor::generate).await.map_err(|_| {
-                ClientError::Encryption(CryptoError::InvalidHandshake { reason: "key generation failed" })
-            })?;
-            Box::new(generated.map_err(ClientError::Encryption)?)
-        } else {
-            Box::new(PlainClientEncryptor)
-        };
-        let span = tracing::debug_span!("witrpc_client", transport = ?self.transport);
-        let handshake = async {
-            let (mut sink, mut stream) = self.transport.connect(self.max_message_size).await?;
-            let ciphers = handshake(&mut sink, &mut stream, encryptor.as_ref(), &self.token).await?;
-            Ok::<_, ClientError>((sink, stream, ciphers))
-        };
-        let (sink, stream, Ciphers { sealer, opener }) =
-            tokio::time::timeout(self.timeout, handshake.instrument(span.clone()))
-                .await
-                .map_err(|_| ClientError::Timeout { after: self.timeout })??;
-        let shared = Arc::new(Shared::new(subscriptions));
-        let (outbound, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        let reader = tokio::spawn(
-            read_loop(shared.clone(), stream, opener, outbound.clone(), self.keepalive).instrument(span.clone()),
-        );
-        let writer = tokio::spawn(write_loop(shared.clone(), rx, sink, sealer).instrument(span));
-        Ok(Conn { shared, outbound, tasks: [reader, writer] })
-    }
-}
-
 #[cfg(feature = "json")]
 fn default_serializer() -> Result<Arc<dyn ParameterSerializer>, ClientError> {
     Ok(Arc::new(witrpc_serializer_json::JsonSerializer))
@@ -296,66 +256,6 @@ fn default_serializer() -> Result<Arc<dyn ParameterSerializer>, ClientError> {
 #[cfg(not(feature = "json"))]
 fn default_serializer() -> Result<Arc<dyn ParameterSerializer>, ClientError> {
     Err(ClientError::NoSerializer)
-}
-
-async fn send(sink: &mut FrameSink, kind: MessageType, data: Bytes) -> Result<Uuid, ClientError> {
-    let id = Uuid::new_v4();
-    sink.send(Outbound::Message(Bytes::from(WitMessage::new(id, kind, Some(data)).encode()))).await?;
-    Ok(id)
-}
-
-/// Reads the reply to `id`; anything else during the handshake is a protocol error.
-async fn reply(stream: &mut FrameStream, id: Uuid, kind: MessageType) -> Result<Option<Bytes>, ClientError> {
-    loop {
-        let bytes = match stream.next().await {
-            Some(Ok(Inbound::Heartbeat)) => continue,
-            Some(Ok(Inbound::Message(b))) if b.is_empty() => continue,
-            Some(Ok(Inbound::Message(b))) => b,
-            Some(Err(e)) => return Err(e.into()),
-            None => return Err(TransportError::Closed { code: None, reason: String::new() }.into()),
-        };
-        let message = WitMessage::decode(bytes).map_err(ClientError::Protocol)?;
-        if message.id == id && message.kind == kind {
-            return Ok(message.data);
-        }
-        tracing::debug!(kind = ?message.kind, "ignoring message during the handshake");
-    }
-}
-
-async fn handshake(
-    sink: &mut FrameSink,
-    stream: &mut FrameStream,
-    encryptor: &dyn ClientEncryptor,
-    token: &str,
-) -> Result<Ciphers, ClientError> {
-    let init =
-        WitRequestInitialization { public_key: Some(encryptor.public_key()), protocol_version: PROTOCOL_VERSION };
-    let id = send(sink, MessageType::Initialization, init.encode().into()).await?;
-    let data = reply(stream, id, MessageType::Initialization).await?.ok_or_else(|| ClientError::HandshakeRefused {
-        message: "the server sent an empty initialization reply".to_owned(),
-    })?;
-    let plain = encryptor.unwrap_reply(data).map_err(ClientError::Encryption)?;
-    let response = WitResponseInitialization::decode(plain).map_err(ClientError::Protocol)?;
-    if let Some(message) = response.error_message {
-        return Err(if message.starts_with("Protocol mismatch") || response.protocol_version != PROTOCOL_VERSION {
-            ClientError::ProtocolMismatch { message }
-        } else {
-            ClientError::HandshakeRefused { message }
-        });
-    }
-    let Ciphers { mut sealer, mut opener } = encryptor
-        .complete(response.symmetric_key.as_deref(), response.vector.as_deref())
-        .map_err(ClientError::Encryption)?;
-    let auth = WitRequestAuthorization { token: Some(token.to_owned()) };
-    let sealed = sealer.seal(auth.encode().into()).map_err(ClientError::Encryption)?;
-    let id = send(sink, MessageType::Authorization, sealed).await?;
-    let data = reply(stream, id, MessageType::Authorization).await?.ok_or(ClientError::Unauthorized)?;
-    let plain = opener.open(data).map_err(ClientError::Encryption)?;
-    let answer = WitResponseAuthorization::decode(plain).map_err(ClientError::Protocol)?;
-    if !answer.is_authorized {
-        return Err(ClientError::Unauthorized);
-    }
-    Ok(Ciphers { sealer, opener })
 }
 
 #[cfg(test)]

@@ -11,11 +11,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 use witrpc_core::{
-    BoxFuture, ClientChannel, EventSubscription, MessageType, OutgoingCall, ParameterSerializer, ServiceDescriptor,
+    BoxFuture, ClientChannel, EventSubscription, OutgoingCall, ParameterSerializer, ServiceDescriptor,
     WitRequest, WitResponse, event_channel,
 };
 
-use crate::builder::{Connector, ReconnectPolicy};
+use crate::builder::ReconnectPolicy;
+use crate::connector::Connector;
 use crate::connection::{Outgoing, Shared, Subscriptions, map_response};
 use crate::error::ClientError;
 
@@ -28,21 +29,18 @@ pub struct WitClient {
     inner: Arc<Inner>,
 }
 
-/// One live connection: its state and its reader and writer tasks.
+/// One live connection: its state and its task.
 pub(crate) struct Conn {
     pub(crate) shared: Arc<Shared>,
+    /// Requests for the connection's task, which ends by itself once the connection
+    /// is shut (sending the transport's close, bounded by a timeout).
     pub(crate) outbound: mpsc::Sender<Outgoing>,
-    pub(crate) tasks: [JoinHandle<()>; 2],
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        // Nobody can use this connection any more. The close signal stops both tasks;
-        // the reader is also aborted, while the writer is left to send the transport's
-        // close, which it bounds by a timeout.
+        // Nobody can use this connection any more: the close signal stops its task.
         self.shared.shut("the client was dropped".to_owned());
-        let [reader, _writer] = &self.tasks;
-        reader.abort();
     }
 }
 
@@ -206,7 +204,7 @@ impl WitClient {
         let rx = shared.register(id)?;
         let _forget_on_drop = PendingGuard { shared, id };
         let payload = Bytes::from(request.encode());
-        if conn.outbound.send(Outgoing::Message { id, kind: MessageType::Request, payload }).await.is_err() {
+        if conn.outbound.send(Outgoing { id, payload }).await.is_err() {
             return Err(shared.closed_error());
         }
         tracing::debug!("request sent");

@@ -1,15 +1,23 @@
-//! The connection behind a `WitClient`: pending calls, event routing, reader and writer.
+//! The connection behind a `WitClient`: pending calls, event routing, and the one task
+//! that drives the connection's [`ClientSession`].
+//!
+//! The task selects over the socket, the session's next deadline, queued requests and
+//! the close signal; feeds the session; and writes what it returns. Writing is driven
+//! by hand (`poll_ready`/`start_send`/`poll_flush` with the frames held outside the
+//! future), so a server that is slow to read never stops this task from reading its
+//! responses, and a write interrupted by another branch loses nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use witrpc_core::{CommunicationStatus, EventPublisher, MessageType, WitMessage, WitRequest, WitResponse};
-use witrpc_crypto::{Opener, Sealer};
+use witrpc_core::session::{ClientEvent, ClientSession, Transmit};
+use witrpc_core::{CommunicationStatus, EventPublisher, WitRequest, WitResponse};
 
 use crate::error::ClientError;
 use crate::transport::{FrameSink, FrameStream, Inbound, Outbound, TransportError};
@@ -92,18 +100,11 @@ pub(crate) struct Shared {
     writer_done: CancellationToken,
 }
 
-/// An outbound envelope for the writer task.
+/// A request for the connection task to seal and send.
 #[derive(Debug)]
-pub(crate) enum Outgoing {
-    Message { id: Uuid, kind: MessageType, payload: Bytes },
-    Ping,
-}
-
-/// Keepalive settings of a connection.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Keepalive {
-    pub(crate) interval: Option<std::time::Duration>,
-    pub(crate) idle_timeout: std::time::Duration,
+pub(crate) struct Outgoing {
+    pub(crate) id: Uuid,
+    pub(crate) payload: Bytes,
 }
 
 impl Shared {
@@ -222,150 +223,165 @@ pub(crate) fn map_response(method: &str, response: WitResponse) -> Result<Option
     }
 }
 
-/// Reads frames until the connection ends, routing responses and events.
-pub(crate) async fn read_loop(
+/// Most frames taken from the session before they are written: beyond it, requests
+/// wait in their channel (back-pressure on callers) until the socket drains.
+const MAX_UNWRITTEN: usize = 256;
+
+/// Drives one connection until it closes.
+///
+/// The drop guard on `writer_done` is taken before the task first runs, so it fires
+/// however the task ends (return, panic, abort, a runtime dropping it unpolled);
+/// `disconnect` waits for it.
+pub(crate) fn run(
     shared: Arc<Shared>,
+    session: ClientSession,
+    io: (FrameSink, FrameStream),
+    requests: mpsc::Receiver<Outgoing>,
+) -> impl Future<Output = ()> + Send {
+    let done = shared.writer_done.clone().drop_guard();
+    async move {
+        let _done = done;
+        let (mut sink, inbound) = io;
+        let reason = drive(&shared, session, &mut sink, inbound, requests).await;
+        shared.shut(reason); // keeps an earlier reason
+        // Best effort: the peer may already be gone, or have stopped reading.
+        let _closed_or_gone = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+    }
+}
+
+/// The session's clock: tokio's, so paused test time drives the session too.
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Frames waiting for the sink, and whether fed frames await a flush.
+#[derive(Debug, Default)]
+pub(crate) struct Unwritten {
+    frames: VecDeque<Outbound>,
+    unflushed: bool,
+}
+
+impl Unwritten {
+    /// Takes the session's frames; `Some(reason)` once it closed.
+    fn take_from(&mut self, session: &mut ClientSession) -> Option<String> {
+        while let Some(t) = session.poll_transmit() {
+            match t {
+                Transmit::Message(frame) => self.frames.push_back(Outbound::Message(frame)),
+                Transmit::Ping => self.frames.push_back(Outbound::Ping),
+                Transmit::Close(reason) => return Some(reason.reason),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn is_idle(&self) -> bool {
+        self.frames.is_empty() && !self.unflushed
+    }
+
+    /// Writes what it can; ready once everything is written and flushed.
+    fn poll_write(&mut self, sink: &mut FrameSink, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        while !self.frames.is_empty() {
+            ready!(sink.as_mut().poll_ready(cx))?;
+            if let Some(frame) = self.frames.pop_front() {
+                sink.as_mut().start_send(frame)?;
+                self.unflushed = true;
+            }
+        }
+        if self.unflushed {
+            ready!(sink.as_mut().poll_flush(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes everything (the handshake's way: nothing else to do meanwhile).
+    pub(crate) async fn flush_all(&mut self, session: &mut ClientSession, sink: &mut FrameSink) -> Result<(), ClientError> {
+        if let Some(reason) = self.take_from(session) {
+            return Err(ClientError::ConnectionClosed { reason });
+        }
+        std::future::poll_fn(|cx| self.poll_write(sink, cx)).await.map_err(ClientError::from)
+    }
+}
+
+/// The connection loop; returns why the connection ended.
+async fn drive(
+    shared: &Shared,
+    mut session: ClientSession,
+    sink: &mut FrameSink,
     mut inbound: FrameStream,
-    mut opener: Box<dyn Opener>,
-    outbound: mpsc::Sender<Outgoing>,
-    keepalive: Keepalive,
-) {
-    let tick = keepalive.interval.unwrap_or(keepalive.idle_timeout).min(keepalive.idle_timeout / 4);
-    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heard = tokio::time::Instant::now();
-    let mut last_ping = last_heard;
-    let reason = loop {
+    mut requests: mpsc::Receiver<Outgoing>,
+) -> String {
+    let mut out = Unwritten::default();
+    let far = || now() + std::time::Duration::from_secs(86_400 * 365);
+    let mut armed = session.poll_timeout().unwrap_or_else(far);
+    let timer = tokio::time::sleep_until(armed.into());
+    tokio::pin!(timer);
+    let closed = shared.closed.cancelled();
+    tokio::pin!(closed);
+    loop {
+        if let Some(reason) = out.take_from(&mut session) {
+            return reason;
+        }
+        if let Some(deadline) = session.poll_timeout().filter(|d| *d < armed) {
+            armed = deadline;
+            timer.as_mut().reset(armed.into());
+        }
+        let room = out.frames.len() < MAX_UNWRITTEN;
         let frame = tokio::select! {
             biased;
-            () = shared.closed.cancelled() => break None,
-            now = timer.tick() => {
-                if now.duration_since(last_heard) >= keepalive.idle_timeout {
-                    break Some(format!("no traffic from the server for {:?} (idle timeout)", keepalive.idle_timeout));
+            () = &mut closed => return "the client disconnected".to_owned(),
+            () = &mut timer => {
+                session.handle_timeout(now());
+                armed = session.poll_timeout().unwrap_or_else(far);
+                timer.as_mut().reset(armed.into());
+                continue;
+            }
+            written = std::future::poll_fn(|cx| out.poll_write(sink, cx)), if !out.is_idle() => {
+                if let Err(e) = written {
+                    return format!("cannot send: {e}");
                 }
-                if keepalive.interval.is_some_and(|i| now.duration_since(last_ping) >= i) {
-                    last_ping = now;
-                    let _full_or_closed = outbound.try_send(Outgoing::Ping); // full: traffic is flowing
+                continue;
+            }
+            request = requests.recv(), if room => {
+                match request {
+                    Some(Outgoing { id, payload }) => {
+                        tracing::trace!(%id, len = payload.len(), "sending");
+                        session.send_request(id, &payload);
+                    }
+                    None => return "the client disconnected".to_owned(),
                 }
                 continue;
             }
             frame = inbound.next() => frame,
         };
-        last_heard = tokio::time::Instant::now();
+        let at = now();
         let bytes = match frame {
-            None => break Some("the server closed the connection".to_owned()),
-            Some(Err(e @ TransportError::Closed { .. })) => break Some(e.to_string()),
-            Some(Err(e)) => break Some(format!("transport error: {e}")),
-            Some(Ok(Inbound::Heartbeat)) => continue,
-            Some(Ok(Inbound::Message(b))) if b.is_empty() => continue,
+            None => return "the server closed the connection".to_owned(),
+            Some(Err(e @ TransportError::Closed { .. })) => return e.to_string(),
+            Some(Err(e)) => return format!("transport error: {e}"),
+            Some(Ok(Inbound::Heartbeat)) => {
+                session.handle_heartbeat(at);
+                continue;
+            }
             Some(Ok(Inbound::Message(b))) => b,
         };
-        let message = match WitMessage::decode(bytes) {
-            Ok(m) => m,
-            Err(e) => break Some(format!("the server sent an invalid message: {e}")),
-        };
-        let data = match message.data.map(|d| opener.open(d)).transpose() {
-            Ok(d) => d,
-            Err(e) => break Some(format!("cannot open an encrypted frame: {e}")),
-        };
-        match message.kind {
-            MessageType::Request => {
-                let reply = match data.map(WitResponse::decode) {
-                    Some(Ok(r)) => Ok(r),
-                    Some(Err(e)) => Err(ClientError::Protocol(e)),
-                    None => Err(ClientError::Remote {
+        match session.handle_message(at, bytes) {
+            Ok(None | Some(ClientEvent::Connected)) => {}
+            Ok(Some(ClientEvent::Response { id, response })) => {
+                let reply = response.map_err(|e| match e {
+                    Some(e) => ClientError::Protocol(e),
+                    None => ClientError::Remote {
                         status: 0,
                         message: Some("empty response".to_owned()),
                         details: None,
-                    }),
-                };
-                shared.deliver_response(message.id, reply);
+                    },
+                });
+                shared.deliver_response(id, reply);
             }
-            MessageType::Callback => match data.map(WitRequest::decode) {
-                Some(Ok(event)) => shared.deliver_event(event),
-                Some(Err(e)) => tracing::warn!(error = %e, "undecodable event ignored"),
-                None => tracing::debug!("empty event ignored"),
-            },
-            other => tracing::debug!(kind = ?other, "ignoring message"),
+            Ok(Some(ClientEvent::Callback(event))) => shared.deliver_event(event),
+            Ok(Some(_)) => {}
+            Err(e) => return e.to_string(),
         }
-    };
-    if let Some(reason) = reason {
-        shared.shut(reason);
-    }
-}
-
-/// Seals and writes queued envelopes in order, so AEAD counters follow wire order.
-///
-/// Every wait also watches the close signal: a server that stopped reading must not
-/// keep `disconnect` (or the task) waiting, so the final close is bounded by
-/// [`CLOSE_TIMEOUT`] too.
-pub(crate) fn write_loop(
-    shared: Arc<Shared>,
-    rx: mpsc::Receiver<Outgoing>,
-    sink: FrameSink,
-    sealer: Box<dyn Sealer>,
-) -> impl Future<Output = ()> + Send {
-    // Taken before the task first runs, so it fires however the task ends (return,
-    // panic, abort, a runtime dropping it unpolled); `disconnect` waits for it.
-    let done = shared.writer_done.clone().drop_guard();
-    async move {
-        let _done = done;
-        write_frames(&shared, rx, sink, sealer).await;
-    }
-}
-
-async fn write_frames(
-    shared: &Shared,
-    mut rx: mpsc::Receiver<Outgoing>,
-    mut sink: FrameSink,
-    mut sealer: Box<dyn Sealer>,
-) {
-    loop {
-        let item = tokio::select! {
-            biased;
-            () = shared.closed.cancelled() => break,
-            item = rx.recv() => item,
-        };
-        let sent = match item {
-            Some(Outgoing::Message { id, kind, payload }) => {
-                let sealed = match sealer.seal(payload) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        shared.shut(format!("cannot seal a message: {e}"));
-                        break;
-                    }
-                };
-                let frame = Bytes::from(WitMessage::new(id, kind, Some(sealed)).encode());
-                tracing::trace!(%id, ?kind, len = frame.len(), "sending");
-                let flush = rx.is_empty();
-                unless_closed(shared, async {
-                    sink.feed(Outbound::Message(frame)).await?;
-                    if flush { sink.flush().await } else { Ok(()) }
-                })
-                .await
-            }
-            Some(Outgoing::Ping) => unless_closed(shared, sink.send(Outbound::Ping)).await,
-            None => break,
-        };
-        match sent {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                shared.shut(format!("cannot send: {e}"));
-                break;
-            }
-            None => break,
-        }
-    }
-    shared.shut("the client disconnected".to_owned()); // keeps an earlier reason
-    // Best effort: the peer may already be gone, or have stopped reading.
-    let _closed_or_gone = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
-}
-
-/// Runs `send` unless the connection closes first (`None` then).
-async fn unless_closed<T>(shared: &Shared, send: impl std::future::Future<Output = T>) -> Option<T> {
-    tokio::select! {
-        biased;
-        () = shared.closed.cancelled() => None,
-        result = send => Some(result),
     }
 }

@@ -27,6 +27,7 @@
 mod builder;
 mod client;
 mod connection;
+mod connector;
 mod error;
 pub mod transport;
 

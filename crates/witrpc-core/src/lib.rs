@@ -24,6 +24,7 @@
 //! ```
 
 mod channel;
+pub mod crypto;
 pub mod dotnet;
 mod error;
 mod events;
@@ -32,6 +33,7 @@ mod memorypack;
 mod message;
 mod payload;
 mod serializer;
+pub mod session;
 mod service;
 
 pub use channel::{ClientChannel, OutgoingCall};

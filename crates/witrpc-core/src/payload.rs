@@ -295,6 +295,59 @@ impl WitResponse {
         w.buf
     }
 
+    /// Size of [`WitResponse::encode`]'s output, in bytes.
+    pub fn encoded_len(&self) -> usize {
+        let members = self.member_lens();
+        1 + members.iter().map(|&n| varint_size(n) + n).sum::<usize>()
+    }
+
+    fn member_lens(&self) -> [usize; 4] {
+        let string = |s: &Option<String>| match s.as_deref() {
+            None | Some("") => 4,
+            Some(s) => 8 + s.len(),
+        };
+        [4, 4 + self.data.as_ref().map_or(0, Bytes::len), string(&self.error_message), string(&self.error_details)]
+    }
+
+    /// Appends exactly the bytes of [`WitResponse::encode`] to `out` (no intermediate
+    /// buffer; used to encode a response straight into an outbound frame).
+    ///
+    /// ```
+    /// use witrpc_core::WitResponse;
+    /// let r = WitResponse::ok(Some(bytes::Bytes::from_static(b"5")));
+    /// let mut out = Vec::new();
+    /// r.encode_into(&mut out);
+    /// assert_eq!(out, r.encode());
+    /// assert_eq!(out.len(), r.encoded_len());
+    /// ```
+    pub fn encode_into(&self, out: &mut impl bytes::BufMut) {
+        let members = self.member_lens();
+        out.put_u8(4);
+        for n in members {
+            put_varint_len(out, n);
+        }
+        out.put_i32_le(self.status.to_i32());
+        match self.data.as_deref() {
+            None => out.put_i32_le(-1),
+            Some(d) => {
+                out.put_i32_le(i32::try_from(d.len()).unwrap_or(i32::MAX));
+                out.put_slice(d);
+            }
+        }
+        for s in [&self.error_message, &self.error_details] {
+            match s.as_deref() {
+                None => out.put_i32_le(-1),
+                Some("") => out.put_i32_le(0),
+                Some(s) => {
+                    out.put_i32_le(!i32::try_from(s.len()).unwrap_or(i32::MAX));
+                    let utf16 = if s.is_ascii() { s.len() } else { s.encode_utf16().count() };
+                    out.put_i32_le(i32::try_from(utf16).unwrap_or(i32::MAX));
+                    out.put_slice(s.as_bytes());
+                }
+            }
+        }
+    }
+
     /// Decodes a response.
     ///
     /// # Errors
@@ -518,5 +571,29 @@ impl WitResponseAuthorization {
                 })?,
             }))
         })
+    }
+}
+
+/// Bytes [`put_varint_len`] writes for `n`.
+fn varint_size(n: usize) -> usize {
+    if n <= 127 {
+        1
+    } else if n <= i16::MAX as usize {
+        3
+    } else {
+        5
+    }
+}
+
+/// A non-negative length as .NET's VarInt (the same bytes as `Writer::varint_len`).
+fn put_varint_len(out: &mut impl bytes::BufMut, n: usize) {
+    if n <= 127 {
+        out.put_u8(n as u8);
+    } else if n <= i16::MAX as usize {
+        out.put_u8(0x84);
+        out.put_i16_le(n as i16);
+    } else {
+        out.put_u8(0x82);
+        out.put_i32_le(i32::try_from(n).unwrap_or(i32::MAX));
     }
 }

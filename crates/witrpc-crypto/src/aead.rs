@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 use ring::hkdf;
 
@@ -135,19 +135,32 @@ impl fmt::Debug for AeadSealer {
 
 impl crate::Sealer for AeadSealer {
     fn seal(&mut self, plaintext: Bytes) -> Result<Bytes, CryptoError> {
+        let mut frame = BytesMut::with_capacity(FRAME_OVERHEAD + plaintext.len());
+        frame.resize(FRAME_OVERHEAD, 0);
+        frame.extend_from_slice(&plaintext);
+        self.seal_in_place(&mut frame, 0)?;
+        Ok(frame.freeze())
+    }
+
+    fn prefix_len(&self) -> usize {
+        FRAME_OVERHEAD
+    }
+
+    fn seal_in_place(&mut self, frame: &mut BytesMut, at: usize) -> Result<(), CryptoError> {
         let counter = self.counter;
         let next = counter.checked_add(1).ok_or(CryptoError::Frame { reason: "counter exhausted" })?;
-        let mut frame = Vec::with_capacity(FRAME_OVERHEAD + plaintext.len());
-        frame.extend_from_slice(&counter.to_le_bytes());
-        frame.extend_from_slice(&[0u8; TAG_LEN]);
-        frame.extend_from_slice(&plaintext);
+        let Some(sealed) = frame.get_mut(at..).filter(|f| f.len() >= FRAME_OVERHEAD) else {
+            return Err(CryptoError::Frame { reason: "no room reserved for the frame header" });
+        };
+        let (header, body) = sealed.split_at_mut(FRAME_OVERHEAD);
         let tag = self
             .key
-            .seal_in_place_separate_tag(nonce(counter), Aad::from(self.aad), &mut frame[FRAME_OVERHEAD..])
+            .seal_in_place_separate_tag(nonce(counter), Aad::from(self.aad), body)
             .map_err(|_| CryptoError::Frame { reason: "sealing failed" })?;
-        frame[COUNTER_LEN..FRAME_OVERHEAD].copy_from_slice(tag.as_ref());
+        header[..COUNTER_LEN].copy_from_slice(&counter.to_le_bytes());
+        header[COUNTER_LEN..].copy_from_slice(tag.as_ref());
         self.counter = next;
-        Ok(frame.into())
+        Ok(())
     }
 }
 

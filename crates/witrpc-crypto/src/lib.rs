@@ -13,6 +13,10 @@
 //!   strict in-order counters ([`aead`]). `ring` provides HKDF, AES-GCM and randomness;
 //!   the RustCrypto `rsa` crate provides RSA-OAEP, which `ring` does not offer.
 //!
+//! The traits ([`Sealer`], [`Opener`], [`ServerEncryptor`], [`ClientEncryptor`]) and the
+//! plain mode live in `witrpc_core::crypto` (so a build without encryption compiles no
+//! RSA or AES); they are re-exported here unchanged.
+//!
 //! ```
 //! use witrpc_crypto::{ServerEncryptor, plain::PlainServerEncryptor};
 //! use witrpc_core::WitRequestInitialization;
@@ -24,119 +28,12 @@
 //! # Ok::<(), witrpc_crypto::CryptoError>(())
 //! ```
 
-use std::fmt;
-
-use bytes::Bytes;
-
 pub mod aead;
 pub mod encrypted;
-pub mod plain;
 
-/// Why a handshake or a frame was rejected.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CryptoError {
-    /// The client asked for encryption and this server does not use it.
-    #[error(
-        "the client offered an encryption key but this server does not use encryption; connect without encryption or enable it on the server"
-    )]
-    EncryptionNotEnabled,
-    /// This side requires encryption and the peer did not offer it.
-    #[error("the peer did not offer encryption but this side requires it; enable encryption on both ends")]
-    EncryptionRequired,
-    /// The peer's key or handshake reply is unreadable.
-    #[error("invalid handshake material: {reason}")]
-    InvalidHandshake {
-        /// What was wrong.
-        reason: &'static str,
-    },
-    /// A sealed frame failed authentication, was replayed or arrived out of order.
-    #[error("encrypted frame rejected: {reason}")]
-    Frame {
-        /// What was wrong.
-        reason: &'static str,
-    },
-}
+pub use witrpc_core::crypto::{Accepted, Ciphers, ClientEncryptor, CryptoError, Opener, Sealer, ServerEncryptor};
 
-/// The server's per-connection result of a successful Initialization.
-pub struct Accepted {
-    /// `Data` of the Initialization reply (plain MemoryPack, or RSA-wrapped).
-    pub reply: Bytes,
-    /// Seals outbound payloads.
-    pub sealer: Box<dyn Sealer>,
-    /// Opens inbound payloads.
-    pub opener: Box<dyn Opener>,
-}
-
-impl fmt::Debug for Accepted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Accepted").field("reply_len", &self.reply.len()).finish_non_exhaustive()
-    }
-}
-
-/// The per-direction ciphers of one connection, as the handshake left them.
-pub struct Ciphers {
-    /// Seals outbound payloads.
-    pub sealer: Box<dyn Sealer>,
-    /// Opens inbound payloads.
-    pub opener: Box<dyn Opener>,
-}
-
-impl fmt::Debug for Ciphers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ciphers").field("sealer", &self.sealer).field("opener", &self.opener).finish()
-    }
-}
-
-/// Server side of the key exchange; one instance serves every connection.
-pub trait ServerEncryptor: Send + Sync + fmt::Debug + 'static {
-    /// Whether this encryptor really encrypts (used in logs and errors).
-    fn is_encrypting(&self) -> bool;
-
-    /// Answers an Initialization carrying `public_key` (`[0x00]` in plain mode).
-    ///
-    /// # Errors
-    /// [`CryptoError`] when the client's mode does not match this server's, or its key
-    /// is unreadable; the server then sends [`ServerEncryptor::refusal`] and closes.
-    fn accept(&self, public_key: Option<&[u8]>) -> Result<Accepted, CryptoError>;
-
-    /// Wraps an encoded refusal (`WitResponseInitialization` with `ErrorMessage`) so the
-    /// client can read it.
-    fn refusal(&self, public_key: Option<&[u8]>, payload: Vec<u8>) -> Bytes;
-}
-
-/// Client side of the key exchange; one instance per connection attempt.
-pub trait ClientEncryptor: Send + Sync + fmt::Debug {
-    /// `PublicKey` to put in the Initialization request.
-    fn public_key(&self) -> Bytes;
-
-    /// Reads the server's Initialization reply `Data` into a decoded response.
-    ///
-    /// # Errors
-    /// When the reply cannot be unwrapped.
-    fn unwrap_reply(&self, data: Bytes) -> Result<Bytes, CryptoError>;
-
-    /// Derives the per-direction ciphers from the accepted reply.
-    ///
-    /// # Errors
-    /// When the key material is missing or malformed.
-    fn complete(&self, symmetric_key: Option<&[u8]>, vector: Option<&[u8]>) -> Result<Ciphers, CryptoError>;
-}
-
-/// Seals outbound payloads, in wire order.
-pub trait Sealer: Send + Sync + fmt::Debug {
-    /// Seals one payload.
-    ///
-    /// # Errors
-    /// When the counter space is exhausted.
-    fn seal(&mut self, plaintext: Bytes) -> Result<Bytes, CryptoError>;
-}
-
-/// Opens inbound payloads, in arrival order.
-pub trait Opener: Send + Sync + fmt::Debug {
-    /// Opens one payload.
-    ///
-    /// # Errors
-    /// [`CryptoError::Frame`] when it fails authentication or arrives out of order.
-    fn open(&mut self, sealed: Bytes) -> Result<Bytes, CryptoError>;
+/// Protocol 3 without encryption (re-exported from `witrpc_core::crypto::plain`).
+pub mod plain {
+    pub use witrpc_core::crypto::plain::*;
 }

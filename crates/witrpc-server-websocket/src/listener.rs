@@ -437,6 +437,7 @@ fn connection(ws: Ws, peer: SocketAddr, limit: usize, slot: Box<dyn Send + Sync>
         outbound: Box::pin(outbound),
         slot: Some(slot),
         headers: Vec::new(),
+        on_authorized: None,
     }
 }
 

@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use witrpc_core::{ParameterSerializer, Service};
-use witrpc_crypto::ServerEncryptor;
-use witrpc_crypto::plain::PlainServerEncryptor;
+use witrpc_core::crypto::ServerEncryptor;
+use witrpc_core::crypto::plain::PlainServerEncryptor;
 
 use crate::auth::{AccessTokenValidator, NoAccessToken, StaticAccessToken};
 use crate::error::ServerError;
 use crate::events::EventHub;
 use crate::limits;
-use crate::outbox::SlowConsumerPolicy;
+use witrpc_core::session::SlowConsumerPolicy;
 use crate::registry::Registry;
 use crate::server::{Shared, Stats, WitServer};
 use crate::transport::ServerTransport;
@@ -32,6 +32,9 @@ pub struct ServerConfig {
     pub outbound_queue_capacity: usize,
     /// Outbound payload bytes queued per connection. Default 16 MiB.
     pub max_outbound_bytes: usize,
+    /// How long a connection's queue may stay above its capacity before the client
+    /// counts as slow. Default 5 s.
+    pub slow_consumer_timeout: Duration,
     /// Interval between keepalive pings; `None` disables them. Default 15 s.
     pub keepalive_interval: Option<Duration>,
     /// A connection silent for this long is closed (1001) and its slot freed. Default 30 s.
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
             max_in_flight_requests: limits::DEFAULT_MAX_IN_FLIGHT_REQUESTS,
             outbound_queue_capacity: limits::DEFAULT_OUTBOUND_QUEUE_CAPACITY,
             max_outbound_bytes: limits::DEFAULT_MAX_OUTBOUND_BYTES,
+            slow_consumer_timeout: limits::DEFAULT_SLOW_CONSUMER_TIMEOUT,
             forwarded_headers: Vec::new(),
             event_policies: std::collections::HashMap::new(),
             keepalive_interval: Some(limits::DEFAULT_KEEPALIVE_INTERVAL),
@@ -148,6 +152,7 @@ impl WitServerBuilder {
     /// key transport, HKDF-SHA256, AES-256-GCM per direction, strict counters), as .NET's
     /// `WithEncryption()`. A client without encryption is refused at Initialization with
     /// a message saying so.
+    #[cfg(feature = "encryption")]
     pub fn with_encryption(self) -> Self {
         self.with_encryptor(Arc::new(witrpc_crypto::encrypted::EncryptedServerEncryptor::new()))
     }
@@ -216,6 +221,15 @@ impl WitServerBuilder {
     /// (default 16 MiB).
     pub fn with_max_outbound_bytes(mut self, bytes: usize) -> Self {
         self.config.max_outbound_bytes = bytes;
+        self
+    }
+
+    /// How long a client's queue may stay above its capacity
+    /// ([`WitServerBuilder::with_outbound_queue_capacity`]) before the client counts as
+    /// slow and its events' [`SlowConsumerPolicy`] applies (default 5 s). Bursts that a
+    /// reader drains within this time never disconnect it.
+    pub fn with_slow_consumer_timeout(mut self, timeout: Duration) -> Self {
+        self.config.slow_consumer_timeout = timeout;
         self
     }
 

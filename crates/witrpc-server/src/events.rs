@@ -5,9 +5,11 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use uuid::Uuid;
-use witrpc_core::{EventSink, MessageType, ParameterError, ParameterSerializer, ServiceDescriptor, WitRequest};
+use witrpc_core::{EventSink, ParameterError, ParameterSerializer, ServiceDescriptor, WitRequest};
 
-use crate::outbox::{EventTag, Outbox, Outgoing, SlowConsumerPolicy};
+use witrpc_core::session::{EventTag, Queued, SlowConsumerPolicy};
+
+use crate::outbox::Outbox;
 
 /// Authorized connections by id. The lock is taken for writing only when a connection
 /// authorizes or leaves; raising an event takes it for reading. The request path never
@@ -67,13 +69,7 @@ impl EventSink for EventHub {
         let connections = self.connections.read().unwrap_or_else(|e| e.into_inner());
         tracing::trace!(event = descriptor.name, connections = connections.len(), "event");
         for (id, outbox) in connections.iter() {
-            outbox.send_event(Outgoing::Message {
-                id: *id,
-                kind: MessageType::Callback,
-                payload: Some(payload.clone()),
-                seal: true,
-                event: Some(tag),
-            });
+            outbox.send_event(Queued::Event { id: *id, payload: payload.clone(), tag });
         }
         Ok(())
     }

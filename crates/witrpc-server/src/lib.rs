@@ -36,7 +36,7 @@ pub mod transport;
 pub use auth::{AccessTokenValidator, Authorization, NoAccessToken, StaticAccessToken, constant_time_eq};
 pub use builder::{ServerConfig, WitServerBuilder};
 pub use error::ServerError;
-pub use outbox::SlowConsumerPolicy;
+pub use witrpc_core::session::SlowConsumerPolicy;
 pub use server::WitServer;
 pub use witrpc_core::{CallContext, Identity};
 

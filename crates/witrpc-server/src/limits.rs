@@ -23,9 +23,16 @@ pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 128;
 /// event that would exceed it disconnects that slow client with a reason.
 pub const DEFAULT_MAX_OUTBOUND_BYTES: usize = 16 * 1024 * 1024;
 
-/// Messages queued for one connection's writer: 1024. Responses wait for room; an event
-/// that finds the queue full disconnects that (slow) client with a reason, never a gap.
+/// Messages queued for one connection's writer before its queue counts as congested:
+/// 1024. A burst may go past it (up to 16 × this, and [`DEFAULT_MAX_OUTBOUND_BYTES`]);
+/// a client whose queue stays congested for [`DEFAULT_SLOW_CONSUMER_TIMEOUT`] is slow,
+/// and its events' `SlowConsumerPolicy` decides (disconnect with a reason by default,
+/// never a silent gap).
 pub const DEFAULT_OUTBOUND_QUEUE_CAPACITY: usize = 1024;
+
+/// How long a connection's queue may stay above its capacity before the client counts
+/// as slow: 5 s. A fast reader drains a burst in milliseconds; a stalled one does not.
+pub const DEFAULT_SLOW_CONSUMER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the server pings each connection: 15 s. Peers answer at the transport level
 /// (WebSocket Pong, which .NET and browsers do by themselves).

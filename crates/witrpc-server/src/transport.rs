@@ -17,47 +17,7 @@ use futures_util::Sink;
 use crate::error::ServerError;
 use witrpc_core::BoxFuture;
 
-/// Why a connection is closed, as the peer will see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CloseCode {
-    /// Normal closure (WebSocket 1000).
-    Normal,
-    /// The server is going away (1001).
-    Away,
-    /// The peer broke the protocol (1002).
-    Protocol,
-    /// The peer sent data that cannot be accepted (1003).
-    Unsupported,
-    /// A policy was violated: not authorized, handshake timeout, slow consumer (1008).
-    Policy,
-    /// A message was too big (1009).
-    TooBig,
-    /// The server hit an internal error (1011).
-    Internal,
-}
-
-/// A close code plus a human-readable reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseReason {
-    /// The code.
-    pub code: CloseCode,
-    /// The reason text (WebSocket allows at most 123 bytes; transports truncate).
-    pub reason: String,
-}
-
-impl CloseReason {
-    /// A reason with `code` and `reason`.
-    pub fn new(code: CloseCode, reason: impl Into<String>) -> Self {
-        Self { code, reason: reason.into() }
-    }
-}
-
-impl fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}: {}", self.code, self.reason)
-    }
-}
+pub use witrpc_core::session::{CloseCode, CloseReason};
 
 /// What the server writes to a connection.
 #[derive(Debug, Clone)]
@@ -95,6 +55,17 @@ pub enum FrameError {
     Closed,
 }
 
+impl FrameError {
+    /// The close code a connection that failed with this error is closed with.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            FrameError::TooLarge { .. } => CloseCode::TooBig,
+            FrameError::Closed => CloseCode::Normal,
+            FrameError::Protocol(_) | FrameError::Io(_) => CloseCode::Protocol,
+        }
+    }
+}
+
 /// What a transport reads from a connection.
 #[derive(Debug, Clone)]
 pub enum Inbound {
@@ -126,6 +97,10 @@ pub struct Connection {
     /// The upgrade request's headers named in [`TransportOptions::forwarded_headers`]
     /// (lower-case names), for [`witrpc_core::CallContext::headers`].
     pub headers: Vec<(String, String)>,
+    /// Called once when the connection completes authorization, before the server
+    /// reads its next message: a transport that holds unauthenticated peers to
+    /// smaller limits lifts them here.
+    pub on_authorized: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
 impl fmt::Debug for Connection {

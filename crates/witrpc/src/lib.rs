@@ -69,9 +69,12 @@ pub mod protocol {
     pub use witrpc_core::*;
 }
 
-/// Message encryption traits and implementations (the `witrpc-crypto` crate).
+/// Message encryption: the traits and plain mode (`witrpc_core::crypto`), and with the
+/// `encryption` feature the protocol-3 ciphers (the `witrpc-crypto` crate).
 pub mod crypto {
-    pub use witrpc_crypto::*;
+    #[cfg(feature = "encryption")]
+    pub use witrpc_crypto::{aead, encrypted};
+    pub use witrpc_core::crypto::*;
 }
 
 /// The server (`witrpc-server`) and its WebSocket transport (`witrpc-server-websocket`).

@@ -1,9 +1,9 @@
 //! Protocol 3 without encryption: `[0x00]` keys, payloads passed through.
 
-use bytes::Bytes;
-use witrpc_core::WitResponseInitialization;
+use bytes::{Bytes, BytesMut};
+use crate::WitResponseInitialization;
 
-use crate::{Accepted, Ciphers, ClientEncryptor, CryptoError, Opener, Sealer, ServerEncryptor};
+use super::{Accepted, Ciphers, ClientEncryptor, CryptoError, Opener, Sealer, ServerEncryptor};
 
 /// The `PublicKey` a plain client sends.
 pub const PLAIN_KEY: &[u8] = &[0];
@@ -66,6 +66,10 @@ impl Sealer for PlainCipher {
     fn seal(&mut self, plaintext: Bytes) -> Result<Bytes, CryptoError> {
         Ok(plaintext)
     }
+
+    fn seal_in_place(&mut self, _frame: &mut BytesMut, _at: usize) -> Result<(), CryptoError> {
+        Ok(())
+    }
 }
 
 impl Opener for PlainCipher {
@@ -77,7 +81,7 @@ impl Opener for PlainCipher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use witrpc_core::WitRequestInitialization;
+    use crate::WitRequestInitialization;
 
     #[test]
     fn plain_server_accepts_plain_client_with_dotnet_reply_bytes() {

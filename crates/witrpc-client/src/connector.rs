@@ -1,0 +1,102 @@
+//! Opening a connection: transport connect, then the session's handshake
+//! (Initialization, Authorization) within the connect timeout, then the connection task.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+use witrpc_core::crypto::plain::PlainClientEncryptor;
+use witrpc_core::crypto::{ClientEncryptor, CryptoError};
+use witrpc_core::session::{ClientEvent, ClientSession, Keepalive, SessionError};
+
+use crate::client::Conn;
+use crate::connection::{Shared, Subscriptions, Unwritten, now, run};
+use crate::error::ClientError;
+use crate::transport::{ClientTransport, Inbound, TransportError};
+
+/// Requests queued for one connection's task before callers wait.
+const OUTBOUND_QUEUE: usize = 1024;
+
+/// Makes one [`ClientEncryptor`] per connection attempt (run on a blocking thread:
+/// key generation can take tens of milliseconds).
+pub(crate) type EncryptorFactory = Arc<dyn Fn() -> Result<Box<dyn ClientEncryptor>, CryptoError> + Send + Sync>;
+
+/// Everything needed to open (and re-open) a connection.
+pub(crate) struct Connector {
+    pub(crate) transport: Arc<dyn ClientTransport>,
+    pub(crate) max_message_size: usize,
+    /// `None`: no encryption.
+    pub(crate) encryptor: Option<EncryptorFactory>,
+    pub(crate) token: String,
+    pub(crate) keepalive: Keepalive,
+    pub(crate) timeout: Duration,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("transport", &self.transport)
+            .field("encrypted", &self.encryptor.is_some())
+            .field("keepalive", &self.keepalive)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// Connects, runs the handshake within the timeout and starts the connection's task.
+    pub(crate) async fn open(&self, subscriptions: Arc<Subscriptions>) -> Result<Conn, ClientError> {
+        let encryptor: Box<dyn ClientEncryptor> = match &self.encryptor {
+            None => Box::new(PlainClientEncryptor),
+            Some(make) => {
+                let make = make.clone();
+                tokio::task::spawn_blocking(move || make())
+                    .await
+                    .map_err(|_| ClientError::Encryption(CryptoError::InvalidHandshake { reason: "key generation failed" }))?
+                    .map_err(ClientError::Encryption)?
+            }
+        };
+        let span = tracing::debug_span!("witrpc_client", transport = ?self.transport);
+        let handshake = async {
+            let (mut sink, mut stream) = self.transport.connect(self.max_message_size).await?;
+            let mut session = ClientSession::new(now(), self.keepalive, encryptor, self.token.clone());
+            let mut out = Unwritten::default();
+            loop {
+                out.flush_all(&mut session, &mut sink).await?;
+                let bytes = match stream.next().await {
+                    Some(Ok(Inbound::Heartbeat)) => continue,
+                    Some(Ok(Inbound::Message(b))) => b,
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err(TransportError::Closed { code: None, reason: String::new() }.into()),
+                };
+                match session.handle_message(now(), bytes) {
+                    Ok(Some(ClientEvent::Connected)) => break,
+                    Ok(_) => {}
+                    Err(e) => return Err(handshake_error(e)),
+                }
+            }
+            Ok::<_, ClientError>((sink, stream, session))
+        };
+        let (sink, stream, session) = tokio::time::timeout(self.timeout, handshake.instrument(span.clone()))
+            .await
+            .map_err(|_| ClientError::Timeout { after: self.timeout })??;
+        let shared = Arc::new(Shared::new(subscriptions));
+        let (outbound, requests) = mpsc::channel(OUTBOUND_QUEUE);
+        let _detached = tokio::spawn(run(shared.clone(), session, (sink, stream), requests).instrument(span));
+        Ok(Conn { shared, outbound })
+    }
+}
+
+/// The client error a failed handshake is reported as.
+fn handshake_error(e: SessionError) -> ClientError {
+    match e {
+        SessionError::Refused { message } => ClientError::HandshakeRefused { message },
+        SessionError::ProtocolMismatch { message } => ClientError::ProtocolMismatch { message },
+        SessionError::Unauthorized => ClientError::Unauthorized,
+        SessionError::Crypto(e) => ClientError::Encryption(e),
+        SessionError::Codec(e) => ClientError::Protocol(e),
+        other => ClientError::HandshakeRefused { message: other.to_string() },
+    }
+}

@@ -1,0 +1,233 @@
+//! The client role: the protocol-3 handshake, requests out, responses and events in.
+
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes};
+use uuid::Uuid;
+
+use crate::crypto::{Ciphers, ClientEncryptor, CryptoError, Opener};
+use crate::session::close::CloseReason;
+use crate::session::{Common, Keepalive, Role};
+use crate::{
+    CodecError, MessageType, PROTOCOL_VERSION, WitMessage, WitRequest, WitRequestAuthorization,
+    WitRequestInitialization, WitResponse, WitResponseAuthorization, WitResponseInitialization,
+};
+
+/// Why a client session cannot go on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The server refused the Initialization with this message.
+    #[error("the server refused the connection: {message}")]
+    Refused {
+        /// The server's text.
+        message: String,
+    },
+    /// The server speaks another protocol version.
+    #[error("protocol mismatch: {message}")]
+    ProtocolMismatch {
+        /// The server's text.
+        message: String,
+    },
+    /// The server rejected the access token.
+    #[error("the server rejected the access token")]
+    Unauthorized,
+    /// The key exchange or a frame's cipher failed.
+    #[error("cannot open an encrypted frame: {0}")]
+    Crypto(#[source] CryptoError),
+    /// The server sent something that is not a protocol-3 message.
+    #[error("the server sent an invalid message: {0}")]
+    Codec(#[source] CodecError),
+}
+
+/// Where a client session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientState {
+    /// Initialization sent, waiting for its reply.
+    Initializing,
+    /// Authorization sent, waiting for its reply.
+    Authorizing,
+    /// Calls may be sent.
+    Connected,
+}
+
+/// What a client session delivers.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// The handshake completed.
+    Connected,
+    /// The response to request `id`.
+    Response {
+        /// The request's envelope id.
+        id: Uuid,
+        /// The response, or why it is unreadable (`None`: it had no data).
+        response: Result<WitResponse, Option<CodecError>>,
+    },
+    /// A server-pushed event (a callback `WitRequest`).
+    Callback(WitRequest),
+}
+
+/// One client connection, without I/O.
+///
+/// [`ClientSession::new`] queues the Initialization; feed it the server's messages;
+/// after [`ClientEvent::Connected`], [`ClientSession::send_request`] sends calls.
+#[derive(Debug)]
+pub struct ClientSession {
+    common: Common,
+    state: ClientState,
+    encryptor: Box<dyn ClientEncryptor>,
+    opener: Option<Box<dyn Opener>>,
+    token: String,
+    /// Id of the handshake message whose reply is awaited.
+    awaiting: Uuid,
+}
+
+impl ClientSession {
+    /// Starts a session at `now`: the Initialization is queued at once.
+    pub fn new(now: Instant, keepalive: Keepalive, encryptor: Box<dyn ClientEncryptor>, token: String) -> Self {
+        let mut common = Common::new(Role::Client, now, keepalive, None);
+        let init =
+            WitRequestInitialization { public_key: Some(encryptor.public_key()), protocol_version: PROTOCOL_VERSION }
+                .encode();
+        let awaiting = Uuid::new_v4();
+        common.send_raw(awaiting, MessageType::Initialization, &init);
+        Self { common, state: ClientState::Initializing, encryptor, opener: None, token, awaiting }
+    }
+
+    /// Where the session stands.
+    pub fn state(&self) -> ClientState {
+        self.state
+    }
+
+    /// The next frame to write, in order.
+    pub fn poll_transmit(&mut self) -> Option<super::Transmit> {
+        self.common.poll_transmit()
+    }
+
+    /// The earliest instant [`ClientSession::handle_timeout`] has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.common.poll_timeout()
+    }
+
+    /// Runs the timers; an idle close shows as [`ClientSession::close_reason`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.common.handle_timeout(now, String::new);
+    }
+
+    /// Why the session closed, once it did.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.common.close_reason.as_ref()
+    }
+
+    /// The server sent transport-level traffic at `now`.
+    pub fn handle_heartbeat(&mut self, now: Instant) {
+        self.common.timers.heard(now);
+    }
+
+    /// Queues a request (an encoded `WitRequest`), sealed in order.
+    pub fn send_request(&mut self, id: Uuid, payload: &Bytes) {
+        self.common.send_sealed(id, MessageType::Request, payload.len(), |b| b.put_slice(payload));
+    }
+
+    /// Feeds one inbound message received at `now`.
+    ///
+    /// # Errors
+    /// A [`SessionError`] ends the session: the handshake was refused, or the server
+    /// sent something unreadable.
+    pub fn handle_message(&mut self, now: Instant, bytes: Bytes) -> Result<Option<ClientEvent>, SessionError> {
+        self.common.timers.heard(now);
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let message = WitMessage::decode(bytes).map_err(SessionError::Codec)?;
+        match self.state {
+            ClientState::Initializing | ClientState::Authorizing if message.id != self.awaiting => {
+                tracing::debug!(kind = ?message.kind, "ignoring message during the handshake");
+                Ok(None)
+            }
+            ClientState::Initializing if message.kind == MessageType::Initialization => {
+                self.on_initialized(message.data).map(|()| None)
+            }
+            ClientState::Authorizing if message.kind == MessageType::Authorization => {
+                self.on_authorized(message.data).map(|()| Some(ClientEvent::Connected))
+            }
+            ClientState::Initializing | ClientState::Authorizing => Ok(None),
+            ClientState::Connected => self.on_message(message),
+        }
+    }
+
+    fn on_initialized(&mut self, data: Option<Bytes>) -> Result<(), SessionError> {
+        let data = data.ok_or_else(|| SessionError::Refused {
+            message: "the server sent an empty initialization reply".to_owned(),
+        })?;
+        let plain = self.encryptor.unwrap_reply(data).map_err(SessionError::Crypto)?;
+        let response = WitResponseInitialization::decode(plain).map_err(SessionError::Codec)?;
+        if let Some(message) = response.error_message {
+            return Err(if message.starts_with("Protocol mismatch") || response.protocol_version != PROTOCOL_VERSION {
+                SessionError::ProtocolMismatch { message }
+            } else {
+                SessionError::Refused { message }
+            });
+        }
+        let Ciphers { sealer, opener } = self
+            .encryptor
+            .complete(response.symmetric_key.as_deref(), response.vector.as_deref())
+            .map_err(SessionError::Crypto)?;
+        self.common.sealer = Some(sealer);
+        self.opener = Some(opener);
+        let auth = WitRequestAuthorization { token: Some(std::mem::take(&mut self.token)) }.encode();
+        self.awaiting = Uuid::new_v4();
+        self.common.send_sealed(self.awaiting, MessageType::Authorization, auth.len(), |b| b.put_slice(&auth));
+        self.state = ClientState::Authorizing;
+        Ok(())
+    }
+
+    fn on_authorized(&mut self, data: Option<Bytes>) -> Result<(), SessionError> {
+        let data = data.ok_or(SessionError::Unauthorized)?;
+        let plain = self.open(data)?;
+        let answer = WitResponseAuthorization::decode(plain).map_err(SessionError::Codec)?;
+        if !answer.is_authorized {
+            return Err(SessionError::Unauthorized);
+        }
+        self.state = ClientState::Connected;
+        Ok(())
+    }
+
+    fn open(&mut self, data: Bytes) -> Result<Bytes, SessionError> {
+        match self.opener.as_mut() {
+            Some(opener) => opener.open(data).map_err(SessionError::Crypto),
+            None => Ok(data),
+        }
+    }
+
+    fn on_message(&mut self, message: WitMessage) -> Result<Option<ClientEvent>, SessionError> {
+        let data = message.data.map(|d| self.open(d)).transpose()?;
+        Ok(match message.kind {
+            MessageType::Request => Some(ClientEvent::Response {
+                id: message.id,
+                response: match data.map(WitResponse::decode) {
+                    Some(Ok(r)) => Ok(r),
+                    Some(Err(e)) => Err(Some(e)),
+                    None => Err(None),
+                },
+            }),
+            MessageType::Callback => match data.map(WitRequest::decode) {
+                Some(Ok(event)) => Some(ClientEvent::Callback(event)),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "undecodable event ignored");
+                    None
+                }
+                None => {
+                    tracing::debug!("empty event ignored");
+                    None
+                }
+            },
+            other => {
+                tracing::debug!(kind = ?other, "ignoring message");
+                None
+            }
+        })
+    }
+}

@@ -1,0 +1,397 @@
+//! The server role: the protocol-3 handshake, request intake, responses and events.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes};
+use uuid::Uuid;
+
+use crate::crypto::{CryptoError, Opener, ServerEncryptor};
+use crate::session::close::{CloseCode, CloseReason};
+use crate::session::queue::Queued;
+use crate::session::{Common, Keepalive};
+use crate::{
+    CommunicationStatus, MessageType, PROTOCOL_VERSION, WitMessage, WitRequest, WitRequestAuthorization,
+    WitRequestInitialization, WitResponse, WitResponseAuthorization, WitResponseInitialization,
+};
+
+/// .NET's answer texts, kept identical so .NET clients and logs read the same.
+pub mod text {
+    /// A request without a readable body (400).
+    pub const REQUEST_EMPTY: &str = "Request is empty";
+    /// The request's token was rejected (561).
+    pub const TOKEN_INVALID: &str = "Token is not valid";
+    /// A request before authorization (561).
+    pub const NOT_AUTHORIZED: &str = "Connection is not authorized";
+    /// No such method (400); the method name follows.
+    pub const METHOD_NOT_FOUND: &str = "Method not found on service, method name: ";
+    /// The method failed (500).
+    pub const FAILED: &str = "Failed to process request";
+    /// Unreadable arguments (400).
+    pub const INVALID_ARGUMENT: &str = "Invalid argument";
+    /// The Initialization payload is not protocol 3.
+    pub const CANNOT_READ_INIT: &str = "Cannot read the initialization request; the server speaks protocol 3";
+}
+
+/// Settings of a server session.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Pings and the idle timeout.
+    pub keepalive: Keepalive,
+    /// Time to finish Initialization + Authorization.
+    pub handshake_timeout: Duration,
+    /// Largest message accepted before authorization.
+    pub max_handshake_message_size: usize,
+}
+
+impl ServerConfig {
+    /// A configuration with these values.
+    pub fn new(keepalive: Keepalive, handshake_timeout: Duration, max_handshake_message_size: usize) -> Self {
+        Self { keepalive, handshake_timeout, max_handshake_message_size }
+    }
+}
+
+/// Where the handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerState {
+    /// Waiting for Initialization.
+    AwaitingInitialization,
+    /// Waiting for Authorization.
+    AwaitingAuthorization,
+    /// The token is being checked ([`ServerEvent::Authorize`] was returned).
+    Authorizing,
+    /// Requests are served and events delivered.
+    Authorized,
+}
+
+/// What the server's runtime must act on.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// Check this token, then call [`ServerSession::authorization_decided`] (before
+    /// feeding the next message).
+    Authorize {
+        /// The access token the client sent.
+        token: String,
+    },
+    /// An authorized request to dispatch; answer it with
+    /// [`ServerSession::send_response`] (or through the connection's queue).
+    Request {
+        /// The envelope id the response must carry.
+        id: Uuid,
+        /// The request, decoded for dispatch (type lists skipped).
+        request: WitRequest,
+    },
+}
+
+/// One server connection, without I/O: feed it inbound messages and the time, send
+/// what [`ServerSession::poll_transmit`] returns.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use std::sync::Arc;
+/// use witrpc_core::session::{Keepalive, ServerConfig, ServerSession, Transmit};
+/// use witrpc_core::crypto::plain::PlainServerEncryptor;
+/// use witrpc_core::{MessageType, WitMessage, WitRequestInitialization};
+///
+/// let now = Instant::now();
+/// let config = ServerConfig::new(Keepalive::default(), Duration::from_secs(10), 64 * 1024);
+/// let mut session = ServerSession::new(now, config, Arc::new(PlainServerEncryptor));
+/// let init = WitMessage::new(witrpc_core::Uuid::new_v4(), MessageType::Initialization,
+///     Some(WitRequestInitialization::plain().encode().into()));
+/// assert!(session.handle_message(now, init.encode().into()).is_none());
+/// let Some(Transmit::Message(reply)) = session.poll_transmit() else { panic!() };
+/// assert_eq!(WitMessage::decode(reply).unwrap().id, init.id);
+/// ```
+#[derive(Debug)]
+pub struct ServerSession {
+    common: Common,
+    state: ServerState,
+    opener: Option<Box<dyn Opener>>,
+    encryptor: Arc<dyn ServerEncryptor>,
+    config: ServerConfig,
+    /// The Authorization message's id, for the deferred reply.
+    authorization_id: Uuid,
+}
+
+impl ServerSession {
+    /// A session for a connection accepted at `now`.
+    pub fn new(now: Instant, config: ServerConfig, encryptor: Arc<dyn ServerEncryptor>) -> Self {
+        Self {
+            common: Common::new(super::Role::Server, now, config.keepalive, Some(config.handshake_timeout)),
+            state: ServerState::AwaitingInitialization,
+            opener: None,
+            encryptor,
+            config,
+            authorization_id: Uuid::nil(),
+        }
+    }
+
+    /// When the handshake must be complete, until it is.
+    pub fn handshake_deadline(&self) -> Option<Instant> {
+        self.common.timers.handshake_deadline()
+    }
+
+    /// When the peer's silence closes the connection (moves with every message).
+    pub fn idle_deadline(&self) -> Instant {
+        self.common.timers.idle_deadline()
+    }
+
+    /// Where the handshake stands.
+    pub fn state(&self) -> ServerState {
+        self.state
+    }
+
+    /// Whether the handshake completed.
+    pub fn is_authorized(&self) -> bool {
+        self.state == ServerState::Authorized
+    }
+
+    /// Whether a close was queued: nothing more is read or sent after it.
+    pub fn is_closing(&self) -> bool {
+        self.common.is_closing()
+    }
+
+    /// The next frame to write, in order; after [`Transmit::Close`] nothing follows.
+    pub fn poll_transmit(&mut self) -> Option<super::Transmit> {
+        self.common.poll_transmit()
+    }
+
+    /// Frames waiting to be written.
+    pub fn pending_transmits(&self) -> usize {
+        self.common.pending_transmits()
+    }
+
+    /// The earliest instant [`ServerSession::handle_timeout`] has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.common.poll_timeout()
+    }
+
+    /// Runs the timers: pings, the idle timeout, the handshake deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let timeout = self.config.handshake_timeout;
+        self.common.handle_timeout(now, || format!("handshake not completed within {timeout:?}"));
+    }
+
+    /// The peer sent transport-level traffic (a ping or pong) at `now`.
+    pub fn handle_heartbeat(&mut self, now: Instant) {
+        self.common.timers.heard(now);
+    }
+
+    /// Closes after what is already queued.
+    pub fn close(&mut self, reason: CloseReason) {
+        self.common.close(reason);
+    }
+
+    /// Closes now, dropping what is not yet written.
+    pub fn close_now(&mut self, reason: CloseReason) {
+        self.common.close_now(reason);
+    }
+
+    /// Feeds one inbound message received at `now`.
+    pub fn handle_message(&mut self, now: Instant, bytes: Bytes) -> Option<ServerEvent> {
+        self.common.timers.heard(now);
+        if self.common.is_closing() || bytes.is_empty() {
+            return None; // .NET skips empty messages
+        }
+        let limit = self.config.max_handshake_message_size;
+        if self.state != ServerState::Authorized && bytes.len() > limit {
+            tracing::warn!(len = bytes.len(), limit, "oversized message before authorization");
+            self.common.close_now(CloseReason::new(
+                CloseCode::TooBig,
+                format!("message before authorization exceeds {limit} bytes"),
+            ));
+            return None;
+        }
+        let message = match WitMessage::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "invalid envelope; closing");
+                self.common.close_now(CloseReason::new(CloseCode::Unsupported, "invalid WitRPC message"));
+                return None;
+            }
+        };
+        match message.kind {
+            MessageType::Initialization => {
+                self.on_initialization(message);
+                None
+            }
+            MessageType::Authorization => self.on_authorization(message),
+            MessageType::Request => self.on_request(message),
+            other => {
+                // Client-sent callbacks and unknown types are ignored, but a sealed
+                // payload still consumes the inbound counter, as in .NET.
+                tracing::debug!(kind = ?other, "ignoring message");
+                if let (Some(data), Some(opener)) = (message.data, self.opener.as_mut()) {
+                    if let Err(e) = opener.open(data) {
+                        self.reject_frame(&e);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn reject_frame(&mut self, error: &CryptoError) {
+        tracing::warn!(%error, "inbound frame rejected; closing");
+        self.common.close_now(CloseReason::new(CloseCode::Policy, "encrypted frame rejected"));
+    }
+
+    fn on_initialization(&mut self, message: WitMessage) {
+        if self.state != ServerState::AwaitingInitialization {
+            tracing::warn!("out-of-order initialization");
+            return self.common.close(CloseReason::new(CloseCode::Protocol, "out-of-order initialization"));
+        }
+        let Some(data) = message.data else {
+            return self.common.send_null(message.id, message.kind);
+        };
+        let request = match WitRequestInitialization::decode(data) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable initialization (a protocol 2.x client?)");
+                let refusal = WitResponseInitialization::refusal(text::CANNOT_READ_INIT).encode();
+                self.common.send_raw(message.id, message.kind, &refusal);
+                return self.common.close(CloseReason::new(CloseCode::Protocol, text::CANNOT_READ_INIT));
+            }
+        };
+        if request.protocol_version != PROTOCOL_VERSION {
+            let text = format!("Protocol mismatch: client {}, server {PROTOCOL_VERSION}", request.protocol_version);
+            tracing::warn!(client_version = request.protocol_version, "protocol mismatch");
+            let refusal = self
+                .encryptor
+                .refusal(request.public_key.as_deref(), WitResponseInitialization::refusal(&text).encode());
+            self.common.send_raw(message.id, message.kind, &refusal);
+            return self.common.close(CloseReason::new(CloseCode::Protocol, text));
+        }
+        let Some(key) = request.public_key.as_deref() else {
+            return self.common.send_null(message.id, message.kind);
+        };
+        match self.encryptor.accept(Some(key)) {
+            Ok(accepted) => {
+                self.common.send_raw(message.id, message.kind, &accepted.reply);
+                self.common.sealer = Some(accepted.sealer);
+                self.opener = Some(accepted.opener);
+                self.state = ServerState::AwaitingAuthorization;
+                tracing::debug!(encrypted = self.encryptor.is_encrypting(), "initialized");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "initialization refused");
+                let text = e.to_string();
+                let refusal = self.encryptor.refusal(Some(key), WitResponseInitialization::refusal(&text).encode());
+                self.common.send_raw(message.id, message.kind, &refusal);
+                self.common.close(CloseReason::new(CloseCode::Policy, "initialization refused"));
+            }
+        }
+    }
+
+    fn on_authorization(&mut self, message: WitMessage) -> Option<ServerEvent> {
+        let opener = match (self.state, self.opener.as_mut()) {
+            (ServerState::AwaitingAuthorization, Some(opener)) => opener,
+            _ => {
+                tracing::warn!("out-of-order authorization");
+                self.common.close(CloseReason::new(CloseCode::Protocol, "out-of-order authorization"));
+                return None;
+            }
+        };
+        let Some(data) = message.data else {
+            self.common.send_null(message.id, message.kind);
+            self.common.close(CloseReason::new(CloseCode::Protocol, "empty authorization"));
+            return None;
+        };
+        let plain = match opener.open(data) {
+            Ok(p) => p,
+            Err(e) => {
+                self.reject_frame(&e);
+                return None;
+            }
+        };
+        match WitRequestAuthorization::decode(plain) {
+            Ok(WitRequestAuthorization { token: Some(token) }) => {
+                self.state = ServerState::Authorizing;
+                self.authorization_id = message.id;
+                Some(ServerEvent::Authorize { token })
+            }
+            _ => {
+                tracing::warn!("unreadable authorization");
+                self.common.send_null(message.id, message.kind);
+                self.common.close(CloseReason::new(CloseCode::Protocol, "unreadable authorization"));
+                None
+            }
+        }
+    }
+
+    /// Answers the pending Authorization: `true` authorizes the connection (events
+    /// may be delivered from now on), `false` refuses and closes it.
+    pub fn authorization_decided(&mut self, authorized: bool) {
+        if self.state != ServerState::Authorizing {
+            return;
+        }
+        let reply = WitResponseAuthorization::new(authorized).encode();
+        self.common.send_sealed(self.authorization_id, MessageType::Authorization, reply.len(), |b| {
+            b.put_slice(&reply);
+        });
+        if authorized {
+            self.state = ServerState::Authorized;
+            self.common.timers.handshake_done();
+        } else {
+            tracing::warn!("authorization refused");
+            self.common.close(CloseReason::new(CloseCode::Policy, "unauthorized: the access token was rejected"));
+        }
+    }
+
+    fn on_request(&mut self, message: WitMessage) -> Option<ServerEvent> {
+        let id = message.id;
+        let plain = match (message.data, self.opener.as_mut()) {
+            (Some(data), Some(opener)) => match opener.open(data) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.reject_frame(&e);
+                    return None;
+                }
+            },
+            (data, None) => data,
+            (None, Some(_)) => None,
+        };
+        if self.state != ServerState::Authorized {
+            tracing::warn!("request before authorization");
+            let response = WitResponse::error(CommunicationStatus::Unauthorized, text::NOT_AUTHORIZED, None);
+            self.send_response(id, &response);
+            return None;
+        }
+        match plain.map(WitRequest::decode_for_dispatch) {
+            Some(Ok(request)) => Some(ServerEvent::Request { id, request }),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "unreadable request");
+                let response =
+                    WitResponse::error(CommunicationStatus::BadRequest, text::REQUEST_EMPTY, Some(e.to_string()));
+                self.send_response(id, &response);
+                None
+            }
+            None => {
+                self.send_response(id, &WitResponse::error(CommunicationStatus::BadRequest, text::REQUEST_EMPTY, None));
+                None
+            }
+        }
+    }
+
+    /// Queues the response to request `id`, encoded straight into its frame.
+    pub fn send_response(&mut self, id: Uuid, response: &WitResponse) {
+        self.common.send_sealed(id, MessageType::Request, response.encoded_len(), |b| response.encode_into(b));
+    }
+
+    /// Queues an event (an encoded `WitRequest`, sealed for this connection).
+    pub fn send_event(&mut self, id: Uuid, payload: &Bytes) {
+        self.common.send_sealed(id, MessageType::Callback, payload.len(), |b| b.put_slice(payload));
+    }
+
+    /// Moves an item of the connection's queue into the session.
+    pub fn send_queued(&mut self, item: Queued) {
+        match item {
+            Queued::Response { id, response } => self.send_response(id, &response),
+            Queued::Event { id, payload, .. } => self.send_event(id, &payload),
+            Queued::Close(reason) => self.close(reason),
+        }
+    }
+}
