@@ -13,6 +13,10 @@
 //!   strict in-order counters ([`aead`]). `ring` provides HKDF, AES-GCM and randomness;
 //!   the RustCrypto `rsa` crate provides RSA-OAEP, which `ring` does not offer.
 //!
+//! [`v2`] holds the same two modes for protocol 2 (.NET WitRPC 2.x): RSA-OAEP key
+//! transport and AES-256-CBC-PKCS7 with a fixed IV per connection (RustCrypto `aes` +
+//! `cbc`, as `ring` has no CBC), behind the same traits.
+//!
 //! ```
 //! use witrpc_crypto::{ServerEncryptor, plain::PlainServerEncryptor};
 //! use witrpc_core::WitRequestInitialization;
@@ -31,6 +35,7 @@ use bytes::Bytes;
 pub mod aead;
 pub mod encrypted;
 pub mod plain;
+pub mod v2;
 
 /// Why a handshake or a frame was rejected.
 #[derive(Debug, thiserror::Error)]
