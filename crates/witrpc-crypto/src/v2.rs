@@ -112,7 +112,8 @@ impl CbcCipher {
     /// # Errors
     /// [`CryptoError::InvalidHandshake`] unless the key is 32 bytes and the IV 16.
     pub fn new(key: &[u8], iv: &[u8]) -> Result<Self, CryptoError> {
-        let key = key.try_into().map_err(|_| CryptoError::InvalidHandshake { reason: "the AES key is not 32 bytes" })?;
+        let key =
+            key.try_into().map_err(|_| CryptoError::InvalidHandshake { reason: "the AES key is not 32 bytes" })?;
         let iv = iv.try_into().map_err(|_| CryptoError::InvalidHandshake { reason: "the CBC IV is not 16 bytes" })?;
         Ok(Self { key, iv })
     }

@@ -84,7 +84,9 @@ impl EnvelopeGuess {
 #[non_exhaustive]
 pub enum DetectError {
     /// The frame is not a MemoryPack `WitMessage`.
-    #[error("the first frame is not a MemoryPack WitMessage (it looks like {guess:?}); both ends must use the default MemoryPack envelope")]
+    #[error(
+        "the first frame is not a MemoryPack WitMessage (it looks like {guess:?}); both ends must use the default MemoryPack envelope"
+    )]
     NotAnEnvelope {
         /// What the bytes resemble.
         guess: EnvelopeGuess,
@@ -102,7 +104,9 @@ pub enum DetectError {
     #[error("the Initialization carries no data; the client must send its public key or [0]")]
     NoData,
     /// The first `Data` byte is no member count either version writes (`00`, `FA`–`FF`).
-    #[error("the Initialization payload starts with {header:#04x}, which neither protocol 2 (01) nor protocol 3 (02..=f9) writes")]
+    #[error(
+        "the Initialization payload starts with {header:#04x}, which neither protocol 2 (01) nor protocol 3 (02..=f9) writes"
+    )]
     UnknownHeader {
         /// The first `Data` byte.
         header: u8,
@@ -259,7 +263,12 @@ mod tests {
 
     #[test]
     fn a_v2_payload_with_a_wrong_length_is_malformed_not_v3() {
-        for data in [&[1u8, 1, 0, 0, 0][..], &[1, 1, 0, 0, 0, 0, 0], &[1, 0xfe, 0xff, 0xff, 0xff], &[1, 0xff, 0xff, 0xff, 0xff, 0]] {
+        for data in [
+            &[1u8, 1, 0, 0, 0][..],
+            &[1, 1, 0, 0, 0, 0, 0],
+            &[1, 0xfe, 0xff, 0xff, 0xff],
+            &[1, 0xff, 0xff, 0xff, 0xff, 0],
+        ] {
             assert!(
                 matches!(detect_payload(Some(data)), Err(DetectError::Malformed { version: ProtocolVersion::V2, .. })),
                 "{data:02x?}"

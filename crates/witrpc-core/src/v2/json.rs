@@ -147,7 +147,9 @@ pub(crate) mod types {
         let items = Option::<Vec<Option<TypeIn>>>::deserialize(d)?.unwrap_or_default();
         Ok(items
             .into_iter()
-            .map(|t| t.map_or_else(ParameterType::default, |t| ParameterType { type_name: t.r#type, assembly: t.assembly }))
+            .map(|t| {
+                t.map_or_else(ParameterType::default, |t| ParameterType { type_name: t.r#type, assembly: t.assembly })
+            })
             .collect())
     }
 }

@@ -397,7 +397,9 @@ impl WitRequestInitialization {
     pub fn decode(bytes: Bytes) -> Result<Self, CodecError> {
         decode_top(bytes, "WitRequestInitialization", |r| {
             let Some(n) = object_header(r, "WitRequestInitialization", 1)? else { return Ok(None) };
-            Ok(Some(Self { public_key: member(n, 0, None, r, |r| r.byte_array("WitRequestInitialization.PublicKey"))? }))
+            Ok(Some(Self {
+                public_key: member(n, 0, None, r, |r| r.byte_array("WitRequestInitialization.PublicKey"))?,
+            }))
         })
     }
 }

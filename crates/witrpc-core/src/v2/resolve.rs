@@ -121,7 +121,7 @@ fn render(name: &str, mode: Mode, depth: usize) -> Option<String> {
         rest = rest[end + 1..].trim_start();
     }
     let assembly = match (assembly, mode) {
-        (Some(a), _) if a.is_empty() => return None,
+        (Some(""), _) => return None,
         (Some(a), Mode::Canonical) if CORE_LIB_ALIASES.iter().any(|x| x.eq_ignore_ascii_case(a)) => {
             Some(texts::CORE_LIB.to_ascii_lowercase())
         }
@@ -342,7 +342,11 @@ impl MethodTable {
         let wanted: Vec<Option<String>> = if request.parameter_types_by_name.is_empty() {
             request.parameter_types.iter().map(|t| canonical_type_name(t)).collect()
         } else {
-            request.parameter_types_by_name.iter().map(|t| qualified(t).as_deref().and_then(canonical_type_name)).collect()
+            request
+                .parameter_types_by_name
+                .iter()
+                .map(|t| qualified(t).as_deref().and_then(canonical_type_name))
+                .collect()
         };
         let entry = self
             .entries
@@ -387,7 +391,9 @@ mod tests {
         let dict = "System.Collections.Generic.Dictionary`2[[System.String, mscorlib],[System.Int32[], System.Private.CoreLib]], System.Private.CoreLib";
         assert_eq!(
             canonical_type_name(dict).as_deref(),
-            Some("System.Collections.Generic.Dictionary`2[[System.String, system.private.corelib],[System.Int32[], system.private.corelib]], system.private.corelib")
+            Some(
+                "System.Collections.Generic.Dictionary`2[[System.String, system.private.corelib],[System.Int32[], system.private.corelib]], system.private.corelib"
+            )
         );
     }
 
@@ -415,7 +421,10 @@ mod tests {
             assembly: Some("System.Private.CoreLib".into()),
         };
         let r = event_request("Changed", vec![Bytes::from_static(b"1"), Bytes::new()], &[nullable]);
-        assert_eq!(r.parameter_types, ["System.Double, System.Private.CoreLib", "System.Object, System.Private.CoreLib"]);
+        assert_eq!(
+            r.parameter_types,
+            ["System.Double, System.Private.CoreLib", "System.Object, System.Private.CoreLib"]
+        );
         assert!(r.parameter_types_by_name.is_empty() && r.token.is_empty());
     }
 }

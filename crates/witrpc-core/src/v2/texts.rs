@@ -38,8 +38,7 @@ pub const NULLABLE_PREFIX: &str = "System.Nullable`1[[";
 
 /// Log text for a protocol-2 client refused by a server that does not accept protocol 2
 /// (the client itself cannot read a text; it sees a null `Data`).
-pub const PROTOCOL_2_REFUSED: &str =
-    "a WitRPC 2.x (protocol 2) client was refused: this server accepts protocol 3 only; allow protocol 2 on the server or upgrade the client";
+pub const PROTOCOL_2_REFUSED: &str = "a WitRPC 2.x (protocol 2) client was refused: this server accepts protocol 3 only; allow protocol 2 on the server or upgrade the client";
 
 /// `ErrorMessage` for a protocol-3 client refused by a server that accepts protocol 2
 /// only; a 3.x client reports this text from its `ConnectAsync`.
