@@ -153,6 +153,20 @@ fn ciphertext_that_does_not_decrypt_is_a_frame_error() {
     assert!(CbcCipher::new(&[0; 32], &[0; 15]).is_err());
 }
 
+#[test]
+fn altered_ciphertext_can_decrypt_without_any_error() {
+    // No MAC: flipping a bit of ciphertext block 0 garbles plaintext block 0, flips the
+    // same bit of block 1, and the padding (in the last block) still checks out.
+    let cipher = CbcCipher::new(&[6; 32], &[8; 16]).unwrap();
+    let plaintext = [b'a'; 48];
+    let mut sealed = cipher.encrypt(&plaintext);
+    sealed[3] ^= 0x01;
+    let opened = cipher.decrypt(&sealed).unwrap();
+    assert_ne!(opened[..16], plaintext[..16]);
+    assert_eq!(opened[16 + 3], b'a' ^ 0x01);
+    assert_eq!(opened[32..], plaintext[32..]);
+}
+
 proptest! {
     #[test]
     fn cbc_round_trips_any_payload(key in any::<[u8; 32]>(), iv in any::<[u8; 16]>(), data in proptest::collection::vec(any::<u8>(), 0..300)) {
