@@ -119,3 +119,19 @@ proptest! {
         prop_assert_eq!(detect_payload(Some(&v3)), Ok(ProtocolVersion::V3));
     }
 }
+
+#[test]
+fn a_client_can_tell_which_protocol_answered() {
+    use witrpc_core::v2::detect_reply;
+    // A 3.x server refusing a 2.x Initialization, in clear.
+    let v3_refusal = witrpc_core::WitResponseInitialization::refusal(
+        "Cannot read the initialization request; the server speaks protocol 3",
+    )
+    .encode();
+    assert_eq!(detect_reply(&v3_refusal), Some(ProtocolVersion::V3));
+    assert_eq!(detect_reply(&hex("02 01 00 00 00 00 01 00 00 00 00")), Some(ProtocolVersion::V2));
+    assert_eq!(detect_reply(&witrpc_core::WitResponseInitialization::plain().encode()), Some(ProtocolVersion::V3));
+    for bad in [&[][..], &[0x02, 0x01], &[0x04, 0, 0], &[0xff], &[0x01, 0, 0, 0, 0]] {
+        assert_eq!(detect_reply(bad), None, "{bad:02x?}");
+    }
+}

@@ -316,9 +316,10 @@ impl ClientEncryptor for EncryptedClientEncryptor {
     fn unwrap_reply(&self, data: Bytes) -> Result<Bytes, CryptoError> {
         match self.private.decrypt(Oaep::new::<Sha256>(), &data) {
             Ok(plain) => Ok(plain.into()),
-            // A server without encryption answers in clear: pass it on, so `complete`
-            // reports the mode mismatch instead of a decryption error.
-            Err(_) if WitResponseInitialization::decode(data.clone()).is_ok() => Ok(data),
+            // A server without encryption, or a protocol-3 server refusing us, answers in
+            // clear: pass it on, so the caller reports the mode or version mismatch
+            // (`witrpc_core::v2::detect_reply`) instead of a decryption error.
+            Err(_) if witrpc_core::v2::detect_reply(&data).is_some() => Ok(data),
             Err(_) => Err(CryptoError::InvalidHandshake { reason: "cannot decrypt the server's key reply" }),
         }
     }

@@ -132,6 +132,9 @@ fn mismatched_modes_are_refused_with_errors_that_say_which_side_to_change() {
     // Plain client, key material in clear (a .NET encrypting server given [0]).
     let err = PlainClientEncryptor.complete(Some(&[1; 32]), Some(&[2; 16])).unwrap_err();
     assert!(matches!(err, CryptoError::EncryptionRequired), "{err}");
+    // A protocol-3 server's clear refusal is passed through for the caller to report.
+    let v3 = Bytes::from(witrpc_core::WitResponseInitialization::refusal("protocol 3").encode());
+    assert_eq!(client.unwrap_reply(v3.clone()).unwrap(), v3);
     // Garbage where the RSA block should be.
     assert!(client.unwrap_reply(Bytes::from_static(&[9; 256])).is_err());
     // Wrong key sizes.

@@ -212,6 +212,31 @@ pub fn detect_frame(frame: Bytes) -> Result<(ProtocolVersion, WitMessage), Detec
     Ok((version, message))
 }
 
+/// Tells which protocol an Initialization reply's (RSA-unwrapped) `Data` is in, for a
+/// client that wants to say "the server speaks protocol N" instead of a parse error.
+///
+/// A 2.x reply has two members (header `02`), a 3.x reply four or more (header `04`
+/// and up), so the header decides again; the payload must then decode strictly.
+/// Returns `None` for anything else. A null `Data` has no version: a client that sent a
+/// well-formed protocol-3 Initialization with a key and got a null `Data` is most
+/// likely talking to a 2.x server ([`texts::SERVER_SPEAKS_PROTOCOL_2`](crate::v2::texts::SERVER_SPEAKS_PROTOCOL_2)).
+///
+/// ```
+/// use witrpc_core::v2::{ProtocolVersion, WitResponseInitialization, detect_reply};
+/// assert_eq!(detect_reply(&WitResponseInitialization::plain().encode()), Some(ProtocolVersion::V2));
+/// let v3 = witrpc_core::WitResponseInitialization::refusal("no").encode();
+/// assert_eq!(detect_reply(&v3), Some(ProtocolVersion::V3));
+/// assert_eq!(detect_reply(&[9; 256]), None);
+/// ```
+pub fn detect_reply(data: &[u8]) -> Option<ProtocolVersion> {
+    let bytes = || Bytes::copy_from_slice(data);
+    match data.first()? {
+        2 => crate::v2::WitResponseInitialization::decode(bytes()).ok().map(|_| ProtocolVersion::V2),
+        3..=249 => crate::WitResponseInitialization::decode(bytes()).ok().map(|_| ProtocolVersion::V3),
+        _ => None,
+    }
+}
+
 /// The refusal a protocol-2 client can read: the request echoed (same `Id`,
 /// `Type = 3`) with a null `Data`, 25 bytes, in clear.
 ///

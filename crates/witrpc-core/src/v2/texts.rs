@@ -44,3 +44,12 @@ pub const PROTOCOL_2_REFUSED: &str = "a WitRPC 2.x (protocol 2) client was refus
 /// only; a 3.x client reports this text from its `ConnectAsync`.
 pub const PROTOCOL_3_REFUSED: &str =
     "this server speaks protocol 2 (WitRPC 2.x) only; connect with protocol 2 or allow protocol 3 on the server";
+
+/// What a protocol-3 client reports when its well-formed Initialization (with a
+/// non-null key) got a null-`Data` reply: what a .NET 2.x server answers every 3.x
+/// Initialization with (notes §11 item 7).
+pub const SERVER_SPEAKS_PROTOCOL_2: &str = "the server speaks protocol 2 (WitRPC 2.x); connect with protocol 2";
+
+/// What a protocol-2 client reports when the Initialization reply is a protocol-3
+/// payload (a 3.x server's refusal of a 2.x Initialization).
+pub const SERVER_SPEAKS_PROTOCOL_3: &str = "the server speaks protocol 3 (WitRPC 3.x); connect with protocol 3";
