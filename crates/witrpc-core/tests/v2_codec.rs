@@ -316,6 +316,7 @@ fn decode_all(bytes: &[u8]) {
     let _ = decode_parameter_type(b());
     let _ = witrpc_core::v2::detect_frame(b());
     let _ = witrpc_core::v2::detect_payload(Some(bytes));
+    let _ = witrpc_core::v2::detect_reply(bytes);
     let _ = serde_json::from_slice::<JsonMessage>(bytes);
     let _ = serde_json::from_slice::<WitRequest>(bytes);
 }

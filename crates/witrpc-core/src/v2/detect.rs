@@ -50,6 +50,30 @@ impl std::fmt::Display for ProtocolVersion {
     }
 }
 
+/// A protocol number that is neither 2 nor 3.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol `{0}`; use 2 (WitRPC 2.x) or 3 (WitRPC 3.x)")]
+pub struct UnknownProtocol(pub String);
+
+impl std::str::FromStr for ProtocolVersion {
+    type Err = UnknownProtocol;
+
+    /// Parses `2` or `3` (as a command line or a config file gives it).
+    ///
+    /// ```
+    /// use witrpc_core::v2::ProtocolVersion;
+    /// assert_eq!("2".parse::<ProtocolVersion>(), Ok(ProtocolVersion::V2));
+    /// assert!(" 4".parse::<ProtocolVersion>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "2" => Ok(Self::V2),
+            "3" => Ok(Self::V3),
+            other => Err(UnknownProtocol(other.to_owned())),
+        }
+    }
+}
+
 /// What a frame that failed [`detect_frame`] looks like, for the log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -37,8 +37,8 @@ mod resolve;
 pub mod texts;
 
 pub use detect::{
-    DetectError, EnvelopeGuess, ProtocolVersion, detect_frame, detect_message, detect_payload, detect_reply,
-    initialization_refusal, protocol_3_refusal_payload,
+    DetectError, EnvelopeGuess, ProtocolVersion, UnknownProtocol, detect_frame, detect_message, detect_payload,
+    detect_reply, initialization_refusal, protocol_3_refusal_payload,
 };
 pub use json::JsonMessage;
 pub use payload::{
