@@ -11,6 +11,7 @@
 //! - [`WitRequest`], [`WitResponse`] and the handshake models: version-tolerant payloads.
 //! - [`ids`]: FNV-1a contract and method ids, exactly as .NET computes them.
 //! - [`ParameterSerializer`], [`Service`], [`EventSink`], [`ClientChannel`]: plug-in traits.
+//! - [`v2`]: protocol 2 (.NET WitRPC 2.x) payloads, version detection and dispatch.
 //!
 //! ```
 //! use witrpc_core::{MessageType, WitMessage, WitRequest};
@@ -35,6 +36,7 @@ mod payload;
 mod serializer;
 pub mod session;
 mod service;
+pub mod v2;
 
 pub use channel::{ClientChannel, OutgoingCall};
 pub use dotnet::{ByteArray, ByteArrayRef, DotNetType};

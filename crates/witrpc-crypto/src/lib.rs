@@ -13,6 +13,10 @@
 //!   strict in-order counters ([`aead`]). `ring` provides HKDF, AES-GCM and randomness;
 //!   the RustCrypto `rsa` crate provides RSA-OAEP, which `ring` does not offer.
 //!
+//! [`v2`] holds the same two modes for protocol 2 (.NET WitRPC 2.x): RSA-OAEP key
+//! transport and AES-256-CBC-PKCS7 with a fixed IV per connection (RustCrypto `aes` +
+//! `cbc`, as `ring` has no CBC), behind the same traits.
+//!
 //! The traits ([`Sealer`], [`Opener`], [`ServerEncryptor`], [`ClientEncryptor`]) and the
 //! plain mode live in `witrpc_core::crypto` (so a build without encryption compiles no
 //! RSA or AES); they are re-exported here unchanged.
@@ -30,6 +34,7 @@
 
 pub mod aead;
 pub mod encrypted;
+pub mod v2;
 
 pub use witrpc_core::crypto::{Accepted, Ciphers, ClientEncryptor, CryptoError, Opener, Sealer, ServerEncryptor};
 
