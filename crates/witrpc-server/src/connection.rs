@@ -168,6 +168,12 @@ impl ConnectionTask {
                 frame = inbound.next() => frame,
                 // Nothing more to read right now: write what the frames just read
                 // produced, in one go.
+                () = std::future::ready(()), if self.session.pending_transmits() > 0 => {
+                    if !self.write_out(closed.as_mut()).await {
+                        return;
+                    }
+                    continue;
+                }
                 () = self.outbox.item_ready() => {
                     if !self.write_out(closed.as_mut()).await {
                         return;
