@@ -9,7 +9,7 @@
 //! byte[] EchoBytes(byte[] data)
 //! void Fail(string message)            // throws: status 500, details = message
 //! Task<int>  Delay(int milliseconds)   // sleeps, returns its argument
-//! Task<bool> StartProcessing(int steps) // true at once; then ProgressChanged(100*i/steps)
+//! Task<bool> StartProcessing(int steps) // true at once (1..=100000); then ProgressChanged(100*i/steps)
 //!                                      // for i = 1..=steps, then ProcessingCompleted(steps)
 //! void Broadcast(string text)          // raises Message(text) to every client
 //! events: ProgressChanged(double), ProcessingCompleted(int), Message(string)
@@ -32,8 +32,9 @@ pub trait DemoService {
     async fn fail(&self, message: String) -> Result<(), String>;
     /// Sleeps `milliseconds` (negative = 0) and returns it.
     async fn delay(&self, milliseconds: i32) -> i32;
-    /// Returns `true` at once when `steps >= 1` (else `false`), then raises
-    /// `ProgressChanged` once per step and `ProcessingCompleted(steps)`.
+    /// Returns `true` at once when `1 <= steps <= 100_000` (else `false`), then raises
+    /// `ProgressChanged` once per step and `ProcessingCompleted(steps)`; the job stops
+    /// early if the caller's connection closes.
     async fn start_processing(&self, steps: i32) -> bool;
     /// Raises `Message(text)` to every connected, authorized client.
     async fn broadcast(&self, text: String);
@@ -48,6 +49,10 @@ pub trait DemoService {
     #[event]
     fn message(&self, text: String);
 }
+
+/// Most steps a `StartProcessing` job may have; more returns `false` (a bound, so one
+/// call cannot occupy the server for hours).
+pub const MAX_PROCESSING_STEPS: i32 = 100_000;
 
 /// The demo implementation.
 #[derive(Debug, Clone, Default)]
@@ -91,18 +96,26 @@ impl DemoService for Demo {
     }
 
     async fn start_processing(&self, steps: i32) -> bool {
-        if steps < 1 {
+        if !(1..=MAX_PROCESSING_STEPS).contains(&steps) {
             return false;
         }
         let events = self.events.clone();
+        // The job stops when the caller's connection closes.
+        let caller = witrpc::CallContext::current().map(|c| c.closed).unwrap_or_default();
         tokio::spawn(async move {
             // Let the response go first: the contract says "true at once, then events".
             tokio::task::yield_now().await;
             for i in 1..=steps {
+                if caller.is_closed() {
+                    tracing::debug!(step = i, steps, "caller gone; job stopped");
+                    return;
+                }
                 if let Err(e) = events.progress_changed(100.0 * f64::from(i) / f64::from(steps)) {
                     tracing::error!(error = %e, "cannot raise ProgressChanged");
                     return;
                 }
+                // One step at a time: a long job never holds a worker thread.
+                tokio::task::yield_now().await;
             }
             if let Err(e) = events.processing_completed(steps) {
                 tracing::error!(error = %e, "cannot raise ProcessingCompleted");

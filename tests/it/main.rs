@@ -3,6 +3,7 @@
 
 mod auth;
 mod backpressure;
+mod bursts;
 mod calls;
 mod churn;
 mod encryption;

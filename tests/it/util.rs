@@ -127,6 +127,11 @@ impl RawPeer {
         WitMessage::new(Uuid::new_v4(), kind, Some(sealed)).encode()
     }
 
+    /// Sends raw bytes; `Err` once the connection is gone.
+    pub(crate) async fn try_send_bytes(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
+        self.ws.send(Message::Binary(bytes.into())).await.map_err(|_| ())
+    }
+
     pub(crate) async fn send_bytes(&mut self, bytes: Vec<u8>) {
         within("raw send", self.ws.send(Message::Binary(Bytes::from(bytes)))).await.expect("send");
     }

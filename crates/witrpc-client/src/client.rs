@@ -11,13 +11,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 use witrpc_core::{
-    BoxFuture, ClientChannel, EventSubscription, OutgoingCall, ParameterSerializer, ServiceDescriptor,
-    WitRequest, WitResponse, event_channel,
+    BoxFuture, ClientChannel, EventSubscription, OutgoingCall, ParameterSerializer, ServiceDescriptor, WitRequest,
+    WitResponse, event_channel,
 };
 
 use crate::builder::ReconnectPolicy;
-use crate::connector::Connector;
 use crate::connection::{Outgoing, Shared, Subscriptions, map_response};
+use crate::connector::Connector;
 use crate::error::ClientError;
 
 /// A connected WitRPC client. Clones share one connection; calls on it run

@@ -296,7 +296,11 @@ impl Unwritten {
     }
 
     /// Writes everything (the handshake's way: nothing else to do meanwhile).
-    pub(crate) async fn flush_all(&mut self, session: &mut ClientSession, sink: &mut FrameSink) -> Result<(), ClientError> {
+    pub(crate) async fn flush_all(
+        &mut self,
+        session: &mut ClientSession,
+        sink: &mut FrameSink,
+    ) -> Result<(), ClientError> {
         if let Some(reason) = self.take_from(session) {
             return Err(ClientError::ConnectionClosed { reason });
         }
@@ -371,11 +375,9 @@ async fn drive(
             Ok(Some(ClientEvent::Response { id, response })) => {
                 let reply = response.map_err(|e| match e {
                     Some(e) => ClientError::Protocol(e),
-                    None => ClientError::Remote {
-                        status: 0,
-                        message: Some("empty response".to_owned()),
-                        details: None,
-                    },
+                    None => {
+                        ClientError::Remote { status: 0, message: Some("empty response".to_owned()), details: None }
+                    }
                 });
                 shared.deliver_response(id, reply);
             }

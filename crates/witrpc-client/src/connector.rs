@@ -54,7 +54,9 @@ impl Connector {
                 let make = make.clone();
                 tokio::task::spawn_blocking(move || make())
                     .await
-                    .map_err(|_| ClientError::Encryption(CryptoError::InvalidHandshake { reason: "key generation failed" }))?
+                    .map_err(|_| {
+                        ClientError::Encryption(CryptoError::InvalidHandshake { reason: "key generation failed" })
+                    })?
                     .map_err(ClientError::Encryption)?
             }
         };

@@ -1,7 +1,7 @@
 //! The client's error type.
 
-use witrpc_core::{CodecError, ParameterError};
 use witrpc_core::crypto::CryptoError;
+use witrpc_core::{CodecError, ParameterError};
 
 use crate::transport::TransportError;
 

@@ -34,6 +34,20 @@ pub trait EventSink: Send + Sync + 'static {
         event: usize,
         args: &[&(dyn erased_serde::Serialize + Sync)],
     ) -> Result<(), ParameterError>;
+
+    /// Completes when every connection's queue has room below its capacity (the
+    /// default: at once). See [`EventEmitter::wait_for_room`].
+    fn room(&self) -> crate::BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// [`EventEmitter::wait_for_room`] gave up: some client's queue stayed full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a client's event queue stayed full for {waited:?}; it is not keeping up")]
+pub struct RoomTimeout {
+    /// How long it waited.
+    pub waited: std::time::Duration,
 }
 
 type Sinks = Vec<(u64, Arc<dyn EventSink>)>;
@@ -77,6 +91,30 @@ impl EventEmitter {
         // A poisoned lock only means another thread panicked mid-push; the Vec is intact.
         let mut guard = self.inner.sinks.write().unwrap_or_else(|e| e.into_inner());
         f(&mut guard);
+    }
+
+    /// Waits (at most `timeout`) until every connected client's queue has room, for
+    /// services that raise events in bursts: awaiting this between chunks of a burst
+    /// keeps even slow-but-alive readers connected, where raising the whole burst at
+    /// once could push a queue past its limits.
+    ///
+    /// # Errors
+    /// [`RoomTimeout`] when a queue stayed full for `timeout`; raising more events then
+    /// applies the slow-consumer policy to that client.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe.
+    pub async fn wait_for_room(&self, timeout: std::time::Duration) -> Result<(), RoomTimeout> {
+        let sinks: Vec<Arc<dyn EventSink>> = {
+            let sinks = self.inner.sinks.read().unwrap_or_else(|e| e.into_inner());
+            sinks.iter().map(|(_, s)| s.clone()).collect()
+        };
+        let all = async {
+            for sink in &sinks {
+                sink.room().await;
+            }
+        };
+        tokio::time::timeout(timeout, all).await.map_err(|_| RoomTimeout { waited: timeout })
     }
 
     /// Raises event number `event` of `contract` on every attached sink.

@@ -34,8 +34,8 @@ mod memorypack;
 mod message;
 mod payload;
 mod serializer;
-pub mod session;
 mod service;
+pub mod session;
 pub mod v2;
 
 pub use channel::{ClientChannel, OutgoingCall};
@@ -43,7 +43,7 @@ pub use dotnet::{ByteArray, ByteArrayRef, DotNetType};
 pub use error::{CodecError, ParameterError, ParameterErrorKind};
 pub use events::{
     EmitterAttachment, EventDecoder, EventEmitter, EventError, EventPublisher, EventSink, EventStream,
-    EventSubscription, event_channel,
+    EventSubscription, RoomTimeout, event_channel,
 };
 pub use message::{ENVELOPE_OVERHEAD, MessageType, WitMessage};
 pub use payload::{
@@ -52,8 +52,8 @@ pub use payload::{
 };
 pub use serializer::{DeserializeVisitor, ParameterSerializer, decode_value, encode_value, parameter_error};
 pub use service::{
-    BoxFuture, CallContext, EventDescriptor, Identity, MethodCall, MethodDescriptor, MethodError, ResolvedContract,
-    Service, ServiceDescriptor,
+    BoxFuture, CallContext, ConnectionClosed, EventDescriptor, Identity, MethodCall, MethodDescriptor, MethodError,
+    ResolvedContract, Service, ServiceDescriptor,
 };
 
 /// Re-exported so generated code and serializer crates name one version.

@@ -40,6 +40,15 @@ pub trait ParameterSerializer: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// When `bytes` is not one well-formed value of the expected shape, or has trailing data.
     fn deserialize(&self, bytes: &[u8], visit: &mut DeserializeVisitor<'_>) -> Result<(), ParameterError>;
+
+    /// This serializer with decoded values bounded to `max_len` bytes, for formats
+    /// that can expand their input (compression); `None` when the format cannot (the
+    /// default). Servers call it with their message-size limit, so a small compressed
+    /// argument cannot inflate past what a plain one may be.
+    fn with_max_decoded_len(&self, max_len: usize) -> Option<std::sync::Arc<dyn ParameterSerializer>> {
+        let _unbounded = max_len;
+        None
+    }
 }
 
 /// Builds a [`ParameterError`] from a serializer's own error.

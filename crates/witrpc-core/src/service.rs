@@ -131,6 +131,70 @@ pub struct CallContext {
     /// The upgrade request's headers that the server was configured to keep
     /// (lower-case names), e.g. `user-agent`, `x-forwarded-for`.
     pub headers: Arc<[(String, String)]>,
+    /// Fires when the calling connection closes: long work started by a call stops
+    /// with it (see [`ConnectionClosed`]).
+    pub closed: ConnectionClosed,
+}
+
+/// A signal that a connection has closed; cheap to clone, and clones share it.
+///
+/// A method that starts long work (a job, a stream of events) takes
+/// `CallContext::current()`'s `closed` along and stops when it fires, so a client
+/// that goes away does not leave work running on the server:
+///
+/// ```
+/// # async fn job(steps: u32) {
+/// let closed = witrpc_core::CallContext::current().map(|c| c.closed).unwrap_or_default();
+/// for _step in 0..steps {
+///     if closed.is_closed() {
+///         return; // the caller is gone
+///     }
+///     // ... one step of work, then let other tasks run:
+///     tokio::task::yield_now().await;
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionClosed(Arc<ClosedInner>);
+
+#[derive(Debug, Default)]
+struct ClosedInner {
+    closed: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl ConnectionClosed {
+    /// A signal that has not fired.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fires the signal (the server does this when the connection ends).
+    pub fn close(&self) {
+        self.0.closed.store(true, std::sync::atomic::Ordering::Release);
+        self.0.notify.notify_waiters();
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Completes once the connection has closed.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: dropping the future loses nothing.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl CallContext {
@@ -141,7 +205,7 @@ impl CallContext {
         identity: Option<Identity>,
         headers: Arc<[(String, String)]>,
     ) -> Self {
-        Self { connection_id, peer, identity, headers }
+        Self { connection_id, peer, identity, headers, closed: ConnectionClosed::new() }
     }
 
     /// The context of the call being served on this task, or `None` outside a call.

@@ -51,7 +51,7 @@ pub(crate) fn compress(plain: &[u8]) -> Option<Vec<u8>> {
 ///
 /// The declared length is checked against [`MAX_UNCOMPRESSED_LEN`] and against what
 /// the block could possibly expand to before anything is allocated.
-pub(crate) fn decompress(bytes: &[u8]) -> Result<Cow<'_, [u8]>, DecodeError> {
+pub(crate) fn decompress(bytes: &[u8], max_len: usize) -> Result<Cow<'_, [u8]>, DecodeError> {
     let Some((len, EXT_LZ4_BLOCK, rest)) = read_ext_header(bytes) else {
         return Ok(Cow::Borrowed(bytes));
     };
@@ -70,7 +70,7 @@ pub(crate) fn decompress(bytes: &[u8]) -> Result<Cow<'_, [u8]>, DecodeError> {
     let limit = (block.len() as u64)
         .saturating_mul(MAX_LZ4_RATIO)
         .saturating_add(LZ4_RATIO_SLACK)
-        .min(MAX_UNCOMPRESSED_LEN as u64);
+        .min(max_len.min(MAX_UNCOMPRESSED_LEN) as u64);
     let implausible = || DecodeError::ImplausibleUncompressedLength { declared, compressed: block.len(), limit };
     if declared > limit {
         return Err(implausible());
@@ -170,6 +170,17 @@ mod tests {
     }
 
     #[test]
+    fn a_block_may_not_inflate_past_the_given_limit() {
+        let plain = vec![b'a'; 10_000];
+        let packed = compress(&[&[0xc5, 0x27, 0x10][..], &plain].concat()).unwrap();
+        assert!(decompress(&packed, 20_000).is_ok());
+        assert!(
+            matches!(decompress(&packed, 5_000), Err(DecodeError::ImplausibleUncompressedLength { limit: 5_000, .. })),
+            "the declared size is over the limit before anything is inflated"
+        );
+    }
+
+    #[test]
     fn extension_headers_use_the_smallest_form() {
         let cases: [(u32, &[u8]); 11] = [
             (1, &[0xd4]),
@@ -204,14 +215,17 @@ mod tests {
         {
             let mut payload = length.to_vec();
             payload.extend_from_slice(&block);
-            assert_eq!(decompress(&ext8(&payload)).unwrap(), &plain[..], "{length:?}");
+            assert_eq!(decompress(&ext8(&payload), MAX_UNCOMPRESSED_LEN).unwrap(), &plain[..], "{length:?}");
         }
     }
 
     #[test]
     fn values_that_are_not_an_lz4_extension_pass_through() {
         for bytes in [&[][..], &[0x02], &[0xc7], &[0xc7, 1], &[0xd4, 98, 0], &[0xc8, 0]] {
-            assert!(matches!(decompress(bytes).unwrap(), Cow::Borrowed(b) if b == bytes), "{bytes:?}");
+            assert!(
+                matches!(decompress(bytes, MAX_UNCOMPRESSED_LEN).unwrap(), Cow::Borrowed(b) if b == bytes),
+                "{bytes:?}"
+            );
         }
     }
 
@@ -223,27 +237,33 @@ mod tests {
 
         let mut truncated = ext8(&good);
         truncated.pop();
-        assert!(matches!(decompress(&truncated), Err(DecodeError::TruncatedExtension { .. })));
+        assert!(matches!(decompress(&truncated, MAX_UNCOMPRESSED_LEN), Err(DecodeError::TruncatedExtension { .. })));
         let mut trailing = ext8(&good);
         trailing.push(0);
-        assert!(matches!(decompress(&trailing), Err(DecodeError::TrailingBytes { extra: 1 })));
-        assert!(matches!(decompress(&ext8(&[0xa1, b'x'])), Err(DecodeError::MissingUncompressedLength)));
-        assert!(matches!(decompress(&ext8(&[])), Err(DecodeError::MissingUncompressedLength)));
+        assert!(matches!(decompress(&trailing, MAX_UNCOMPRESSED_LEN), Err(DecodeError::TrailingBytes { extra: 1 })));
         assert!(matches!(
-            decompress(&ext8(&[0xd2, 0xff, 0xff, 0xff, 0xff, 0])),
+            decompress(&ext8(&[0xa1, b'x']), MAX_UNCOMPRESSED_LEN),
+            Err(DecodeError::MissingUncompressedLength)
+        ));
+        assert!(matches!(decompress(&ext8(&[]), MAX_UNCOMPRESSED_LEN), Err(DecodeError::MissingUncompressedLength)));
+        assert!(matches!(
+            decompress(&ext8(&[0xd2, 0xff, 0xff, 0xff, 0xff, 0]), MAX_UNCOMPRESSED_LEN),
             Err(DecodeError::NegativeUncompressedLength { declared: -1 })
         ));
 
         let mut longer = vec![0xd2, 0, 0, 0, 81];
         longer.extend_from_slice(&block);
         assert!(matches!(
-            decompress(&ext8(&longer)),
+            decompress(&ext8(&longer), MAX_UNCOMPRESSED_LEN),
             Err(DecodeError::UncompressedLengthMismatch { declared: 81, actual: 80 })
         ));
         let mut shorter = vec![0xd2, 0, 0, 0, 79];
         shorter.extend_from_slice(&block);
-        assert!(matches!(decompress(&ext8(&shorter)), Err(DecodeError::InvalidLz4Block(_))));
-        assert!(matches!(decompress(&ext8(&[0xd2, 0, 0, 0, 10, 0xff])), Err(DecodeError::InvalidLz4Block(_))));
+        assert!(matches!(decompress(&ext8(&shorter), MAX_UNCOMPRESSED_LEN), Err(DecodeError::InvalidLz4Block(_))));
+        assert!(matches!(
+            decompress(&ext8(&[0xd2, 0, 0, 0, 10, 0xff]), MAX_UNCOMPRESSED_LEN),
+            Err(DecodeError::InvalidLz4Block(_))
+        ));
     }
 
     #[test]
@@ -257,7 +277,7 @@ mod tests {
             let mut payload = vec![0xcf];
             payload.extend_from_slice(&declared.to_be_bytes());
             payload.push(0x00);
-            match decompress(&ext8(&payload)) {
+            match decompress(&ext8(&payload), MAX_UNCOMPRESSED_LEN) {
                 Err(DecodeError::ImplausibleUncompressedLength { declared: d, compressed: 1, limit: l }) => {
                     assert_eq!((d, l), (declared, limit));
                 }
@@ -272,7 +292,7 @@ mod tests {
         bytes.push(99);
         bytes.extend_from_slice(&payload);
         assert!(matches!(
-            decompress(&bytes),
+            decompress(&bytes, MAX_UNCOMPRESSED_LEN),
             Err(DecodeError::ImplausibleUncompressedLength { limit, .. }) if limit == MAX_UNCOMPRESSED_LEN as u64
         ));
     }
@@ -283,7 +303,7 @@ mod tests {
             let mut plain = plain;
             plain.extend(std::iter::repeat_n(7u8, runs));
             let packed = compress(&plain).unwrap();
-            prop_assert_eq!(decompress(&packed).unwrap(), &plain[..]);
+            prop_assert_eq!(decompress(&packed, MAX_UNCOMPRESSED_LEN).unwrap(), &plain[..]);
         }
 
         #[test]
@@ -292,8 +312,8 @@ mod tests {
             bytes.extend_from_slice(&u16::try_from(payload.len()).unwrap().to_be_bytes());
             bytes.push(99);
             bytes.extend_from_slice(&payload);
-            let _ = decompress(&bytes);
-            let _ = decompress(&payload);
+            let _ = decompress(&bytes, MAX_UNCOMPRESSED_LEN);
+            let _ = decompress(&payload, MAX_UNCOMPRESSED_LEN);
         }
     }
 }

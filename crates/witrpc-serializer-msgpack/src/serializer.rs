@@ -3,7 +3,7 @@
 use witrpc_core::{DeserializeVisitor, ParameterError, ParameterErrorKind, ParameterSerializer, parameter_error};
 
 use crate::error::DecodeError;
-use crate::limits::MAX_DEPTH;
+use crate::limits::{MAX_DEPTH, MAX_UNCOMPRESSED_LEN};
 use crate::lz4;
 
 /// The serializer's name in logs and errors.
@@ -19,19 +19,29 @@ const NIL: u8 = 0xc0;
 pub struct MessagePackSerializer {
     /// Whether values of 64 bytes or more are written LZ4-compressed.
     lz4: bool,
+    /// Largest size a compressed value may inflate to.
+    max_uncompressed: usize,
 }
 
 impl MessagePackSerializer {
     /// Compresses values whose MessagePack encoding is 64 bytes or more with LZ4, as
     /// the .NET plugin's helpers do (they pass `Lz4Block` by default).
     pub const fn new() -> Self {
-        Self { lz4: true }
+        Self { lz4: true, max_uncompressed: MAX_UNCOMPRESSED_LEN }
     }
 
     /// Never compresses on write. Reading still accepts compressed values; use this
     /// only for peers whose MessagePack options have no compression.
     pub const fn without_compression() -> Self {
-        Self { lz4: false }
+        Self { lz4: false, max_uncompressed: MAX_UNCOMPRESSED_LEN }
+    }
+
+    /// Refuses compressed values that would inflate past `max_len` bytes (default and
+    /// upper bound [`MAX_UNCOMPRESSED_LEN`]); a witrpc server sets its message-size
+    /// limit here by itself.
+    pub const fn with_max_uncompressed_len(mut self, max_len: usize) -> Self {
+        self.max_uncompressed = if max_len < MAX_UNCOMPRESSED_LEN { max_len } else { MAX_UNCOMPRESSED_LEN };
+        self
     }
 }
 
@@ -44,6 +54,10 @@ impl Default for MessagePackSerializer {
 impl ParameterSerializer for MessagePackSerializer {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn with_max_decoded_len(&self, max_len: usize) -> Option<std::sync::Arc<dyn ParameterSerializer>> {
+        Some(std::sync::Arc::new(self.with_max_uncompressed_len(max_len)))
     }
 
     /// Writes `value` as MessagePack; a value that writes as `nil` gives no bytes.
@@ -73,7 +87,7 @@ impl ParameterSerializer for MessagePackSerializer {
     /// visitor expects, is nested [`MAX_DEPTH`](crate::MAX_DEPTH) levels deep, has
     /// trailing data, or has a malformed LZ4 extension (a [`DecodeError`] source).
     fn deserialize(&self, bytes: &[u8], visit: &mut DeserializeVisitor<'_>) -> Result<(), ParameterError> {
-        let value = lz4::decompress(bytes).map_err(decode_error)?;
+        let value = lz4::decompress(bytes, self.max_uncompressed).map_err(decode_error)?;
         let mut rest: &[u8] = if bytes.is_empty() { &[NIL] } else { &value };
         {
             // Reading from a slice never sizes a buffer by a declared length before the
@@ -295,7 +309,7 @@ mod tests {
         // A decompressed value must not be empty or hold another LZ4 extension.
         // ext8, 6 bytes, type 99, int32 0, an LZ4 block of no bytes.
         let empty = [0xc7, 6, 99, 0xd2, 0, 0, 0, 0, 0x00];
-        assert_eq!(lz4::decompress(&empty).unwrap(), &[][..]);
+        assert_eq!(lz4::decompress(&empty, MAX_UNCOMPRESSED_LEN).unwrap(), &[][..]);
         assert!(decode_value::<Option<i32>>(&mp, &empty).is_err());
         let inner = encode_value(&mp, &"x".repeat(100)).unwrap();
         let twice = lz4::compress(&inner).unwrap();

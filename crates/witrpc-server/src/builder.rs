@@ -3,18 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use witrpc_core::{ParameterSerializer, Service};
 use witrpc_core::crypto::ServerEncryptor;
 use witrpc_core::crypto::plain::PlainServerEncryptor;
+use witrpc_core::{ParameterSerializer, Service};
 
 use crate::auth::{AccessTokenValidator, NoAccessToken, StaticAccessToken};
 use crate::error::ServerError;
 use crate::events::EventHub;
 use crate::limits;
-use witrpc_core::session::SlowConsumerPolicy;
 use crate::registry::Registry;
 use crate::server::{Shared, Stats, WitServer};
 use crate::transport::ServerTransport;
+use witrpc_core::session::{RateLimit, SlowConsumerPolicy};
 
 /// Limits and timeouts of a server; every field has a safe default (see [`crate::limits`]).
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub struct ServerConfig {
     /// How long a connection's queue may stay above its capacity before the client
     /// counts as slow. Default 5 s.
     pub slow_consumer_timeout: Duration,
+    /// Inbound rate limits per connection. Default: none.
+    pub rate_limit: Option<RateLimit>,
     /// Interval between keepalive pings; `None` disables them. Default 15 s.
     pub keepalive_interval: Option<Duration>,
     /// A connection silent for this long is closed (1001) and its slot freed. Default 30 s.
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             outbound_queue_capacity: limits::DEFAULT_OUTBOUND_QUEUE_CAPACITY,
             max_outbound_bytes: limits::DEFAULT_MAX_OUTBOUND_BYTES,
             slow_consumer_timeout: limits::DEFAULT_SLOW_CONSUMER_TIMEOUT,
+            rate_limit: None,
             forwarded_headers: Vec::new(),
             event_policies: std::collections::HashMap::new(),
             keepalive_interval: Some(limits::DEFAULT_KEEPALIVE_INTERVAL),
@@ -224,6 +227,19 @@ impl WitServerBuilder {
         self
     }
 
+    /// Holds every connection to `limit` (messages and bytes per second, token
+    /// buckets): a peer over it is not read until its buckets refill, and a peer held
+    /// for `limit.max_hold` without pause is closed with a reason (1008). Off by default.
+    ///
+    /// ```
+    /// use witrpc_server::{RateLimit, WitServerBuilder};
+    /// let builder = WitServerBuilder::new().with_rate_limit(RateLimit::new(1_000, 8 * 1024 * 1024));
+    /// ```
+    pub fn with_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit = Some(limit);
+        self
+    }
+
     /// How long a client's queue may stay above its capacity
     /// ([`WitServerBuilder::with_outbound_queue_capacity`]) before the client counts as
     /// slow and its events' [`SlowConsumerPolicy`] applies (default 5 s). Bursts that a
@@ -278,6 +294,8 @@ impl WitServerBuilder {
             Some(s) => s,
             None => default_serializer()?,
         };
+        // A compressed argument may not inflate past what a plain message may be.
+        let serializer = serializer.with_max_decoded_len(self.config.max_message_size).unwrap_or(serializer);
         let registry = Registry::new(self.services)?;
         let hub = Arc::new(EventHub::new(serializer.clone(), self.config.event_policies.clone()));
         let shared = Shared {

@@ -37,6 +37,9 @@ use crate::transport::{Connection, FrameError, FrameSink, FrameStream, Inbound, 
 const WRITE_BATCH: usize = 64;
 /// How long a closing connection may take to write what is left and the close.
 const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long an unauthorized peer's close may take to write: the handshake deadline
+/// holds whatever the peer does (it may never read).
+const HANDSHAKE_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest method name echoed back in a "method not found" answer.
 const MAX_ECHOED_NAME: usize = 128;
 
@@ -82,7 +85,8 @@ pub(crate) async fn serve(
             Keepalive::new(config.keepalive_interval, config.idle_timeout),
             config.handshake_timeout,
             config.max_handshake_message_size,
-        );
+        )
+        .with_rate_limit(config.rate_limit);
         let session = ServerSession::new(now(), session_config, shared.encryptor.clone());
         let mut task = ConnectionTask {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight_requests)),
@@ -101,10 +105,13 @@ pub(crate) async fn serve(
         };
         task.run(inbound, drain).await;
         shared.hub.remove(&id);
+        task.context.closed.close();
         // Write what is left and the close; a peer that stopped reading cannot hold the
-        // connection (and its slot) open past the grace period.
-        if tokio::time::timeout(WRITER_GRACE, task.finish()).await.is_err() {
-            tracing::warn!(grace = ?WRITER_GRACE, "peer is not reading; dropping the connection");
+        // connection (and its slot) open past the grace period, and an unauthorized peer
+        // not past its handshake deadline by more than a moment.
+        let grace = if task.session.is_authorized() { WRITER_GRACE } else { HANDSHAKE_CLOSE_GRACE };
+        if tokio::time::timeout(grace, task.finish()).await.is_err() {
+            tracing::warn!(?grace, "peer is not reading; dropping the connection");
         }
         task.outbox.closer().cancel();
         drop(slot);
@@ -143,9 +150,11 @@ impl ConnectionTask {
             {
                 return;
             }
+            // A peer over its rate limit is not read until its buckets refill.
+            let held = self.session.read_held_until(now());
             // Re-arm only when the session needs the clock earlier than armed; a later
             // deadline is found when the armed one fires (no timer work per message).
-            if let Some(deadline) = self.session.poll_timeout().filter(|d| *d < armed) {
+            if let Some(deadline) = self.session.poll_timeout().into_iter().chain(held).min().filter(|d| *d < armed) {
                 armed = deadline;
                 timer.as_mut().reset(armed.into());
             }
@@ -165,7 +174,7 @@ impl ConnectionTask {
                     timer.as_mut().reset(armed.into());
                     continue;
                 }
-                frame = inbound.next() => frame,
+                frame = inbound.next(), if held.is_none() => frame,
                 // Nothing more to read right now: write what the frames just read
                 // produced, in one go.
                 () = std::future::ready(()), if self.session.pending_transmits() > 0 => {
@@ -221,7 +230,8 @@ impl ConnectionTask {
 
     /// The outbox was closed by another task (slow consumer, hard shutdown).
     fn close_from_outbox(&mut self) {
-        let reason = self.outbox.take_reason().unwrap_or_else(|| CloseReason::new(CloseCode::Away, "server is shutting down"));
+        let reason =
+            self.outbox.take_reason().unwrap_or_else(|| CloseReason::new(CloseCode::Away, "server is shutting down"));
         self.session.close_now(reason);
     }
 

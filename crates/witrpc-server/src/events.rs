@@ -37,6 +37,16 @@ impl EventHub {
 }
 
 impl EventSink for EventHub {
+    fn room(&self) -> witrpc_core::BoxFuture<'_, ()> {
+        let outboxes: Vec<Arc<Outbox>> =
+            self.connections.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        Box::pin(async move {
+            for outbox in outboxes {
+                outbox.wait_for_room().await;
+            }
+        })
+    }
+
     fn emit(
         &self,
         contract: &'static ServiceDescriptor,

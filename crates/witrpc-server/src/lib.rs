@@ -36,8 +36,8 @@ pub mod transport;
 pub use auth::{AccessTokenValidator, Authorization, NoAccessToken, StaticAccessToken, constant_time_eq};
 pub use builder::{ServerConfig, WitServerBuilder};
 pub use error::ServerError;
-pub use witrpc_core::session::SlowConsumerPolicy;
 pub use server::WitServer;
+pub use witrpc_core::session::{RateLimit, SlowConsumerPolicy};
 pub use witrpc_core::{CallContext, Identity};
 
 /// Re-exported for implementors of [`AccessTokenValidator`].

@@ -23,6 +23,9 @@ pub(crate) struct Outbox {
     queue: Mutex<OutQueue>,
     /// Wakes the connection task when an item is queued.
     item_ready: Notify,
+    /// Wakes emitters waiting for room when the queue is drained.
+    room: Notify,
+    capacity: usize,
     closer: CancellationToken,
     reason: Mutex<Option<CloseReason>>,
     /// Server-wide count of clients closed for not keeping up.
@@ -38,6 +41,8 @@ impl Outbox {
         Self {
             queue: Mutex::new(OutQueue::new(limits)),
             item_ready: Notify::new(),
+            room: Notify::new(),
+            capacity: limits.capacity,
             closer,
             reason: Mutex::new(None),
             slow_consumers,
@@ -132,6 +137,23 @@ impl Outbox {
             bytes
         };
         metrics::gauge!(crate::metrics::OUTBOUND_BYTES).decrement(bytes as f64);
+        self.room.notify_waiters();
+    }
+
+    /// Completes when the queue is below its capacity, or the connection is closing.
+    pub(crate) async fn wait_for_room(&self) {
+        loop {
+            let drained = self.room.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.closer.is_cancelled() || self.len() < self.capacity {
+                return;
+            }
+            tokio::select! {
+                () = drained => {}
+                () = self.closer.cancelled() => return,
+            }
+        }
     }
 
     /// Completes when an item may have been queued since the last call (a queued item
@@ -158,7 +180,8 @@ mod tests {
 
     #[test]
     fn a_slow_consumer_is_closed_with_a_reason_and_counted() {
-        let o = Outbox::new(QueueLimits::new(100, 25, Duration::from_secs(5)), Arc::default(), CancellationToken::new());
+        let o =
+            Outbox::new(QueueLimits::new(100, 25, Duration::from_secs(5)), Arc::default(), CancellationToken::new());
         for v in 0..3 {
             o.send_event(event(v));
         }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use witrpc_core::{EmitterAttachment, EventSink, ParameterSerializer};
 use witrpc_core::crypto::ServerEncryptor;
+use witrpc_core::{EmitterAttachment, EventSink, ParameterSerializer};
 
 use crate::auth::AccessTokenValidator;
 use crate::builder::ServerConfig;

@@ -72,9 +72,9 @@ pub mod protocol {
 /// Message encryption: the traits and plain mode (`witrpc_core::crypto`), and with the
 /// `encryption` feature the protocol-3 ciphers (the `witrpc-crypto` crate).
 pub mod crypto {
+    pub use witrpc_core::crypto::*;
     #[cfg(feature = "encryption")]
     pub use witrpc_crypto::{aead, encrypted};
-    pub use witrpc_core::crypto::*;
 }
 
 /// The server (`witrpc-server`) and its WebSocket transport (`witrpc-server-websocket`).

@@ -1,7 +1,7 @@
 //! Protocol 3 without encryption: `[0x00]` keys, payloads passed through.
 
-use bytes::{Bytes, BytesMut};
 use crate::WitResponseInitialization;
+use bytes::{Bytes, BytesMut};
 
 use super::{Accepted, Ciphers, ClientEncryptor, CryptoError, Opener, Sealer, ServerEncryptor};
 

@@ -26,6 +26,7 @@ mod client;
 mod close;
 mod frame;
 mod queue;
+mod rate;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,7 @@ use uuid::Uuid;
 pub use client::{ClientEvent, ClientSession, ClientState, SessionError};
 pub use close::{CloseCode, CloseReason};
 pub use queue::{EventPushed, EventTag, OutQueue, QueueLimits, Queued, SlowConsumer, SlowConsumerPolicy};
+pub use rate::RateLimit;
 pub use server::{ServerConfig, ServerEvent, ServerSession, ServerState, text};
 pub use timers::Keepalive;
 

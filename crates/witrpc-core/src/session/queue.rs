@@ -262,7 +262,11 @@ mod tests {
     use super::*;
 
     fn event(name: &'static str, policy: SlowConsumerPolicy, value: u8) -> Queued {
-        Queued::Event { id: Uuid::nil(), payload: Bytes::from(vec![value; 10]), tag: EventTag { key: (1, name), policy } }
+        Queued::Event {
+            id: Uuid::nil(),
+            payload: Bytes::from(vec![value; 10]),
+            tag: EventTag { key: (1, name), policy },
+        }
     }
 
     fn queue(capacity: usize, max_bytes: usize) -> OutQueue {
@@ -284,9 +288,10 @@ mod tests {
         let t0 = Instant::now();
         let mut q = queue(2, 1 << 20);
         for v in 0..20 {
-            assert_eq!(q.push_event(event("Tick", SlowConsumerPolicy::Disconnect, v), t0), EventPushed::Queued {
-                dropped: 0
-            });
+            assert_eq!(
+                q.push_event(event("Tick", SlowConsumerPolicy::Disconnect, v), t0),
+                EventPushed::Queued { dropped: 0 }
+            );
         }
         assert_eq!(q.len(), 20);
         assert_eq!(q.congested_since(), Some(t0));
@@ -333,7 +338,8 @@ mod tests {
         let Some(EventPushed::Slow(slow)) = outcomes.next() else { panic!("expected the byte bound") };
         assert!(slow.reason.contains("with_max_outbound_bytes"), "{}", slow.reason);
         let mut q = queue(1, 1 << 20);
-        let results: Vec<_> = (0..17).map(|v| q.push_event(event("Tick", SlowConsumerPolicy::Disconnect, v), t0)).collect();
+        let results: Vec<_> =
+            (0..17).map(|v| q.push_event(event("Tick", SlowConsumerPolicy::Disconnect, v), t0)).collect();
         assert!(results[..16].iter().all(|r| matches!(r, EventPushed::Queued { .. })));
         assert!(matches!(results[16], EventPushed::Slow(_)), "the hard message bound is 16 x capacity");
     }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::crypto::{CryptoError, Opener, ServerEncryptor};
 use crate::session::close::{CloseCode, CloseReason};
 use crate::session::queue::Queued;
+use crate::session::rate::{Limiter, RateLimit, Verdict};
 use crate::session::{Common, Keepalive};
 use crate::{
     CommunicationStatus, MessageType, PROTOCOL_VERSION, WitMessage, WitRequest, WitRequestAuthorization,
@@ -43,12 +44,20 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Largest message accepted before authorization.
     pub max_handshake_message_size: usize,
+    /// Inbound rate limits; `None` (the default) for none.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl ServerConfig {
-    /// A configuration with these values.
+    /// A configuration with these values and no rate limit.
     pub fn new(keepalive: Keepalive, handshake_timeout: Duration, max_handshake_message_size: usize) -> Self {
-        Self { keepalive, handshake_timeout, max_handshake_message_size }
+        Self { keepalive, handshake_timeout, max_handshake_message_size, rate_limit: None }
+    }
+
+    /// Holds each connection to `limit`.
+    pub fn with_rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.rate_limit = limit;
+        self
     }
 }
 
@@ -114,6 +123,7 @@ pub struct ServerSession {
     config: ServerConfig,
     /// The Authorization message's id, for the deferred reply.
     authorization_id: Uuid,
+    limiter: Option<Limiter>,
 }
 
 impl ServerSession {
@@ -126,6 +136,7 @@ impl ServerSession {
             encryptor,
             config,
             authorization_id: Uuid::nil(),
+            limiter: config.rate_limit.map(|l| Limiter::new(l, now)),
         }
     }
 
@@ -169,6 +180,11 @@ impl ServerSession {
         self.common.poll_timeout()
     }
 
+    /// Until when the runtime must not read this peer (it is over its rate limit).
+    pub fn read_held_until(&self, now: Instant) -> Option<Instant> {
+        self.limiter.as_ref().and_then(|l| l.held_until(now))
+    }
+
     /// Runs the timers: pings, the idle timeout, the handshake deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
         let timeout = self.config.handshake_timeout;
@@ -193,7 +209,22 @@ impl ServerSession {
     /// Feeds one inbound message received at `now`.
     pub fn handle_message(&mut self, now: Instant, bytes: Bytes) -> Option<ServerEvent> {
         self.common.timers.heard(now);
-        if self.common.is_closing() || bytes.is_empty() {
+        if self.common.is_closing() {
+            return None;
+        }
+        if let Some(limiter) = self.limiter.as_mut() {
+            if limiter.consume(now, bytes.len()) == Verdict::Close {
+                let limit = limiter.limit();
+                let reason = format!(
+                    "over the rate limit ({} messages/s, {} bytes/s) for {:?}",
+                    limit.messages_per_second, limit.bytes_per_second, limit.max_hold
+                );
+                tracing::warn!(%reason, "closing a flooding peer");
+                self.common.close_now(CloseReason::new(CloseCode::Policy, reason));
+                return None;
+            }
+        }
+        if bytes.is_empty() {
             return None; // .NET skips empty messages
         }
         let limit = self.config.max_handshake_message_size;

@@ -38,7 +38,12 @@ impl Pair {
         Self {
             now,
             server: ServerSession::new(now, config(), Arc::new(PlainServerEncryptor)),
-            client: ClientSession::new(now, Keepalive::new(None, 60 * SECOND), Box::new(PlainClientEncryptor), "t".into()),
+            client: ClientSession::new(
+                now,
+                Keepalive::new(None, 60 * SECOND),
+                Box::new(PlainClientEncryptor),
+                "t".into(),
+            ),
             server_events: Vec::new(),
             client_events: Vec::new(),
             client_error: None,
@@ -259,9 +264,8 @@ fn kind() -> impl Strategy<Value = MessageType> {
 fn inbound() -> impl Strategy<Value = Bytes> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from),
-        (kind(), proptest::option::of(proptest::collection::vec(any::<u8>(), 0..48))).prop_map(|(k, d)| {
-            Bytes::from(WitMessage::new(Uuid::new_v4(), k, d.map(Bytes::from)).encode())
-        }),
+        (kind(), proptest::option::of(proptest::collection::vec(any::<u8>(), 0..48)))
+            .prop_map(|(k, d)| { Bytes::from(WitMessage::new(Uuid::new_v4(), k, d.map(Bytes::from)).encode()) }),
         Just(Bytes::from(
             WitMessage::new(
                 Uuid::new_v4(),
