@@ -5,7 +5,9 @@
 //!
 //! This crate is part of an independent, WitRPC-compatible Rust implementation (not the
 //! official .NET WitRPC). See `ARCHITECTURE.md` at the repository root for where it sits:
-//! the generated code targets only the traits and types of `witrpc-core`.
+//! the generated code targets only the traits and types of `witrpc-core`, and the contract
+//! rules (checks, wire names, the .NET type table) come from `witrpc-contract`, which
+//! `cargo xtask gen-ts` reads contracts with too.
 //!
 //! The example is plain text, not a doctest, because it needs the `witrpc` facade crate, which
 //! depends on this one; `tests/ui/pass/` and `tests/generated.rs` compile and run the same
@@ -61,8 +63,8 @@
 //!   the remote error. Arguments and results are serde types.
 //! - `#[event] fn name(&self, arg: Type, ..);` is an event (`#[event(name = "..")]` sets its
 //!   wire name). Events are removed from the trait: implementors do not write them.
-//! - Each argument's .NET type comes from `witrpc_core::DotNetType`; `#[witrpc(dotnet = "Ns.Type",
-//!   assembly = "Assembly")]` on an argument names it instead.
+//! - Each argument's .NET type comes from `witrpc_core::DotNetType`; `#[witrpc(dotnet = "Ns.Type", assembly = "Assembly")]` on an
+//!   argument names it instead.
 //! - `Vec<u8>` and `Option<Vec<u8>>` are sent like .NET `byte[]` (base64 in JSON). A
 //!   `Vec<u8>` nested in another type (a struct field, `Vec<Vec<u8>>`) is not: annotate
 //!   such fields with `#[serde(with = "witrpc::protocol::dotnet::byte_array")]`.
@@ -82,19 +84,17 @@
 //! - `XEvents` (when `X` has events): `new()`, `emitter()`, `descriptor()` and one
 //!   `fn name(&self, args..) -> Result<(), ParameterError>` per event.
 
-mod attrs;
 mod codec;
 mod expand;
-mod parse;
 mod render_client;
 mod render_descriptor;
 mod render_events;
 mod render_server;
 mod render_trait;
-mod types;
 
 /// Turns a trait into a WitRPC contract; see the [crate documentation](crate).
 #[proc_macro_attribute]
 pub fn service(attr: proc_macro::TokenStream, item: proc_macro::TokenStream) -> proc_macro::TokenStream {
     expand::service(attr.into(), item.into()).into()
 }
+
