@@ -1,8 +1,9 @@
 //! .NET type names for Rust types, so ids and event type tags match a .NET interface.
 //!
-//! The `#[service]` macro asks [`DotNetType`] for every parameter. Implement it for
-//! your own DTOs (or name the type in the macro attribute) so that the `MethodId` a
-//! .NET client computes is the one this side computes.
+//! The `#[service]` macro asks [`DotNetType`] for every parameter. Derive it for your own
+//! DTOs (`#[derive(witrpc::DotNetType)]` with `#[dotnet(assembly = "..")]`), implement it
+//! by hand, or name the type in the macro attribute, so that the `MethodId` a .NET client
+//! computes is the one this side computes.
 //!
 //! The names follow the one table of `witrpc-contract` (`witrpc_contract::dotnet`), which
 //! the TypeScript generator reads too; the tests below check these impls against it.
@@ -25,7 +26,7 @@ pub const CORE_LIB: &str = "System.Private.CoreLib";
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no .NET type name",
     label = "witrpc needs the .NET type of this parameter to compute method ids",
-    note = "implement `DotNetType` for `{Self}`, or name the .NET type on the parameter: `#[witrpc(dotnet = \"MyNs.MyType\", assembly = \"MyAssembly\")]`"
+    note = "derive it: `#[derive(witrpc::DotNetType)] #[dotnet(assembly = \"MyAssembly\")]` on `{Self}` (named `MyAssembly.{Self}`), implement `DotNetType` by hand, or name the .NET type on the parameter: `#[witrpc(dotnet = \"MyNs.MyType\", assembly = \"MyAssembly\")]`"
 )]
 pub trait DotNetType {
     /// The namespace-qualified name used in `MethodId` strings, e.g. `System.Int32`,
