@@ -17,6 +17,7 @@ use anyhow::{Context as _, bail, ensure};
 use clap::{Parser, ValueEnum};
 use futures_util::{StreamExt, stream};
 use witrpc::prelude::*;
+use witrpc::protocol::CommunicationStatus;
 use witrpc_demo::DemoServiceClient;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -91,8 +92,10 @@ async fn main() -> anyhow::Result<()> {
 
     match demo.fail("something broke".to_owned()).await {
         Err(ClientError::Remote { status, details, .. }) => {
-            println!("Fail -> status {status}, details {details:?}");
-            ensure!(status == 500 && details.as_deref() == Some("something broke"));
+            println!("Fail -> status {}, details {details:?}", status.to_i32());
+            ensure!(
+                status == CommunicationStatus::InternalServerError && details.as_deref() == Some("something broke")
+            );
         }
         other => bail!("Fail should fail with status 500, got {other:?}"),
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use witrpc::prelude::*;
+use witrpc::protocol::CommunicationStatus;
 use witrpc_demo::DemoServiceClient;
 
 use crate::util::{TestServer, within};
@@ -43,7 +44,7 @@ async fn every_demo_method_answers(format: Format) {
     assert_eq!(within("echo no bytes", demo.echo_bytes(Vec::new())).await.unwrap(), Vec::<u8>::new());
     match within("fail", demo.fail("boom: disk full".to_owned())).await {
         Err(ClientError::Remote { status, message, details }) => {
-            assert_eq!(status, 500);
+            assert_eq!(status, CommunicationStatus::InternalServerError);
             assert_eq!(message.as_deref(), Some("Failed to process request"));
             assert_eq!(details.as_deref(), Some("boom: disk full"));
         }
@@ -71,7 +72,7 @@ async fn mismatched_parameter_serializers_fail_with_a_clear_error_not_a_hang() {
     let demo = DemoServiceClient::new(server.client(|b| b.with_json()).await);
     // JSON `"hi"` is not a MessagePack string: the server answers 400 naming `text`.
     match within("echo", demo.echo("hi".to_owned())).await.unwrap_err() {
-        ClientError::Remote { status: 400, message, .. } => {
+        ClientError::BadRequest { message, .. } => {
             let message = message.unwrap_or_default();
             assert!(message.contains("Invalid argument") && message.contains("`text`"), "{message}");
         }

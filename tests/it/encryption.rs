@@ -17,7 +17,10 @@ async fn every_demo_method_and_event_works_encrypted() {
     assert_eq!(within("echo", demo.echo("secret ✓".to_owned())).await.unwrap(), "secret ✓");
     let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
     assert_eq!(within("echo bytes", demo.echo_bytes(big.clone())).await.unwrap(), big);
-    assert!(matches!(within("fail", demo.fail("x".to_owned())).await, Err(ClientError::Remote { status: 500, .. })));
+    assert!(matches!(
+        within("fail", demo.fail("x".to_owned())).await,
+        Err(ClientError::Remote { status: CommunicationStatus::InternalServerError, .. })
+    ));
     let mut progress = demo.progress_changed();
     assert!(within("start", demo.start_processing(20)).await.unwrap());
     for i in 1..=20 {

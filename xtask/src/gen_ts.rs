@@ -7,11 +7,13 @@
 //! generic `WitRpcClient` of `clients/typescript`. `--check` compares instead of
 //! writing, so a stale committed file fails `cargo xtask test-all`.
 //!
-//! The rules mirror the `#[service]` macro: wire names are the PascalCase Rust names
-//! unless `#[witrpc(name = "..")]` / `#[event(name = "..")]` says otherwise, `Result<T, E>`
-//! returns `T`, and the .NET parameter type names (for the MethodId) follow `DotNetType`.
-//! When a parameter's .NET name cannot be known from the source (a struct without
-//! `#[witrpc(dotnet = "..")]`), the method is called by name and argument count.
+//! The contract is read by `witrpc-contract`, the crate the `#[service]` macro reads it
+//! with, so wire names, the checks, the return shapes and the .NET parameter type names (for
+//! the MethodId) are the macro's by construction. A struct or enum names its .NET type with
+//! `#[derive(DotNetType)]` + `#[dotnet(..)]`; when a parameter's .NET name cannot be known
+//! from the source (a type with a hand-written `DotNetType` impl and no
+//! `#[witrpc(dotnet = "..")]` on the parameter), the method is called by name and argument
+//! count.
 //! MessagePack sends structs as arrays in field order; the generated decoders accept
 //! both that and JSON objects.
 
@@ -20,10 +22,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use heck::{ToKebabCase, ToLowerCamelCase, ToShoutySnakeCase, ToSnakeCase, ToUpperCamelCase};
-use syn::{
-    Attribute, Fields, FnArg, GenericArgument, Item, ItemEnum, ItemStruct, ItemTrait, Pat, PathArguments, ReturnType,
-    TraitItem, Type,
-};
+use syn::{Attribute, Fields, GenericArgument, Item, ItemEnum, ItemStruct, ItemTrait, PathArguments, TraitItem, Type};
+use witrpc_contract::dotnet::{self, DtoName};
+use witrpc_contract::{Param, ServiceDef, naming};
 
 /// One generation job: parse `source`, write its services' TypeScript to `output`.
 #[derive(Debug)]
@@ -66,26 +67,33 @@ pub(crate) fn run(root: &Path, jobs: &[Job], check: bool) -> Result<(), String> 
 pub(crate) fn generate(source_text: &str, source_name: &str, client_import: &str) -> Result<String, String> {
     let file = syn::parse_file(source_text).map_err(|e| format!("{source_name}: cannot parse: {e}"))?;
     let mut types = BTreeMap::new();
+    let mut dtos = BTreeMap::new();
     let mut services = Vec::new();
     for item in &file.items {
-        match item {
-            Item::Struct(s) => {
-                types.insert(s.ident.to_string(), TypeDef::Struct(s.clone()));
+        let (name, attrs, def) = match item {
+            Item::Struct(s) => (&s.ident, &s.attrs, (TypeDef::Struct(s.clone()), &s.generics)),
+            Item::Enum(e) => (&e.ident, &e.attrs, (TypeDef::Enum(e.clone()), &e.generics)),
+            Item::Trait(t) => {
+                if let Some(service) = service(t, source_name)? {
+                    services.push(service);
+                }
+                continue;
             }
-            Item::Enum(e) => {
-                types.insert(e.ident.to_string(), TypeDef::Enum(e.clone()));
-            }
-            Item::Trait(t) if service_contract(&t.attrs).is_some() => services.push(t.clone()),
-            _ => {}
+            _ => continue,
+        };
+        if derives_dotnet_type(attrs) {
+            let dto = dotnet::dto_attr(attrs, name, def.1).map_err(|e| errors(source_name, e))?;
+            dtos.insert(name.to_string(), dto.name);
         }
+        types.insert(name.to_string(), def.0);
     }
     if services.is_empty() {
         return Err(format!("{source_name}: no #[witrpc::service] trait found"));
     }
-    let mut g = Gen { types, source: source_name.to_owned(), emitted: Vec::new(), out: String::new() };
+    let mut g = Gen { types, dtos, source: source_name.to_owned(), emitted: Vec::new(), out: String::new() };
     let mut body = String::new();
-    for service in &services {
-        body.push_str(&g.service(service)?);
+    for (def, item) in &services {
+        body.push_str(&g.service(def, item)?);
     }
     // Import `decodeBytes` only where a byte array needs it (strict builds reject unused imports).
     let bytes = if g.out.contains("decodeBytes(") || body.contains("decodeBytes(") { "decodeBytes, " } else { "" };
@@ -106,25 +114,48 @@ enum TypeDef {
 
 struct Gen {
     types: BTreeMap<String, TypeDef>,
+    /// .NET names of the types that derive `DotNetType`, by Rust name.
+    dtos: BTreeMap<String, DtoName>,
     source: String,
     /// Types already written (in `out`).
     emitted: Vec<String>,
     out: String,
 }
 
-/// `contract = ".."` of a `#[service]` / `#[witrpc::service]` attribute.
-fn service_contract(attrs: &[Attribute]) -> Option<String> {
-    let attr = attrs.iter().find(|a| a.path().segments.last().is_some_and(|s| s.ident == "service"))?;
-    let mut contract = None;
-    let _ = attr.parse_nested_meta(|meta| {
-        if meta.path.is_ident("contract") {
-            contract = Some(meta.value()?.parse::<syn::LitStr>()?.value());
-        } else if meta.input.peek(syn::Token![=]) {
-            let _: syn::Expr = meta.value()?.parse()?;
-        }
-        Ok(())
-    });
-    contract
+/// The contract of a `#[service]` / `#[witrpc::service]` trait, read (and checked) the way
+/// the macro reads it; `None` for other traits. Also returns the trait as written, whose
+/// item order the output follows.
+fn service(t: &ItemTrait, source_name: &str) -> Result<Option<(ServiceDef, ItemTrait)>, String> {
+    let Some(position) = t.attrs.iter().position(|a| a.path().segments.last().is_some_and(|s| s.ident == "service"))
+    else {
+        return Ok(None);
+    };
+    let mut item = t.clone();
+    let attr = item.attrs.remove(position);
+    let tokens = match attr.meta {
+        syn::Meta::List(list) => list.tokens,
+        _ => proc_macro2::TokenStream::new(),
+    };
+    let def = witrpc_contract::parse(witrpc_contract::parse_args(tokens), item).map_err(|e| errors(source_name, e))?;
+    Ok(Some((def, t.clone())))
+}
+
+/// Every message of a (combined) `syn::Error`, one per line.
+fn errors(source_name: &str, error: syn::Error) -> String {
+    let messages: Vec<String> = error.into_iter().map(|e| format!("{source_name}: {e}")).collect();
+    messages.join("\n")
+}
+
+/// Whether `#[derive(.., DotNetType, ..)]` is among `attrs`.
+fn derives_dotnet_type(attrs: &[Attribute]) -> bool {
+    let mut found = false;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("derive")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            found |= meta.path.segments.last().is_some_and(|s| s.ident == "DotNetType");
+            Ok(())
+        });
+    }
+    found
 }
 
 /// `key = ".."` inside `#[name(...)]` attributes.
@@ -227,6 +258,15 @@ fn type_text(ty: &Type) -> String {
 }
 
 impl Gen {
+    /// The .NET name of `p` for the MethodId: the attribute's, else what `DotNetType` gives
+    /// its type (the table, or a DTO's `#[dotnet(..)]`); `None` when the source cannot tell.
+    fn dotnet_name(&self, p: &Param) -> Option<String> {
+        if let Some(explicit) = &p.dotnet {
+            return Some(explicit.type_name.value());
+        }
+        dotnet::stable_name(&p.value.ty, &|name| self.dtos.get(name).cloned())
+    }
+
     fn unknown(&self, ty: &Type, user: &str) -> String {
         format!(
             "type `{}` used by `{user}` is not defined in {}; define it there (with serde derives) so gen-ts can describe it",
@@ -399,75 +439,59 @@ impl Gen {
         Ok(())
     }
 
-    fn service(&mut self, t: &ItemTrait) -> Result<String, String> {
-        let trait_name = t.ident.to_string();
-        let contract = service_contract(&t.attrs).unwrap_or_default();
-        let constant = format!("{}_CONTRACT", trait_name.to_shouty_snake_case());
+    fn service(&mut self, def: &ServiceDef, t: &ItemTrait) -> Result<String, String> {
+        let trait_name = def.ident.to_string();
+        let contract = def.contract.value();
+        let constant = format!("{}_CONTRACT", naming::constant(&trait_name));
         let mut methods = String::new();
         let mut interface = String::new();
         let mut events = String::new();
         let mut event_decoders = String::new();
+        // Declaration order (methods and events interleaved), so the types are emitted in
+        // the order the source uses them.
         for item in &t.items {
             let TraitItem::Fn(f) = item else { continue };
             let rust = f.sig.ident.to_string();
             let user = format!("{trait_name}::{rust}");
-            let is_event = f.attrs.iter().any(|a| a.path().is_ident("event"));
-            let mut params = Vec::new();
-            for arg in &f.sig.inputs {
-                let FnArg::Typed(pt) = arg else { continue };
-                let Pat::Ident(id) = pt.pat.as_ref() else {
-                    return Err(format!("{user}: parameters must be plain names"));
-                };
-                params.push((id.ident.to_string(), (*pt.ty).clone(), attr_value(&pt.attrs, "witrpc", "dotnet")));
-            }
-            if is_event {
-                let wire = attr_value(&f.attrs, "event", "name").unwrap_or_else(|| rust.to_upper_camel_case());
+            if let Some(e) = def.events.iter().find(|e| e.ident == f.sig.ident) {
                 let mut tuple = Vec::new();
                 let mut decoded = Vec::new();
-                for (i, (p, ty, _)) in params.iter().enumerate() {
+                for (i, p) in e.params.iter().enumerate() {
+                    let ty = &p.value.ty;
                     let ts = self.ts(ty, &user)?;
-                    tuple.push(format!("{}: {ts}", p.to_lower_camel_case()));
+                    tuple.push(format!("{}: {ts}", p.name().to_lower_camel_case()));
                     decoded.push(self.decoder(ty, &format!("a[{i}]")).unwrap_or_else(|| format!("a[{i}] as {ts}")));
                 }
-                events.push_str(&docs(&f.attrs, "  "));
-                let _ = writeln!(events, "  {wire}: [{}];", tuple.join(", "));
-                let _ = writeln!(event_decoders, "  {wire}: (a) => [{}],", decoded.join(", "));
+                events.push_str(&docs(&e.docs, "  "));
+                let _ = writeln!(events, "  {}: [{}];", e.wire_name, tuple.join(", "));
+                let _ = writeln!(event_decoders, "  {}: (a) => [{}],", e.wire_name, decoded.join(", "));
                 continue;
             }
-            let wire = attr_value(&f.attrs, "witrpc", "name").unwrap_or_else(|| rust.to_upper_camel_case());
+            let Some(m) = def.methods.iter().find(|m| m.sig.ident == f.sig.ident) else { continue };
+            let wire = &m.wire_name;
             let ts_name = rust.to_lower_camel_case();
             let mut args = Vec::new();
             let mut values = Vec::new();
             let mut dotnet = Some(Vec::new());
-            for (p, ty, explicit) in &params {
-                let ts = self.ts(ty, &user)?;
-                let p = p.to_lower_camel_case();
-                args.push(format!("{p}: {ts}"));
-                values.push(p);
-                match (explicit.clone().or_else(|| dotnet_name(ty)), dotnet.as_mut()) {
+            for p in &m.params {
+                let ts = self.ts(&p.value.ty, &user)?;
+                let name = p.name().to_lower_camel_case();
+                args.push(format!("{name}: {ts}"));
+                values.push(name);
+                match (self.dotnet_name(p), dotnet.as_mut()) {
                     (Some(n), Some(list)) => list.push(format!("\"{n}\"")),
                     _ => dotnet = None,
                 }
             }
-            let output = match &f.sig.output {
-                ReturnType::Default => None,
-                ReturnType::Type(_, ty) => match path_parts(ty) {
-                    Some((n, a)) if n == "Result" && !a.is_empty() => Some(a[0].clone()),
-                    _ => Some((**ty).clone()),
-                },
-            };
-            let (ret, decode) = match &output {
+            let (ret, decode) = match m.output.value() {
                 None => ("void".to_owned(), ".then(() => undefined)".to_owned()),
-                Some(ty) => {
+                Some(value) => {
+                    let ty = &value.ty;
                     let ts = self.ts(ty, &user)?;
-                    if ts == "void" {
-                        (ts, ".then(() => undefined)".to_owned())
-                    } else {
-                        let d = self
-                            .decoder(ty, "v")
-                            .map_or_else(|| format!(".then((v) => v as {ts})"), |d| format!(".then((v) => {d})"));
-                        (ts, d)
-                    }
+                    let d = self
+                        .decoder(ty, "v")
+                        .map_or_else(|| format!(".then((v) => v as {ts})"), |d| format!(".then((v) => {d})"));
+                    (ts, d)
                 }
             };
             let ids = match dotnet {
@@ -475,9 +499,9 @@ impl Gen {
                 None => "contract: undefined, parameterTypes: undefined".to_owned(),
             };
             args.push("options?: CallOptions".into());
-            interface.push_str(&docs(&f.attrs, "  "));
+            interface.push_str(&docs(&m.attrs, "  "));
             let _ = writeln!(interface, "  {ts_name}({}): Promise<{ret}>;", args.join(", "));
-            methods.push_str(&docs(&f.attrs, "  "));
+            methods.push_str(&docs(&m.attrs, "  "));
             let _ = writeln!(
                 methods,
                 "  {ts_name}({}): Promise<{ret}> {{\n    return this.client.call<unknown>(\"{wire}\", [{}], {{ ...options, {ids} }}){decode};\n  }}\n",
@@ -485,7 +509,8 @@ impl Gen {
                 values.join(", ")
             );
         }
-        let events_name = format!("{trait_name}Events");
+        let events_name = def.events_ident().to_string();
+        let client_name = def.client_ident().to_string();
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -500,13 +525,13 @@ impl Gen {
         let _ = writeln!(
             s,
             "const {}_EVENTS: {{ [K in keyof {events_name}]: (a: unknown[]) => {events_name}[K] }} = {{\n{event_decoders}}};\n",
-            trait_name.to_shouty_snake_case()
+            naming::constant(&trait_name)
         );
-        let table = format!("{}_EVENTS", trait_name.to_shouty_snake_case());
+        let table = format!("{}_EVENTS", naming::constant(&trait_name));
         let _ = writeln!(
             s,
             "/** A typed `{trait_name}` client over a connected `WitRpcClient`. */\n\
-             export class {trait_name}Client implements {trait_name} {{\n  constructor(readonly client: WitRpcClient) {{}}\n\n{methods}\
+             export class {client_name} implements {trait_name} {{\n  constructor(readonly client: WitRpcClient) {{}}\n\n{methods}\
              \x20 /** Calls `listener` with the typed arguments of every `event`; returns the unsubscribe function. */\n\
              \x20 on<K extends keyof {events_name}>(event: K, listener: (...args: {events_name}[K]) => void): () => void {{\n\
              \x20   return this.client.on(event, (...a: unknown[]) => listener(...{table}[event](a)));\n\
@@ -517,51 +542,6 @@ impl Gen {
              \x20 }}\n}}"
         );
         Ok(s)
-    }
-}
-
-/// The .NET stable name `DotNetType` gives `ty`, when the source alone tells it.
-fn dotnet_name(ty: &Type) -> Option<String> {
-    if let Type::Reference(r) = ty {
-        return dotnet_name(&r.elem);
-    }
-    if is_bytes(ty) {
-        return Some("System.Byte[]".into());
-    }
-    let (name, args) = path_parts(ty)?;
-    let value = |n: &str| -> Option<(&'static str, bool)> {
-        Some(match n {
-            "i8" => ("System.SByte", true),
-            "i16" => ("System.Int16", true),
-            "u16" => ("System.UInt16", true),
-            "i32" => ("System.Int32", true),
-            "u32" => ("System.UInt32", true),
-            "i64" => ("System.Int64", true),
-            "u64" => ("System.UInt64", true),
-            "f32" => ("System.Single", true),
-            "f64" => ("System.Double", true),
-            "bool" => ("System.Boolean", true),
-            "char" => ("System.Char", true),
-            "u8" => ("System.Byte", true),
-            "Uuid" => ("System.Guid", true),
-            "String" | "str" => ("System.String", false),
-            _ => return None,
-        })
-    };
-    match (name.as_str(), args.as_slice()) {
-        (n, []) => value(n).map(|(s, _)| s.to_owned()),
-        ("Vec", [inner]) => Some(format!("System.Collections.Generic.List<{}>", dotnet_name(inner)?)),
-        ("Option", [inner]) => {
-            let inner_name = dotnet_name(inner)?;
-            let is_value = path_parts(inner)
-                .and_then(|(n, a)| if a.is_empty() { value(&n) } else { None })
-                .is_some_and(|(_, v)| v);
-            Some(if is_value { format!("System.Nullable<{inner_name}>") } else { inner_name })
-        }
-        ("HashMap", [k, v]) => {
-            Some(format!("System.Collections.Generic.Dictionary<{},{}>", dotnet_name(k)?, dotnet_name(v)?))
-        }
-        _ => None,
     }
 }
 
@@ -637,6 +617,39 @@ mod tests {
         let error = generate(source, "b.rs", "x").unwrap_err();
         assert!(error.contains("`Missing`") && error.contains("B::f") && error.contains("b.rs"), "{error}");
         assert!(generate("pub struct A;", "a.rs", "x").unwrap_err().contains("no #[witrpc::service]"));
+    }
+
+    #[test]
+    fn a_derived_dotnet_type_is_called_by_id() {
+        let source = r#"
+            #[derive(Serialize, Deserialize, witrpc::DotNetType)]
+            #[dotnet(assembly = "My.Contracts")]
+            pub struct Point { pub x: i32 }
+            #[derive(Serialize, Deserialize, DotNetType)]
+            #[dotnet(name = "Geo.Size", assembly = "Geo", value_type)]
+            pub struct Size { pub w: i32 }
+            #[witrpc::service(contract = "My.Contracts.IShapes")]
+            pub trait Shapes {
+                async fn put(&self, p: Point, all: Vec<Point>, size: Option<Size>) -> bool;
+            }
+        "#;
+        let ts = generate(source, "s.rs", "x").expect("generates");
+        assert!(ts.contains("parameterTypes: [\"My.Contracts.Point\", \"System.Collections.Generic.List<My.Contracts.Point>\", \"System.Nullable<Geo.Size>\"]"), "{ts}");
+        let missing = source.replace("#[dotnet(assembly = \"My.Contracts\")]", "");
+        let error = generate(&missing, "s.rs", "x").unwrap_err();
+        assert!(error.contains("s.rs: `#[derive(DotNetType)]` needs the .NET assembly of `Point`"), "{error}");
+    }
+
+    #[test]
+    fn the_macros_rules_reject_a_bad_contract() {
+        // The same checks as `#[service]`: every problem, each with the macro's message.
+        let source =
+            r#"#[witrpc::service(contract = "A.IB")] pub trait B { fn f(&self) -> i32; async fn g(&self, x: &str); }"#;
+        let error = generate(source, "b.rs", "x").unwrap_err();
+        assert!(error.contains("b.rs: service methods must be `async fn`"), "{error}");
+        assert!(error.contains("b.rs: borrowed types are not supported"), "{error}");
+        let missing = generate(r#"#[witrpc::service] pub trait B {}"#, "b.rs", "x").unwrap_err();
+        assert!(missing.contains("missing `contract`"), "{missing}");
     }
 
     #[test]

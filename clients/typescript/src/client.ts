@@ -4,13 +4,11 @@
 
 import {
   ConnectionClosedError,
-  MethodNotFoundError,
-  BadRequestError,
   ProtocolError,
-  RemoteError,
   TimeoutError,
   UnauthorizedError,
   WitRpcError,
+  responseError,
 } from "./errors.js";
 import { contractId as computeContractId, methodId as computeMethodId, parameterTypeByName } from "./ids.js";
 import {
@@ -340,19 +338,9 @@ export class WitRpcClient {
   private readResponse(method: string, data: Uint8Array | null): unknown {
     if (!data) throw new ProtocolError(`empty response to ${method}`);
     const response = decodeResponse(data);
-    switch (response.status) {
-      case 200:
-        return response.data && response.data.length > 0 ? this.serializer.decode(response.data) : null;
-      case 400: {
-        const message = response.errorMessage ?? "bad request";
-        if (message.startsWith("Method not found")) throw new MethodNotFoundError(message);
-        throw new BadRequestError(message, response.errorDetails);
-      }
-      case 561:
-        throw new UnauthorizedError(response.errorMessage ?? "unauthorized");
-      default:
-        throw new RemoteError(response.status, response.errorMessage, response.errorDetails);
-    }
+    const error = responseError(response);
+    if (error) throw error;
+    return response.data && response.data.length > 0 ? this.serializer.decode(response.data) : null;
   }
 
   /** Rejects the calls sent on `socket` (every call when no socket is given). */

@@ -12,6 +12,9 @@ export {
   TimeoutError,
   ConnectionClosedError,
   ProtocolError,
+  CommunicationStatus,
+  responseError,
+  type ResponseStatus,
 } from "./errors.js";
 export { contractId, methodId, fnv1a64Utf16 } from "./ids.js";
 export { decodeBytes, toBase64, fromBase64, json, messagePack, type Format, type ParameterSerializer } from "./serializer.js";

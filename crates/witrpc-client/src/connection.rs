@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use witrpc_core::session::{ClientEvent, ClientSession, Transmit};
-use witrpc_core::{CommunicationStatus, EventPublisher, WitRequest, WitResponse};
+use witrpc_core::{EventPublisher, WitRequest, WitResponse};
 
 use crate::error::ClientError;
 use crate::transport::{FrameSink, FrameStream, Inbound, Outbound, TransportError};
@@ -25,9 +25,6 @@ use crate::transport::{FrameSink, FrameStream, Inbound, Outbound, TransportError
 /// How long the writer spends closing the transport (sending a close frame) before it
 /// gives up: 1 s. A server that stopped reading must not hold `disconnect`.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Text the .NET server starts a "method not found" answer with.
-const METHOD_NOT_FOUND: &str = "Method not found";
 
 type Reply = Result<WitResponse, ClientError>;
 
@@ -202,25 +199,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Maps a response to the call's result: the one place that interprets statuses.
+/// Maps a response to the call's result (see `error::response_result`).
 pub(crate) fn map_response(method: &str, response: WitResponse) -> Result<Option<Bytes>, ClientError> {
-    match response.status {
-        CommunicationStatus::Ok => Ok(response.data.filter(|d| !d.is_empty())),
-        CommunicationStatus::BadRequest
-            if response.error_message.as_deref().is_some_and(|m| m.starts_with(METHOD_NOT_FOUND)) =>
-        {
-            Err(ClientError::MethodNotFound {
-                method: method.to_owned(),
-                message: response.error_message.unwrap_or_default(),
-            })
-        }
-        CommunicationStatus::Unauthorized => Err(ClientError::RequestUnauthorized { message: response.error_message }),
-        status => Err(ClientError::Remote {
-            status: status.to_i32(),
-            message: response.error_message,
-            details: response.error_details,
-        }),
-    }
+    crate::error::response_result(method, response)
 }
 
 /// Most frames taken from the session before they are written: beyond it, requests
@@ -375,9 +356,7 @@ async fn drive(
             Ok(Some(ClientEvent::Response { id, response })) => {
                 let reply = response.map_err(|e| match e {
                     Some(e) => ClientError::Protocol(e),
-                    None => {
-                        ClientError::Remote { status: 0, message: Some("empty response".to_owned()), details: None }
-                    }
+                    None => ClientError::EmptyResponse,
                 });
                 shared.deliver_response(id, reply);
             }

@@ -1,8 +1,12 @@
 //! .NET type names for Rust types, so ids and event type tags match a .NET interface.
 //!
-//! The `#[service]` macro asks [`DotNetType`] for every parameter. Implement it for
-//! your own DTOs (or name the type in the macro attribute) so that the `MethodId` a
-//! .NET client computes is the one this side computes.
+//! The `#[service]` macro asks [`DotNetType`] for every parameter. Derive it for your own
+//! DTOs (`#[derive(witrpc::DotNetType)]` with `#[dotnet(assembly = "..")]`), implement it
+//! by hand, or name the type in the macro attribute, so that the `MethodId` a .NET client
+//! computes is the one this side computes.
+//!
+//! The names follow the one table of `witrpc-contract` (`witrpc_contract::dotnet`), which
+//! the TypeScript generator reads too; the tests below check these impls against it.
 
 use std::collections::HashMap;
 
@@ -22,7 +26,7 @@ pub const CORE_LIB: &str = "System.Private.CoreLib";
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no .NET type name",
     label = "witrpc needs the .NET type of this parameter to compute method ids",
-    note = "implement `DotNetType` for `{Self}`, or name the .NET type on the parameter: `#[witrpc(dotnet = \"MyNs.MyType\", assembly = \"MyAssembly\")]`"
+    note = "derive it: `#[derive(witrpc::DotNetType)] #[dotnet(assembly = \"MyAssembly\")]` on `{Self}` (named `MyAssembly.{Self}`), implement `DotNetType` by hand, or name the .NET type on the parameter: `#[witrpc(dotnet = \"MyNs.MyType\", assembly = \"MyAssembly\")]`"
 )]
 pub trait DotNetType {
     /// The namespace-qualified name used in `MethodId` strings, e.g. `System.Int32`,
@@ -258,6 +262,42 @@ mod tests {
         );
         assert_eq!(<Option<f64>>::full_name(), "System.Nullable`1[[System.Double, System.Private.CoreLib]]");
         assert_eq!(uuid::Uuid::stable_name(), "System.Guid");
+    }
+
+    /// Every impl of the table above, with the Rust name the contract table knows it by.
+    macro_rules! table_entries {
+        ($($t:ty => $rust:literal),* $(,)?) => {
+            vec![$(($rust, <$t>::stable_name(), <$t>::is_value_type(), <$t>::assembly())),*]
+        };
+    }
+
+    #[test]
+    fn names_follow_the_contract_table() {
+        use witrpc_contract::dotnet as table;
+        let impls = table_entries![
+            i8 => "i8", u8 => "u8", i16 => "i16", u16 => "u16", i32 => "i32", u32 => "u32",
+            i64 => "i64", u64 => "u64", f32 => "f32", f64 => "f64", bool => "bool", char => "char",
+            uuid::Uuid => "Uuid", String => "String", str => "str",
+        ];
+        // Both ways: no impl the table lacks, no table entry without an impl.
+        assert_eq!(impls.len(), table::PRIMITIVES.len());
+        for (rust, name, value_type, assembly) in impls {
+            let entry = table::primitive(rust).unwrap_or_else(|| panic!("`{rust}` is not in the contract table"));
+            assert_eq!((name.as_str(), value_type), (entry.dotnet, entry.value_type), "{rust}");
+            assert_eq!(assembly, table::CORE_LIB);
+        }
+        assert_eq!(CORE_LIB, table::CORE_LIB);
+        assert_eq!(<Vec<u8>>::stable_name(), table::BYTE_ARRAY);
+        assert_eq!(<Vec<u8>>::full_name(), table::BYTE_ARRAY);
+        assert_eq!(<Vec<i64>>::stable_name(), table::list("System.Int64"));
+        assert_eq!(<Vec<i64>>::full_name(), table::list_full("System.Int64", CORE_LIB));
+        assert_eq!(<Option<bool>>::stable_name(), table::nullable("System.Boolean"));
+        assert_eq!(<Option<bool>>::full_name(), table::nullable_full("System.Boolean", CORE_LIB));
+        assert_eq!(<HashMap<String, i32>>::stable_name(), table::dictionary("System.String", "System.Int32"));
+        assert_eq!(
+            <HashMap<String, i32>>::full_name(),
+            table::dictionary_full(("System.String", CORE_LIB), ("System.Int32", CORE_LIB))
+        );
     }
 
     #[test]

@@ -5,10 +5,10 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::Path;
 use syn::spanned::Spanned;
+use syn::{Attribute, Path};
 
-use crate::parse::{Value, WireKind};
+use witrpc_contract::{Value, WireKind};
 
 /// `Result<T, ParameterError>` decoding `value` from `bytes` (a `&[u8]`, empty = null).
 pub(crate) fn decode(root: &Path, value: &Value, serializer: &TokenStream, bytes: &TokenStream) -> TokenStream {
@@ -45,4 +45,10 @@ pub(crate) fn encode(root: &Path, value: &Value, serializer: &TokenStream, expr:
 /// The next argument blob of the iterator `iter` over `Bytes`, empty (= null) when missing.
 pub(crate) fn next_blob(iter: &TokenStream) -> TokenStream {
     quote!(#iter.next().map_or(&[][..], |__witrpc_b| &__witrpc_b[..]))
+}
+
+/// The doc attributes of `attrs`, repeated on generated items.
+pub(crate) fn docs(attrs: &[Attribute]) -> TokenStream {
+    let docs = attrs.iter().filter(|a| a.path().is_ident("doc"));
+    quote!(#(#docs)*)
 }

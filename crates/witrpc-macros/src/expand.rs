@@ -2,15 +2,12 @@
 
 use proc_macro2::TokenStream;
 use syn::ItemTrait;
-use syn::parse::Parser;
 
-use crate::attrs::ServiceArgsBuilder;
-use crate::{parse, render_client, render_descriptor, render_events, render_server, render_trait};
+use crate::{render_client, render_descriptor, render_events, render_server, render_trait};
 
 /// Expands `#[service(attr)] item`; errors become `compile_error!`s.
 pub(crate) fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let mut builder = ServiceArgsBuilder::default();
-    let args = syn::meta::parser(|meta| builder.parse(meta)).parse2(attr).and_then(|()| builder.finish());
+    let args = witrpc_contract::parse_args(attr);
     let item = match syn::parse2::<ItemTrait>(item) {
         Ok(item) => item,
         Err(mut e) => {
@@ -20,7 +17,7 @@ pub(crate) fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
             return e.into_compile_error();
         }
     };
-    let def = match parse::parse(args, item) {
+    let def = match witrpc_contract::parse(args, item) {
         Ok(def) => def,
         Err(e) => return e.into_compile_error(),
     };

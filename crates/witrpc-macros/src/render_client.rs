@@ -3,8 +3,9 @@
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 
-use crate::codec;
-use crate::parse::{EventDef, MethodDef, Output, ServiceDef, Value, docs};
+use witrpc_contract::{EventDef, MethodDef, Output, ServiceDef, Value};
+
+use crate::codec::{self, docs};
 
 pub(crate) fn render(def: &ServiceDef) -> TokenStream {
     let root = &def.root;

@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::parse::{Param, ServiceDef};
+use witrpc_contract::{Param, ServiceDef};
 
 pub(crate) fn render(def: &ServiceDef) -> TokenStream {
     let root = &def.root;

@@ -3,8 +3,9 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::codec;
-use crate::parse::{EventDef, ServiceDef, docs};
+use witrpc_contract::{EventDef, ServiceDef};
+
+use crate::codec::{self, docs};
 
 pub(crate) fn render(def: &ServiceDef) -> TokenStream {
     if def.events.is_empty() {

@@ -4,8 +4,9 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
+use witrpc_contract::{MethodDef, Output, ServiceDef};
+
 use crate::codec;
-use crate::parse::{MethodDef, Output, ServiceDef};
 
 /// `MethodError::Failed` details for an index the descriptor does not have.
 const UNKNOWN_METHOD: &str = "unknown method index";
@@ -164,7 +165,7 @@ fn render_arm(def: &ServiceDef, m: &MethodDef) -> TokenStream {
     let args = m.params.iter().map(|p| &p.ident);
     let invoke = quote!(<T as #trait_ident>::#method(&__witrpc_service, #(#args),*).await);
     let ok = |value: TokenStream| quote!(::core::result::Result::<::core::option::Option<::std::vec::Vec<u8>>, #root::MethodError>::Ok(#value));
-    let encode = |value: &crate::parse::Value| {
+    let encode = |value: &witrpc_contract::Value| {
         let place = quote!(__witrpc_value);
         let encode = codec::encode(root, value, &serializer, &place);
         let done = ok(quote!(if __witrpc_bytes.is_empty() {

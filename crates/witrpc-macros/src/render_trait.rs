@@ -8,7 +8,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::ReturnType;
 
-use crate::parse::ServiceDef;
+use witrpc_contract::ServiceDef;
 
 pub(crate) fn render(def: &ServiceDef) -> TokenStream {
     let ServiceDef { attrs, vis, unsafety, ident, supertraits, .. } = def;

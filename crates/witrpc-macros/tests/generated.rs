@@ -458,3 +458,46 @@ async fn typed_event_streams_decode_published_arguments() {
     }
     assert_eq!(within("progress", progress.next()).await.unwrap().unwrap(), 1.0);
 }
+
+/// A DTO named by `#[derive(DotNetType)]` (default rule: the assembly's name as namespace).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, witrpc_macros::DotNetType)]
+#[dotnet(assembly = "MyCompany.Contracts", crate = "witrpc_core")]
+pub struct Point {
+    x: i32,
+}
+
+/// A contract whose method takes derived DTOs.
+#[witrpc_macros::service(contract = "MyCompany.Contracts.IShapes", crate = "witrpc_core")]
+pub trait Shapes {
+    /// Moves `at`.
+    async fn place(&self, at: Point, path: Vec<Point>) -> Point;
+    /// `at` was placed.
+    #[event]
+    fn placed(&self, at: Point);
+}
+
+#[test]
+fn derived_dotnet_names_reach_method_ids_and_event_types() {
+    struct Impl;
+    impl Shapes for Impl {
+        async fn place(&self, at: Point, _path: Vec<Point>) -> Point {
+            at
+        }
+    }
+    let resolved = ShapesServer::<Impl>::descriptor().resolved();
+    let types = ["MyCompany.Contracts.Point", "System.Collections.Generic.List<MyCompany.Contracts.Point>"];
+    assert_eq!(resolved.method_ids, [witrpc_core::ids::method_id("MyCompany.Contracts.IShapes", "Place", &types)]);
+    let by_name = &resolved.method_parameter_types[0];
+    assert_eq!(by_name[0].type_name.as_deref(), Some("MyCompany.Contracts.Point"));
+    assert_eq!(by_name[0].assembly.as_deref(), Some("MyCompany.Contracts"));
+    assert_eq!(
+        by_name[1].type_name.as_deref(),
+        Some("System.Collections.Generic.List`1[[MyCompany.Contracts.Point, MyCompany.Contracts]]")
+    );
+    let event = &resolved.event_parameter_types[0][0];
+    assert_eq!(
+        (event.type_name.as_deref(), event.assembly.as_deref()),
+        (Some("MyCompany.Contracts.Point"), Some("MyCompany.Contracts"))
+    );
+    let _ = ShapesServer::new(Impl);
+}

@@ -52,12 +52,12 @@
 //! | `client`  | [`WitClientBuilder`], [`WitClient`] and the WebSocket client transport |
 //! | `json`    | JSON parameters, `with_json()` (the default serializer) |
 //! | `msgpack` | MessagePack parameters, `with_msgpack()` |
-//! | `macros`  | `#[witrpc::service]` |
+//! | `macros`  | `#[witrpc::service]`, `#[derive(witrpc::DotNetType)]` |
 //!
 //! Crate map: see `ARCHITECTURE.md` in the repository.
 
 #[cfg(feature = "macros")]
-pub use witrpc_macros::service;
+pub use witrpc_macros::{DotNetType, service};
 
 pub use witrpc_core::{
     ByteArray, CallContext, CodecError, DotNetType, EventEmitter, EventError, EventStream, Identity, ParameterError,

@@ -82,7 +82,7 @@ async fn status_500_is_a_remote_error_with_message_and_details() {
     let err = answered_with(response).await.unwrap_err();
     let shown = err.to_string();
     match err {
-        ClientError::Remote { status: 500, message, details } => {
+        ClientError::Remote { status: CommunicationStatus::InternalServerError, message, details } => {
             assert_eq!(message.as_deref(), Some("Failed to process request"));
             assert_eq!(details.as_deref(), Some("boom"));
         }
@@ -105,10 +105,16 @@ async fn status_400_method_not_found_names_the_method() {
 }
 
 #[tokio::test]
-async fn another_status_400_stays_a_remote_error() {
+async fn another_status_400_is_a_bad_request_not_a_missing_method() {
     let response = WitResponse::error(CommunicationStatus::BadRequest, "cannot decode parameter `a`", None);
     let err = answered_with(response).await.unwrap_err();
-    assert!(matches!(err, ClientError::Remote { status: 400, .. }), "{err:?}");
+    match &err {
+        ClientError::BadRequest { message, details: None } => {
+            assert_eq!(message.as_deref(), Some("cannot decode parameter `a`"));
+        }
+        other => panic!("expected BadRequest, got {other:?}"),
+    }
+    assert_eq!(err.status(), Some(CommunicationStatus::BadRequest));
 }
 
 #[tokio::test]

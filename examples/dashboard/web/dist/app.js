@@ -6,6 +6,10 @@ var WitRpcError = class extends Error {
   }
 };
 var UnauthorizedError = class extends WitRpcError {
+  constructor(message, status = null) {
+    super(message);
+    this.status = status;
+  }
 };
 var MethodNotFoundError = class extends WitRpcError {
   status = 400;
@@ -34,6 +38,32 @@ var ConnectionClosedError = class extends WitRpcError {
 };
 var ProtocolError = class extends WitRpcError {
 };
+var CommunicationStatus = {
+  Unknown: 0,
+  Ok: 200,
+  BadRequest: 400,
+  Timeout: 408,
+  InternalServerError: 500,
+  TransportError: 503,
+  Unauthorized: 561
+};
+var METHOD_NOT_FOUND = "Method not found";
+function responseError(response) {
+  const { status, errorMessage, errorDetails } = response;
+  switch (status) {
+    case CommunicationStatus.Ok:
+      return null;
+    case CommunicationStatus.BadRequest: {
+      const message = errorMessage ?? "bad request";
+      if (message.startsWith(METHOD_NOT_FOUND)) return new MethodNotFoundError(message);
+      return new BadRequestError(message, errorDetails);
+    }
+    case CommunicationStatus.Unauthorized:
+      return new UnauthorizedError(errorMessage ?? "unauthorized", status);
+    default:
+      return new RemoteError(status, errorMessage, errorDetails);
+  }
+}
 
 // ../../../clients/typescript/src/ids.ts
 var OFFSET = 0xcbf29ce484222325n;
@@ -1109,19 +1139,9 @@ var WitRpcClient = class _WitRpcClient {
   readResponse(method, data) {
     if (!data) throw new ProtocolError(`empty response to ${method}`);
     const response = decodeResponse(data);
-    switch (response.status) {
-      case 200:
-        return response.data && response.data.length > 0 ? this.serializer.decode(response.data) : null;
-      case 400: {
-        const message = response.errorMessage ?? "bad request";
-        if (message.startsWith("Method not found")) throw new MethodNotFoundError(message);
-        throw new BadRequestError(message, response.errorDetails);
-      }
-      case 561:
-        throw new UnauthorizedError(response.errorMessage ?? "unauthorized");
-      default:
-        throw new RemoteError(response.status, response.errorMessage, response.errorDetails);
-    }
+    const error = responseError(response);
+    if (error) throw error;
+    return response.data && response.data.length > 0 ? this.serializer.decode(response.data) : null;
   }
   /** Rejects the calls sent on `socket` (every call when no socket is given). */
   failPending(error, socket) {

@@ -1,131 +1,21 @@
-//! Reads a `#[service]` trait into a [`ServiceDef`], the description every renderer works from.
+//! Reads a `#[service]` trait into a [`ServiceDef`], the description every consumer works from.
 //!
 //! All checks happen here, so the renderers can assume a well-formed contract. Errors are
 //! collected per method and argument and reported together, each on the offending tokens.
 
-use heck::{ToShoutySnakeCase, ToUpperCamelCase};
 use proc_macro2::{Ident, TokenStream};
-use quote::{format_ident, quote};
+use quote::quote;
 use syn::ext::IdentExt;
-use syn::punctuated::Punctuated;
-use syn::{
-    Attribute, FnArg, ItemTrait, LitStr, Pat, Path, ReturnType, Signature, Token, TraitItem, TraitItemFn, Type,
-    TypeParamBound, Visibility,
-};
+use syn::parse::Parser;
+use syn::{Attribute, FnArg, ItemTrait, Pat, ReturnType, Signature, TraitItem, TraitItemFn};
 
-use crate::attrs::{self, EventAttr, MethodAttr, ParamAttr, ServiceArgs};
+use crate::attrs::{self, EventAttr, MethodAttr, ParamAttr, ServiceArgs, ServiceArgsBuilder};
+use crate::model::{DotNetName, EventDef, MethodDef, Output, Param, ServiceDef};
+use crate::naming;
 use crate::types::{check_type, is_unit, result_args, value};
 
-/// A whole contract: the trait, its methods and events, and where the runtime lives.
-pub(crate) struct ServiceDef {
-    /// Path of the runtime items (`::witrpc::__private` by default).
-    pub(crate) root: Path,
-    /// The .NET interface name.
-    pub(crate) contract: LitStr,
-    /// The trait's own attributes (docs and the like), kept on the rewritten trait.
-    pub(crate) attrs: Vec<Attribute>,
-    pub(crate) vis: Visibility,
-    pub(crate) unsafety: Option<Token![unsafe]>,
-    pub(crate) ident: Ident,
-    pub(crate) supertraits: Punctuated<TypeParamBound, Token![+]>,
-    /// Methods in declaration order; the position is the method index.
-    pub(crate) methods: Vec<MethodDef>,
-    /// Events in declaration order; the position is the event index.
-    pub(crate) events: Vec<EventDef>,
-}
-
-impl ServiceDef {
-    /// `XServer`.
-    pub(crate) fn server_ident(&self) -> Ident {
-        format_ident!("{}Server", self.ident)
-    }
-
-    /// `XClient`.
-    pub(crate) fn client_ident(&self) -> Ident {
-        format_ident!("{}Client", self.ident)
-    }
-
-    /// `XEvents`.
-    pub(crate) fn events_ident(&self) -> Ident {
-        format_ident!("{}Events", self.ident)
-    }
-
-    /// The hidden static holding the `ServiceDescriptor`.
-    pub(crate) fn descriptor_ident(&self) -> Ident {
-        format_ident!("__WITRPC_{}_DESCRIPTOR", self.ident.unraw().to_string().to_shouty_snake_case())
-    }
-}
-
-/// One `async fn` of the contract.
-pub(crate) struct MethodDef {
-    /// Attributes other than the macro's own (docs, lints), kept on the trait method.
-    pub(crate) attrs: Vec<Attribute>,
-    /// The signature with the macro's argument attributes removed.
-    pub(crate) sig: Signature,
-    pub(crate) wire_name: String,
-    pub(crate) params: Vec<Param>,
-    pub(crate) output: Output,
-}
-
-/// One `#[event] fn` of the contract.
-pub(crate) struct EventDef {
-    /// Doc comments, repeated on the generated client and emitter methods.
-    pub(crate) docs: Vec<Attribute>,
-    pub(crate) ident: Ident,
-    pub(crate) wire_name: String,
-    pub(crate) params: Vec<Param>,
-}
-
-/// One argument of a method or event.
-pub(crate) struct Param {
-    pub(crate) ident: Ident,
-    pub(crate) value: Value,
-    /// `#[witrpc(dotnet = "..", assembly = "..")]`, replacing the `DotNetType` lookup.
-    pub(crate) dotnet: Option<DotNetName>,
-}
-
-impl Param {
-    /// The name used in error messages (`ParameterError::what`).
-    pub(crate) fn name(&self) -> String {
-        self.ident.unraw().to_string()
-    }
-}
-
-/// A .NET type given by name in the attribute.
-pub(crate) struct DotNetName {
-    pub(crate) type_name: LitStr,
-    pub(crate) assembly: LitStr,
-}
-
-/// A type that crosses the wire, and how it is (de)serialized.
-pub(crate) struct Value {
-    pub(crate) ty: Type,
-    pub(crate) kind: WireKind,
-}
-
-/// Types that need an adapter to look like their .NET counterpart.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WireKind {
-    /// Through the type's own serde impls.
-    Plain,
-    /// `Vec<u8>`, through `ByteArray` / `ByteArrayRef` (base64 in JSON, like .NET `byte[]`).
-    Bytes,
-    /// `Option<Vec<u8>>`, the same with null for `None`.
-    OptionalBytes,
-}
-
-/// What a method returns.
-pub(crate) enum Output {
-    /// Nothing (`()`): the response carries no data.
-    Unit,
-    /// A value, encoded as the response data.
-    Value(Value),
-    /// `Result<T, E>`: `Ok` is the value (`None` for `()`), `Err` becomes the remote error.
-    Result { ok: Option<Value>, err: Box<Type> },
-}
-
 /// Collects several errors into one `syn::Error`, so a user sees them all in one build.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Errors {
     all: Option<syn::Error>,
     count: usize,
@@ -145,11 +35,25 @@ impl Errors {
 const CLIENT_RESERVED: &[&str] = &["new", "channel", "descriptor"];
 const EVENTS_RESERVED: &[&str] = &["new", "channel", "descriptor", "emitter"];
 
-/// Checks `item` and describes it.
+/// Reads the arguments of `#[service(..)]` (the tokens inside the parentheses).
+///
+/// # Errors
+/// An unknown or repeated key, a `crate` that is not a path, or a missing `contract`;
+/// each error points at the offending tokens.
+pub fn parse_args(tokens: TokenStream) -> syn::Result<ServiceArgs> {
+    let mut builder = ServiceArgsBuilder::default();
+    syn::meta::parser(|meta| builder.parse(meta)).parse2(tokens)?;
+    builder.finish()
+}
+
+/// Checks `item` against the rules of a WitRPC contract and describes it.
 ///
 /// The trait is checked even when the attribute's arguments (`args`) are invalid, so every
 /// problem is reported at once.
-pub(crate) fn parse(args: syn::Result<ServiceArgs>, item: ItemTrait) -> syn::Result<ServiceDef> {
+///
+/// # Errors
+/// Every rule the trait breaks, combined into one `syn::Error` (iterate it for each).
+pub fn parse(args: syn::Result<ServiceArgs>, item: ItemTrait) -> syn::Result<ServiceDef> {
     let mut errors = Errors::default();
     let errors = &mut errors;
     let args = args.map_err(|e| errors.push(e)).ok();
@@ -291,14 +195,14 @@ fn parse_fn(f: &TraitItemFn, errors: &mut Errors) -> Option<Parsed> {
                 format!(
                     "an event cannot be named `{rust_name}`: it would clash with the generated method of the same \
                      name; rename it and keep the wire name with `#[event(name = \"{}\")]`",
-                    rust_name.to_upper_camel_case()
+                    naming::wire_name(&rust_name)
                 ),
             ));
         }
         if errors.count > before {
             return None;
         }
-        let wire_name = event.name.map_or_else(|| rust_name.to_upper_camel_case(), |n| n.value());
+        let wire_name = event.name.map_or_else(|| naming::wire_name(&rust_name), |n| n.value());
         let docs = f.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect();
         return params.map(|params| Parsed::Event(EventDef { docs, ident: sig.ident.clone(), wire_name, params }));
     }
@@ -317,7 +221,7 @@ fn parse_fn(f: &TraitItemFn, errors: &mut Errors) -> Option<Parsed> {
             format!(
                 "a service method cannot be named `{rust_name}`: it would clash with the generated client's \
                  method of the same name; rename it and keep the wire name with `#[witrpc(name = \"{}\")]`",
-                rust_name.to_upper_camel_case()
+                naming::wire_name(&rust_name)
             ),
         ));
     }
@@ -326,7 +230,7 @@ fn parse_fn(f: &TraitItemFn, errors: &mut Errors) -> Option<Parsed> {
         return None;
     }
     let (params, output) = (params?, output?);
-    let wire_name = method_attr.name.map_or_else(|| rust_name.to_upper_camel_case(), |n| n.value());
+    let wire_name = method_attr.name.map_or_else(|| naming::wire_name(&rust_name), |n| n.value());
     let mut clean_sig = sig.clone();
     for input in &mut clean_sig.inputs {
         if let FnArg::Typed(arg) = input {
@@ -479,7 +383,7 @@ fn check_unique<'a>(
     what: &str,
     errors: &mut Errors,
 ) {
-    let key = wire.to_lowercase();
+    let key = naming::collision_key(wire);
     if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
         errors.push(syn::Error::new_spanned(
             ident,
@@ -491,10 +395,4 @@ fn check_unique<'a>(
     } else {
         seen.push((key, ident));
     }
-}
-
-/// The doc attributes of `attrs`.
-pub(crate) fn docs(attrs: &[Attribute]) -> TokenStream {
-    let docs = attrs.iter().filter(|a| a.path().is_ident("doc"));
-    quote!(#(#docs)*)
 }

@@ -6,7 +6,8 @@
 
 use syn::{GenericArgument, PathArguments, Type};
 
-use crate::parse::{Errors, Value, WireKind};
+use crate::model::{Value, WireKind};
+use crate::parse::Errors;
 
 /// Rejects types that cannot cross the wire as themselves; returns whether `ty` is fine.
 pub(crate) fn check_type(ty: &Type, errors: &mut Errors) -> bool {
@@ -76,7 +77,7 @@ pub(crate) fn value(ty: &Type) -> Value {
     Value { ty: ty.clone(), kind }
 }
 
-fn strip(ty: &Type) -> &Type {
+pub(crate) fn strip(ty: &Type) -> &Type {
     match ty {
         Type::Paren(p) => strip(&p.elem),
         Type::Group(g) => strip(&g.elem),
@@ -94,7 +95,7 @@ fn is_vec_u8(ty: &Type) -> bool {
 }
 
 /// The generic type arguments of `ty` when its last path segment is `name`.
-fn generic_args<'a>(ty: &'a Type, name: &str) -> Option<Vec<&'a Type>> {
+pub(crate) fn generic_args<'a>(ty: &'a Type, name: &str) -> Option<Vec<&'a Type>> {
     let Type::Path(p) = strip(ty) else { return None };
     if p.qself.is_some() {
         return None;

@@ -8,16 +8,20 @@ use syn::meta::ParseNestedMeta;
 use syn::{Attribute, LitStr, Meta, Path};
 
 /// The path the generated code reaches the runtime through unless `crate = ".."` says otherwise.
-pub(crate) const DEFAULT_ROOT: &str = "::witrpc::__private";
+pub const DEFAULT_ROOT: &str = "::witrpc::__private";
 
-/// Attribute names the macro consumes from methods and arguments.
-pub(crate) const EVENT: &str = "event";
-pub(crate) const WITRPC: &str = "witrpc";
+/// The attribute that marks an event: `#[event]`.
+pub const EVENT: &str = "event";
+/// The attribute that tunes a method or argument: `#[witrpc(..)]`.
+pub const WITRPC: &str = "witrpc";
 
 /// `#[service(contract = "..", crate = "..")]`.
-pub(crate) struct ServiceArgs {
-    pub(crate) contract: LitStr,
-    pub(crate) root: Path,
+#[derive(Debug)]
+pub struct ServiceArgs {
+    /// The .NET interface name.
+    pub contract: LitStr,
+    /// Where the generated code finds the runtime items.
+    pub root: Path,
 }
 
 /// Collects the `#[service(..)]` arguments as they are parsed.
@@ -89,8 +93,8 @@ pub(crate) struct ParamAttr {
     pub(crate) assembly: Option<LitStr>,
 }
 
-/// Whether `attr` is one of the macro's own (`#[event]`, `#[witrpc]`).
-pub(crate) fn is_ours(attr: &Attribute) -> bool {
+/// Whether `attr` is one of the macro's own, removed from the rewritten trait (`#[event]`, `#[witrpc]`).
+pub fn is_ours(attr: &Attribute) -> bool {
     attr.path().is_ident(EVENT) || attr.path().is_ident(WITRPC)
 }
 
