@@ -23,6 +23,13 @@
 //! client.disconnect().await;
 //! # Ok(()) }
 //! ```
+//!
+//! # Feature flags
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `json` (default) | JSON parameters: `with_json()`, the default serializer |
+//! | `msgpack` | MessagePack parameters: `with_msgpack()` |
 
 mod builder;
 mod client;

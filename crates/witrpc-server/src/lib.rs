@@ -20,6 +20,13 @@
 //!
 //! Most users depend on the `witrpc` facade, whose `with_websocket` extension wires a
 //! transport into [`WitServerBuilder`].
+//!
+//! # Feature flags
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `json` (default) | JSON parameters: `with_json()`, the default serializer |
+//! | `msgpack` | MessagePack parameters: `with_msgpack()` |
 
 mod auth;
 mod builder;
