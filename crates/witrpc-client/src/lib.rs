@@ -47,3 +47,8 @@ pub use builder::{
 pub use client::WitClient;
 pub use error::ClientError;
 pub use transport::{ClientTransport, Inbound, Outbound, TransportError};
+
+/// Re-exported for implementors of [`ClientTransport`]: the traits of its frame stream
+/// and sink.
+pub use futures_core::Stream;
+pub use futures_util::Sink;
