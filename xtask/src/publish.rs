@@ -93,9 +93,8 @@ fn publishable(root: &Path) -> Result<Vec<Krate>, String> {
 /// The body of `[name]` in a manifest (up to the next table header), or "".
 fn section<'a>(manifest: &'a str, name: &str) -> &'a str {
     let header = format!("[{name}]");
-    let mut lines = manifest.split_inclusive('\n');
     let mut start = 0;
-    for line in lines.by_ref() {
+    for line in manifest.split_inclusive('\n') {
         start += line.len();
         if line.trim() == header {
             let body = &manifest[start..];
