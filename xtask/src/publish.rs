@@ -12,7 +12,8 @@
 //!    resolves each against the ones packaged before it), without the per-crate verify
 //!    build, which would rebuild the dependency tree once per crate; instead the packaged
 //!    facade is unpacked outside the workspace and built with every feature against the
-//!    other packaged crates, which compiles every crate's packaged sources once.
+//!    other packaged crates, which compiles every crate's packaged sources once (a
+//!    published crate the facade does not depend on is built the same way on its own).
 //! 4. **npm**: a copy of `clients/typescript` without `node_modules` and `dist` runs
 //!    `npm ci`, `npm run build`, `npm pack --dry-run` (the package must hold ES modules,
 //!    `.d.ts` types and the README) and `npm run size`, whose minified + gzip figure may
@@ -268,29 +269,39 @@ fn package(root: &Path, crates: &[Krate]) -> Result<(), String> {
             "the packaged .crate is not a gzip tarball",
         )?;
         let dir = unpacked.join(format!("{}-{version}", krate.name));
-        if krate.name == FACADE {
-            continue; // the package being built, not a dependency to patch
-        }
-        patches.push(format!("patch.crates-io.{}.path={:?}", krate.name, dir.display().to_string()));
+        patches.push((
+            krate.name.as_str(),
+            format!("patch.crates-io.{}.path={:?}", krate.name, dir.display().to_string()),
+        ));
     }
     if !crates.iter().any(|k| k.name == FACADE) {
         return Err(format!("the facade `{FACADE}` is not among the published crates"));
     }
-    let manifest = unpacked.join(format!("{FACADE}-{version}")).join("Cargo.toml");
-    let manifest = manifest.display().to_string();
-    let mut args = vec!["build", "--manifest-path", manifest.as_str(), "--all-features"];
-    for patch in &patches {
-        args.extend(["--config", patch.as_str()]);
-    }
+    // The facade, with every feature, compiles every crate it depends on. A published
+    // crate it does not depend on is built on its own, with every feature too.
+    let facade = crates.iter().find(|k| k.name == FACADE).map_or("", |k| k.manifest.as_str());
+    let facade_deps = section(facade, "dependencies");
+    let built = crates.iter().filter(|k| {
+        k.name == FACADE || !facade_deps.lines().any(|l| l.split(['.', '=', ' ']).next() == Some(k.name.as_str()))
+    });
     // The workspace's target directory: dependencies built for the tests are reused.
     let target = target_dir(root).display().to_string();
-    args.extend(["--target-dir", target.as_str()]);
-    command(
-        &cargo(),
-        &args,
-        root,
-        "the packaged sources do not build on their own: a file outside the crate (include_str!), a path-only dependency, or a feature that needs another",
-    )
+    for krate in built {
+        let manifest = unpacked.join(format!("{}-{version}", krate.name)).join("Cargo.toml").display().to_string();
+        let mut args = vec!["build", "--manifest-path", manifest.as_str(), "--all-features"];
+        // Every other packaged crate stands in for its crates.io release.
+        for (_, patch) in patches.iter().filter(|(name, _)| *name != krate.name) {
+            args.extend(["--config", patch.as_str()]);
+        }
+        args.extend(["--target-dir", target.as_str()]);
+        command(
+            &cargo(),
+            &args,
+            root,
+            "the packaged sources do not build on their own: a file outside the crate (include_str!), a path-only dependency, or a feature that needs another",
+        )?;
+    }
+    Ok(())
 }
 
 /// Removes a temporary directory when the step ends, however it ends.
