@@ -6,10 +6,13 @@
 //! - `smoke`: the demo server and client, plain and encrypted.
 //! - `soak`: 10k connect/authorize/call/disconnect cycles in release mode.
 //! - `gen-ts [--check]`: TypeScript modules from the `#[witrpc::service]` traits.
+//! - `package`: the publish checks (`publish.rs`): crate metadata, public-API hygiene,
+//!   `cargo package` of every published crate, `npm pack` of the TypeScript client.
 //! - `bench [--quick] [args]`: witrpc against jsonrpsee and a raw WebSocket echo
 //!   (`bench/`); writes `target/bench/report.md`, and a full run also `bench/RESULTS.md`.
 
 mod gen_ts;
+mod publish;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -25,9 +28,10 @@ fn main() -> ExitCode {
         Some("soak") => soak(),
         Some("bench") => bench(&args[1..]),
         Some("gen-ts") => gen_ts::run(&root(), TS_JOBS, args.iter().any(|a| a == "--check")),
+        Some("package") => publish::run(&root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\ncommands:\n  test-all   run every check (what CI runs)\n  smoke      run the demo server + demo client once\n  soak       10k-cycle connection churn in release mode (WITRPC_CHURN_CYCLES to change)\n  gen-ts     write the TypeScript modules of the services (--check: fail when stale)\n  bench      benchmarks against jsonrpsee and a raw echo (--quick: every scenario briefly)"
+                "usage: cargo xtask <command>\n\ncommands:\n  test-all   run every check (what CI runs)\n  smoke      run the demo server + demo client once\n  soak       10k-cycle connection churn in release mode (WITRPC_CHURN_CYCLES to change)\n  gen-ts     write the TypeScript modules of the services (--check: fail when stale)\n  package    publish checks: crate metadata, public API, cargo package, npm pack\n  bench      benchmarks against jsonrpsee and a raw echo (--quick: every scenario briefly)"
             );
             return ExitCode::from(2);
         }
@@ -119,6 +123,8 @@ fn test_all() -> Result<(), String> {
     eprintln!("\n==> smoke: demo_server + demo_client");
     smoke()?;
     typescript()?;
+    eprintln!("\n==> package: the crates and the npm package are ready to publish");
+    publish::run(&root())?;
     eprintln!("\n==> bench --quick: every benchmark scenario briefly, so the harness never rots");
     bench(&["--quick".to_owned()])?;
     eprintln!("\nxtask: all checks passed in {:.1?}", started.elapsed());

@@ -23,6 +23,13 @@
 //! client.disconnect().await;
 //! # Ok(()) }
 //! ```
+//!
+//! # Feature flags
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `json` (default) | JSON parameters: `with_json()`, the default serializer |
+//! | `msgpack` | MessagePack parameters: `with_msgpack()` |
 
 mod builder;
 mod client;
@@ -41,3 +48,8 @@ pub use builder::{
 pub use client::WitClient;
 pub use error::ClientError;
 pub use transport::{ClientTransport, Inbound, Outbound, TransportError};
+
+/// Re-exported for implementors of [`ClientTransport`]: the traits of its frame stream
+/// and sink.
+pub use futures_core::Stream;
+pub use futures_util::Sink;

@@ -59,4 +59,7 @@ pub use service::{
 /// Re-exported so generated code and serializer crates name one version.
 pub use bytes;
 pub use erased_serde;
+/// Re-exported for the bounds of [`encode_value`], [`decode_value`] and the
+/// [`dotnet::byte_array`] helpers.
+pub use serde;
 pub use uuid::Uuid;

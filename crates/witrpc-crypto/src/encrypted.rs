@@ -32,7 +32,7 @@ fn is_plain(key: Option<&[u8]>) -> bool {
 ///
 /// # Errors
 /// [`CryptoError::InvalidHandshake`] when the key is unreadable or smaller than 2048 bits.
-pub fn parse_public_key(json: &[u8]) -> Result<RsaPublicKey, CryptoError> {
+pub(crate) fn parse_public_key(json: &[u8]) -> Result<RsaPublicKey, CryptoError> {
     let invalid = |reason| CryptoError::InvalidHandshake { reason };
     let value: serde_json::Value = serde_json::from_slice(json).map_err(|_| invalid("public key is not JSON"))?;
     let field = |names: &[&str]| {
@@ -55,7 +55,7 @@ pub fn parse_public_key(json: &[u8]) -> Result<RsaPublicKey, CryptoError> {
 }
 
 /// Writes `key` as the General .NET client does: `{"mod":"<b64>","exp":"<b64>"}`.
-pub fn format_public_key(key: &RsaPublicKey) -> Vec<u8> {
+pub(crate) fn format_public_key(key: &RsaPublicKey) -> Vec<u8> {
     let json = serde_json::json!({
         "mod": STANDARD.encode(key.n().to_bytes_be()),
         "exp": STANDARD.encode(key.e().to_bytes_be()),

@@ -75,4 +75,6 @@ mod serializer;
 
 pub use error::DecodeError;
 pub use limits::{MAX_DEPTH, MAX_UNCOMPRESSED_LEN};
+/// Re-exported for [`DecodeError::InvalidLz4Block`].
+pub use lz4_flex::block::DecompressError;
 pub use serializer::MessagePackSerializer;

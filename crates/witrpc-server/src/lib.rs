@@ -20,6 +20,13 @@
 //!
 //! Most users depend on the `witrpc` facade, whose `with_websocket` extension wires a
 //! transport into [`WitServerBuilder`].
+//!
+//! # Feature flags
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `json` (default) | JSON parameters: `with_json()`, the default serializer |
+//! | `msgpack` | MessagePack parameters: `with_msgpack()` |
 
 mod auth;
 mod builder;
@@ -42,5 +49,9 @@ pub use witrpc_core::{CallContext, Identity};
 
 /// Re-exported for implementors of [`AccessTokenValidator`].
 pub use async_trait::async_trait;
+/// Re-exported for implementors of [`transport::ServerTransport`]: the traits of its
+/// frame stream and sink.
+pub use futures_core::Stream;
+pub use futures_util::Sink;
 /// Re-exported for implementors of [`transport::ServerTransport`].
 pub use witrpc_core::BoxFuture;

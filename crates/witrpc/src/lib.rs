@@ -43,7 +43,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Features
+//! # Feature flags
 //!
 //! | feature   | enables |
 //! |-----------|---------|
