@@ -45,3 +45,8 @@ mod types;
 pub use attrs::{DEFAULT_ROOT, EVENT, ServiceArgs, WITRPC, is_ours};
 pub use model::{DotNetName, EventDef, MethodDef, Output, Param, ServiceDef, Value, WireKind};
 pub use parse::{parse, parse_args};
+
+/// Re-exported: the model is made of `syn` syntax trees.
+pub use proc_macro2;
+/// Re-exported: the model is made of `syn` syntax trees.
+pub use syn;

@@ -78,16 +78,7 @@ pub fn sealed_len(plaintext_len: usize) -> usize {
 /// Writes `key` byte for byte as the .NET 2.x general client does:
 /// `{"mod":"<b64>","exp":"<b64>"}`, in that order, with System.Text.Json's default
 /// escaping of `+` as `\u002B` (notes §5.2). Any JSON reader (ours too) reads it.
-///
-/// ```
-/// use rsa::{BigUint, RsaPublicKey};
-/// let key = RsaPublicKey::new(BigUint::from_bytes_be(&[0xfb; 256]), BigUint::from(65537u32)).unwrap();
-/// let json = String::from_utf8(witrpc_crypto::v2::format_public_key(&key)).unwrap();
-/// assert!(json.starts_with(r#"{"mod":"\u002B/v7\u002B/v7"#));
-/// assert!(json.ends_with(r#"","exp":"AQAB"}"#));
-/// assert_eq!(witrpc_crypto::encrypted::parse_public_key(json.as_bytes()).unwrap(), key);
-/// ```
-pub fn format_public_key(key: &RsaPublicKey) -> Vec<u8> {
+pub(crate) fn format_public_key(key: &RsaPublicKey) -> Vec<u8> {
     let b64 = |v: Vec<u8>| STANDARD.encode(v).replace('+', "\\u002B");
     format!(r#"{{"mod":"{}","exp":"{}"}}"#, b64(key.n().to_bytes_be()), b64(key.e().to_bytes_be())).into_bytes()
 }
@@ -302,7 +293,7 @@ impl EncryptedClientEncryptor {
     }
 
     /// Uses an existing key pair (e.g. one generated ahead of time).
-    pub fn from_private_key(private: RsaPrivateKey) -> Self {
+    pub(crate) fn from_private_key(private: RsaPrivateKey) -> Self {
         let public_json = format_public_key(&private.to_public_key()).into();
         Self { private, public_json }
     }
@@ -333,5 +324,20 @@ impl ClientEncryptor for EncryptedClientEncryptor {
             }
             _ => Err(CryptoError::InvalidHandshake { reason: "the server's reply has no key or no vector" }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_keys_are_written_as_the_dotnet_client_writes_them() {
+        use rsa::BigUint;
+        let key = RsaPublicKey::new(BigUint::from_bytes_be(&[0xfb; 256]), BigUint::from(65537u32)).unwrap();
+        let json = String::from_utf8(format_public_key(&key)).unwrap();
+        assert!(json.starts_with(r#"{"mod":"\u002B/v7\u002B/v7"#));
+        assert!(json.ends_with(r#"","exp":"AQAB"}"#));
+        assert_eq!(crate::encrypted::parse_public_key(json.as_bytes()).unwrap(), key);
     }
 }
