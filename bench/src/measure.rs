@@ -25,9 +25,26 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// Starts `target` in a child process. `WITRPC_BENCH_SERVER_EXE` runs another build's
+    /// server (to compare two commits in one run); `WITRPC_BENCH_CALLGRIND=<dir>` runs it
+    /// under callgrind with collection off until [`ServerProcess::callgrind`] turns it on.
     pub(crate) async fn start(target: Target, workers: usize) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe()?;
-        let mut child = Command::new(exe)
+        let exe = match std::env::var_os("WITRPC_BENCH_SERVER_EXE") {
+            Some(exe) => exe.into(),
+            None => std::env::current_exe()?,
+        };
+        let mut command = match std::env::var_os("WITRPC_BENCH_CALLGRIND") {
+            Some(dir) => {
+                let out = Path::new(&dir).join(format!("callgrind.{}.%p", target.name()));
+                let mut c = Command::new("valgrind");
+                c.args(["--tool=callgrind", "--collect-atstart=no"])
+                    .arg(format!("--callgrind-out-file={}", out.display()))
+                    .arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .args(["server", target.name(), "--workers", &workers.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -38,11 +55,48 @@ impl ServerProcess {
         let pid = child.id().context("server exited at once")?;
         let stdout = child.stdout.take().context("no server stdout")?;
         let mut line = String::new();
-        tokio::time::timeout(Duration::from_secs(30), BufReader::new(stdout).read_line(&mut line))
+        tokio::time::timeout(Duration::from_secs(120), BufReader::new(stdout).read_line(&mut line))
             .await
             .context("server did not print its ready line within 30 s")??;
         let url = line.trim().strip_prefix("ready ").with_context(|| format!("unexpected ready line {line:?}"))?;
         Ok(Self { child, pid, url: url.to_owned() })
+    }
+
+    /// Under `WITRPC_BENCH_CALLGRIND`: turns instruction counting on (`true`) or off and
+    /// dumps the counts (`false`); returns the instructions of the dump. Without it: `None`.
+    pub(crate) async fn callgrind(&self, on: bool) -> anyhow::Result<Option<u64>> {
+        let Some(dir) = std::env::var_os("WITRPC_BENCH_CALLGRIND") else { return Ok(None) };
+        let pid = self.pid.to_string();
+        let toggle = if on { "--instr=on" } else { "--instr=off" };
+        let status = Command::new("callgrind_control").args([toggle, &pid]).output().await?;
+        anyhow::ensure!(status.status.success(), "callgrind_control {toggle} failed");
+        if on {
+            return Ok(None);
+        }
+        let dumped = Command::new("callgrind_control").args(["--dump", &pid]).output().await?;
+        anyhow::ensure!(dumped.status.success(), "callgrind_control --dump failed");
+        // The newest dump of this process holds the window's counts.
+        let prefix = format!("callgrind.");
+        let mut newest: Option<(std::time::SystemTime, std::path::PathBuf)> = None;
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) && name.contains(&pid) {
+                let modified = entry.metadata()?.modified()?;
+                if newest.as_ref().is_none_or(|(t, _)| modified > *t) {
+                    newest = Some((modified, entry.path()));
+                }
+            }
+        }
+        let (_, path) = newest.context("no callgrind dump written")?;
+        let text = std::fs::read_to_string(&path)?;
+        let total = text
+            .lines()
+            .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .context("no totals in the callgrind dump")?;
+        Ok(Some(total))
     }
 
     /// User + system CPU time of the whole process so far, in nanoseconds.
@@ -110,9 +164,11 @@ pub(crate) async fn throughput(
     let tasks: Vec<_> =
         conns.into_iter().map(|c| tokio::spawn(closed_loop(c, payload.clone(), depth, start, end))).collect();
     tokio::time::sleep_until(start.into()).await;
+    server.callgrind(true).await?;
     let cpu0 = server.cpu_ns()?;
     tokio::time::sleep_until(end.into()).await;
     let cpu1 = server.cpu_ns()?;
+    let instructions = server.callgrind(false).await?;
     let mut histogram = new_histogram();
     let mut count = 0u64;
     for task in tasks {
@@ -123,6 +179,13 @@ pub(crate) async fn throughput(
     server.stop().await;
     if count == 0 {
         bail!("{}: no request completed in the measured window", target.name());
+    }
+    if let Some(instructions) = instructions {
+        eprintln!(
+            "callgrind {} {connections}x{depth}: {instructions} instructions / {count} calls = {:.0} per call",
+            target.name(),
+            instructions as f64 / count as f64
+        );
     }
     Ok(Throughput {
         requests_per_s: count as f64 / window.as_secs_f64(),
