@@ -559,31 +559,47 @@ export class WitRpcClient {
   private async receive(socket: Socket, bytes: Uint8Array): Promise<void> {
     if (socket !== this.socket || bytes.length === 0) return;
     const envelope = decodeEnvelope(bytes);
+    if (envelope.type === MessageType.Callback && this.protocol === 2) {
+      // A .NET 2.x server sends events to every connection, even before the handshake
+      // and under a key this client does not have yet: one that does not open or decode
+      // is dropped, as a .NET client drops it (no counter to keep in step in protocol 2).
+      let event: { name: string; parameters: Uint8Array[] } | undefined;
+      try {
+        event = envelope.data ? eventV2(await this.cipher.open(envelope.data)) : undefined;
+      } catch {
+        return;
+      }
+      if (event) this.deliver(event);
+      return;
+    }
     const sealed = envelope.type !== MessageType.Initialization;
     const data = envelope.data && sealed ? await this.cipher.open(envelope.data) : envelope.data;
     if (envelope.type === MessageType.Callback) {
-      if (!data) return;
-      const event = this.protocol === 2 ? eventV2(data) : decodeEvent(data);
-      const set = this.listeners.get(event.name);
-      if (!set || set.size === 0) return;
-      let args: unknown[];
-      try {
-        args = event.parameters.map((p) => this.serializer.decode(p));
-      } catch (e) {
-        // One unreadable event (e.g. a format mismatch) does not end the connection.
-        console.warn(`witrpc-client: event ${event.name} has unreadable arguments and was skipped:`, e);
-        return;
-      }
-      for (const l of [...set]) {
-        try {
-          l(...args);
-        } catch (e) {
-          reportListenerError(e);
-        }
-      }
+      if (data) this.deliver(decodeEvent(data));
       return;
     }
     this.pending.get(hex(envelope.id))?.resolve(data);
+  }
+
+  /** Hands one event to its listeners. */
+  private deliver(event: { name: string; parameters: Uint8Array[] }): void {
+    const set = this.listeners.get(event.name);
+    if (!set || set.size === 0) return;
+    let args: unknown[];
+    try {
+      args = event.parameters.map((p) => this.serializer.decode(p));
+    } catch (e) {
+      // One unreadable event (e.g. a format mismatch) does not end the connection.
+      console.warn(`witrpc-client: event ${event.name} has unreadable arguments and was skipped:`, e);
+      return;
+    }
+    for (const l of [...set]) {
+      try {
+        l(...args);
+      } catch (e) {
+        reportListenerError(e);
+      }
+    }
   }
 
   private protocolFailure(socket: Socket, error: unknown): void {

@@ -75,6 +75,17 @@ for (const encryption of [false, true]) {
   });
 }
 
+test("an event a 2.x server sends before the handshake is dropped, not fatal", async () => {
+  for (const encryption of [false, true]) {
+    const s = await server({ encryption, earlyEvent: true });
+    const c = await connect(s.url, { encryption });
+    assert.equal(await c.call("Add", [1, 2]), 3);
+    const heard = next(c, "Message");
+    await c.call("Broadcast", ["after"]);
+    assert.deepEqual(await heard, ["after"]);
+  }
+});
+
 test("encrypted: the key goes out as a .NET 2.x client writes it", async () => {
   const s = await server({ encryption: true });
   await connect(s.url, { encryption: true });

@@ -40,8 +40,13 @@ function jsonBytes(value) {
   return new TextEncoder().encode(JSON.stringify(value));
 }
 
-/** Starts the stand-in on 127.0.0.1:0; resolves `{ url, seen, stop }` (`seen`: decoded requests and raw Initialization payloads). */
-export function startDotNet2Server({ encryption = false, token = "" } = {}) {
+/**
+ * Starts the stand-in on 127.0.0.1:0; resolves `{ url, seen, raise, stop }` (`seen`:
+ * decoded requests and raw Initialization payloads). With `earlyEvent` it raises an
+ * event to a connection just before its Initialization reply, under its AES key when
+ * encrypting, as a busy .NET server can (notes §11 item 3).
+ */
+export function startDotNet2Server({ encryption = false, token = "", earlyEvent = false } = {}) {
   const seen = { requests: [], initializations: [] };
   const connections = new Set();
   const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
@@ -76,6 +81,11 @@ export function startDotNet2Server({ encryption = false, token = "" } = {}) {
       },
     };
     connections.add(c);
+    const early = () => {
+      c.encrypting = encryption; // the key exists from accept time; the client gets it later
+      c.send(2, c.id, encodeRequestV2({ token: "", methodName: "Message", parameters: [jsonBytes("early")], parameterTypes: [STRING] }));
+      c.encrypting = false;
+    };
     socket.on("close", () => connections.delete(c));
     socket.on("message", (raw) => {
       const envelope = decodeEnvelope(new Uint8Array(raw));
@@ -83,6 +93,7 @@ export function startDotNet2Server({ encryption = false, token = "" } = {}) {
       if (envelope.type === 3) {
         const data = envelope.data;
         seen.initializations.push(data);
+        if (earlyEvent) early();
         // Only a one-member Object is a 2.x WitRequestInitialization; anything else (a 3.x one) gets a null Data.
         if (!data || data[0] !== 1) return reply(null, false);
         const publicKey = new Reader(data.subarray(1), "PublicKey").byteArray();
