@@ -207,3 +207,32 @@ test("the 2.x key JSON is what a .NET client writes, and the RSA-OAEP-SHA256 rep
   // The protocol-3 key JSON stays unescaped.
   assert.ok(!new TextDecoder().decode((await generateRsaKey()).publicJson).includes("\\u"));
 });
+
+test("the 2.x decoders reject arbitrary and mutated bytes with ProtocolError only", async () => {
+  const { ProtocolError } = await import("../dist/index.js");
+  const decoders = [decodeRequestV2, decodeResponseV2, decodeInitializationReplyV2, decodeAuthorizationReplyV2];
+  let seed = 0x2545f491;
+  const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+  const golden = [hex(REQUEST_134), hex("04 c8000000 01000000 35 ffffffff ffffffff"), hex("02 0100000000 0100000000"), hex("02 01 f5ffffff 0a000000" + ascii("Authorized"))];
+  const inputs = [];
+  for (let i = 0; i < 500; i++) inputs.push(Uint8Array.from({ length: random() % 64 }, random));
+  for (const g of golden) {
+    for (let i = 0; i < 300; i++) {
+      const m = g.slice(0, g.length - (random() % 3 === 0 ? random() % g.length : 0));
+      if (m.length) m[random() % m.length] = random();
+      inputs.push(m);
+    }
+  }
+  let accepted = 0;
+  for (const bytes of inputs) {
+    for (const decode of decoders) {
+      try {
+        decode(bytes);
+        accepted++;
+      } catch (e) {
+        assert.ok(e instanceof ProtocolError, `${decode.name}(${toHex(bytes)}) threw ${e}`);
+      }
+    }
+  }
+  assert.ok(accepted > 0, "some mutations still decode (the check is not vacuous)");
+});
