@@ -6,6 +6,7 @@
 //! cargo run --example demo_client            # in another
 //! cargo run --example demo_client -- --url ws://127.0.0.1:5000/ws --format msgpack --token AuthToken123
 //! cargo run --example demo_client -- --encryption
+//! cargo run --example demo_client -- --protocol 2   # speak .NET WitRPC 2.x's protocol
 //! cargo run --example demo_client -- --url wss://127.0.0.1:5443/ws --ca ca.pem
 //! ```
 //!
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use clap::{Parser, ValueEnum};
 use futures_util::{StreamExt, stream};
+use witrpc::client::ProtocolVersion;
 use witrpc::prelude::*;
 use witrpc::protocol::CommunicationStatus;
 use witrpc_demo::DemoServiceClient;
@@ -50,6 +52,9 @@ struct Args {
     /// Calls in flight at once during the throughput run.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Protocol version to speak: `3` (default) or `2` (.NET WitRPC 2.x servers).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    protocol: u8,
 }
 
 #[tokio::main]
@@ -59,7 +64,8 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
     let args = Args::parse();
-    let mut builder = WitClientBuilder::new().with_websocket(&args.url);
+    let protocol = if args.protocol == 2 { ProtocolVersion::V2 } else { ProtocolVersion::V3 };
+    let mut builder = WitClientBuilder::new().with_websocket(&args.url).with_protocol(protocol);
     builder = match args.format {
         Format::Json => builder.with_json(),
         Format::Msgpack => builder.with_msgpack(),

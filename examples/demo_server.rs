@@ -4,6 +4,7 @@
 //! cargo run --example demo_server
 //! cargo run --example demo_server -- --listen http://127.0.0.1:0/ws --format msgpack --token AuthToken123
 //! cargo run --example demo_server -- --encryption
+//! cargo run --example demo_server -- --protocol 3   # refuse .NET 2.x (protocol 2) clients
 //! cargo run --example demo_server -- --listen https://127.0.0.1:5443/ws --tls-cert cert.pem --tls-key key.pem
 //! ```
 //!
@@ -14,6 +15,7 @@
 use clap::{Parser, ValueEnum};
 use std::io::Write as _;
 use witrpc::prelude::*;
+use witrpc::server::ProtocolVersion;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
@@ -51,6 +53,21 @@ struct Args {
     /// Time a connection has to finish the handshake, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     handshake_timeout_ms: u64,
+    /// Protocol versions accepted: `auto` (2 and 3 on one endpoint), `2` or `3`.
+    #[arg(long, value_enum, default_value = "auto")]
+    protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Protocol {
+    /// Both: .NET WitRPC 2.x and 3.x clients.
+    Auto,
+    /// Protocol 2 only (.NET WitRPC 2.x).
+    #[value(name = "2")]
+    V2,
+    /// Protocol 3 only (.NET WitRPC 3.x).
+    #[value(name = "3")]
+    V3,
 }
 
 #[tokio::main]
@@ -80,6 +97,11 @@ async fn main() -> anyhow::Result<()> {
         builder = builder.with_allowed_origins(args.allowed_origins.iter().cloned());
     }
     builder = builder.with_handshake_timeout(std::time::Duration::from_millis(args.handshake_timeout_ms));
+    builder = match args.protocol {
+        Protocol::Auto => builder,
+        Protocol::V2 => builder.with_protocol_versions([ProtocolVersion::V2]),
+        Protocol::V3 => builder.with_protocol_versions([ProtocolVersion::V3]),
+    };
     let server = builder.build()?;
     server.start_waiting_for_connection().await?;
     let url = server.client_url().ok_or_else(|| anyhow::anyhow!("server did not report its URL"))?;

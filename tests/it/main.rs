@@ -12,6 +12,7 @@ mod hostile;
 mod keepalive;
 mod limits;
 mod observability;
+mod protocol2;
 mod reconnect;
 mod robustness;
 mod security;

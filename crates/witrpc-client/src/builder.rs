@@ -6,6 +6,7 @@ use std::time::Duration;
 use witrpc_core::ParameterSerializer;
 use witrpc_core::crypto::{ClientEncryptor, CryptoError};
 use witrpc_core::session::Keepalive;
+use witrpc_core::v2::ProtocolVersion;
 
 use crate::client::{Inner, WitClient};
 use crate::connection::Subscriptions;
@@ -33,6 +34,7 @@ pub struct WitClientBuilder {
     event_capacity: usize,
     max_message_size: usize,
     encryptor: Option<EncryptorFactory>,
+    protocol: ProtocolVersion,
     keepalive: Keepalive,
     reconnect: Option<ReconnectPolicy>,
     deferred_error: Option<ClientError>,
@@ -66,6 +68,7 @@ impl WitClientBuilder {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             encryptor: None,
+            protocol: ProtocolVersion::V3,
             keepalive: Keepalive::new(Some(DEFAULT_KEEPALIVE_INTERVAL), DEFAULT_IDLE_TIMEOUT),
             reconnect: None,
             deferred_error: None,
@@ -93,22 +96,37 @@ impl WitClientBuilder {
     /// Encrypts every message with the protocol-3 scheme (a fresh RSA-2048 key per
     /// connection, then AES-256-GCM per direction), as .NET's `WithEncryption()`. The
     /// server must use encryption too; a mismatch fails the handshake with a message.
+    ///
+    /// With [`WitClientBuilder::with_protocol`] 2 it is the 2.x scheme instead (RSA-OAEP
+    /// key transport, AES-256-CBC with a fixed IV, no MAC: see SECURITY.md).
     #[cfg(feature = "encryption")]
-    pub fn with_encryption(self) -> Self {
-        self.with_encryptor(|| {
-            let encryptor = witrpc_crypto::encrypted::EncryptedClientEncryptor::generate()?;
-            Ok(Box::new(encryptor) as Box<dyn ClientEncryptor>)
-        })
+    pub fn with_encryption(mut self) -> Self {
+        self.encryptor = Some(Arc::new(|protocol| {
+            let encryptor: Box<dyn ClientEncryptor> = match protocol {
+                ProtocolVersion::V2 => Box::new(witrpc_crypto::v2::EncryptedClientEncryptor::generate()?),
+                _ => Box::new(witrpc_crypto::encrypted::EncryptedClientEncryptor::generate()?),
+            };
+            Ok(encryptor)
+        }));
+        self
     }
 
     /// Encrypts with a custom key exchange: `make` builds one [`ClientEncryptor`] per
     /// connection attempt (it runs on a blocking thread, so it may generate keys). The
-    /// server must speak the same scheme.
+    /// server must speak the same scheme, in the protocol this client speaks.
     pub fn with_encryptor<F>(mut self, make: F) -> Self
     where
         F: Fn() -> Result<Box<dyn ClientEncryptor>, CryptoError> + Send + Sync + 'static,
     {
-        self.encryptor = Some(Arc::new(make));
+        self.encryptor = Some(Arc::new(move |_protocol| make()));
+        self
+    }
+
+    /// Speaks `protocol` (default [`ProtocolVersion::V3`], .NET WitRPC 3.x and witrpc
+    /// servers); [`ProtocolVersion::V2`] talks to an existing .NET WitRPC 2.x server
+    /// (a witrpc server accepts both).
+    pub fn with_protocol(mut self, protocol: ProtocolVersion) -> Self {
+        self.protocol = protocol;
         self
     }
 
@@ -197,6 +215,7 @@ impl WitClientBuilder {
             transport: Arc::from(transport),
             max_message_size: self.max_message_size,
             encryptor: self.encryptor.clone(),
+            protocol: self.protocol,
             token: self.token.clone(),
             keepalive: self.keepalive,
             timeout,

@@ -203,8 +203,7 @@ impl WitClient {
         // Registered before sending, so the response cannot arrive unclaimed.
         let rx = shared.register(id)?;
         let _forget_on_drop = PendingGuard { shared, id };
-        let payload = Bytes::from(request.encode());
-        if conn.outbound.send(Outgoing { id, payload }).await.is_err() {
+        if conn.outbound.send(Outgoing { id, request }).await.is_err() {
             return Err(shared.closed_error());
         }
         tracing::debug!("request sent");

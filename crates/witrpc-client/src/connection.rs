@@ -97,11 +97,11 @@ pub(crate) struct Shared {
     writer_done: CancellationToken,
 }
 
-/// A request for the connection task to seal and send.
+/// A request for the connection task to encode, seal and send.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
     pub(crate) id: Uuid,
-    pub(crate) payload: Bytes,
+    pub(crate) request: WitRequest,
 }
 
 impl Shared {
@@ -330,9 +330,9 @@ async fn drive(
             }
             request = requests.recv(), if room => {
                 match request {
-                    Some(Outgoing { id, payload }) => {
-                        tracing::trace!(%id, len = payload.len(), "sending");
-                        session.send_request(id, &payload);
+                    Some(Outgoing { id, request }) => {
+                        tracing::trace!(%id, method = %request.method_name, "sending");
+                        session.send_request(id, &request);
                     }
                     None => return "the client disconnected".to_owned(),
                 }

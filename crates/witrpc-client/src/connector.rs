@@ -9,8 +9,10 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 use witrpc_core::crypto::plain::PlainClientEncryptor;
+use witrpc_core::crypto::plain_v2::PlainClientEncryptor as PlainClientEncryptorV2;
 use witrpc_core::crypto::{ClientEncryptor, CryptoError};
 use witrpc_core::session::{ClientEvent, ClientSession, Keepalive, SessionError};
+use witrpc_core::v2::ProtocolVersion;
 
 use crate::client::Conn;
 use crate::connection::{Shared, Subscriptions, Unwritten, now, run};
@@ -20,9 +22,10 @@ use crate::transport::{ClientTransport, Inbound, TransportError};
 /// Requests queued for one connection's task before callers wait.
 const OUTBOUND_QUEUE: usize = 1024;
 
-/// Makes one [`ClientEncryptor`] per connection attempt (run on a blocking thread:
-/// key generation can take tens of milliseconds).
-pub(crate) type EncryptorFactory = Arc<dyn Fn() -> Result<Box<dyn ClientEncryptor>, CryptoError> + Send + Sync>;
+/// Makes one [`ClientEncryptor`] of the given protocol per connection attempt (run on
+/// a blocking thread: key generation can take tens of milliseconds).
+pub(crate) type EncryptorFactory =
+    Arc<dyn Fn(ProtocolVersion) -> Result<Box<dyn ClientEncryptor>, CryptoError> + Send + Sync>;
 
 /// Everything needed to open (and re-open) a connection.
 pub(crate) struct Connector {
@@ -33,6 +36,7 @@ pub(crate) struct Connector {
     pub(crate) token: String,
     pub(crate) keepalive: Keepalive,
     pub(crate) timeout: Duration,
+    pub(crate) protocol: ProtocolVersion,
 }
 
 impl fmt::Debug for Connector {
@@ -41,6 +45,7 @@ impl fmt::Debug for Connector {
             .field("transport", &self.transport)
             .field("encrypted", &self.encryptor.is_some())
             .field("keepalive", &self.keepalive)
+            .field("protocol", &self.protocol)
             .finish_non_exhaustive()
     }
 }
@@ -48,11 +53,13 @@ impl fmt::Debug for Connector {
 impl Connector {
     /// Connects, runs the handshake within the timeout and starts the connection's task.
     pub(crate) async fn open(&self, subscriptions: Arc<Subscriptions>) -> Result<Conn, ClientError> {
-        let encryptor: Box<dyn ClientEncryptor> = match &self.encryptor {
-            None => Box::new(PlainClientEncryptor),
-            Some(make) => {
+        let protocol = self.protocol;
+        let encryptor: Box<dyn ClientEncryptor> = match (&self.encryptor, protocol) {
+            (None, ProtocolVersion::V2) => Box::new(PlainClientEncryptorV2),
+            (None, _) => Box::new(PlainClientEncryptor),
+            (Some(make), _) => {
                 let make = make.clone();
-                tokio::task::spawn_blocking(move || make())
+                tokio::task::spawn_blocking(move || make(protocol))
                     .await
                     .map_err(|_| {
                         ClientError::Encryption(CryptoError::InvalidHandshake { reason: "key generation failed" })
@@ -63,7 +70,7 @@ impl Connector {
         let span = tracing::debug_span!("witrpc_client", transport = ?self.transport);
         let handshake = async {
             let (mut sink, mut stream) = self.transport.connect(self.max_message_size).await?;
-            let mut session = ClientSession::new(now(), self.keepalive, encryptor, self.token.clone());
+            let mut session = ClientSession::new(now(), self.keepalive, encryptor, self.token.clone(), protocol);
             let mut out = Unwritten::default();
             loop {
                 out.flush_all(&mut session, &mut sink).await?;

@@ -48,6 +48,7 @@ pub use builder::{
 pub use client::WitClient;
 pub use error::ClientError;
 pub use transport::{ClientTransport, Inbound, Outbound, TransportError};
+pub use witrpc_core::v2::ProtocolVersion;
 
 /// Re-exported for implementors of [`ClientTransport`]: the traits of its frame stream
 /// and sink.

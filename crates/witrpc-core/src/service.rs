@@ -134,6 +134,9 @@ pub struct CallContext {
     /// Fires when the calling connection closes: long work started by a call stops
     /// with it (see [`ConnectionClosed`]).
     pub closed: ConnectionClosed,
+    /// The protocol the connection speaks (3: .NET WitRPC 3.x, 2: .NET 2.x), once its
+    /// Initialization was accepted.
+    pub protocol: Option<crate::v2::ProtocolVersion>,
 }
 
 /// A signal that a connection has closed; cheap to clone, and clones share it.
@@ -205,7 +208,7 @@ impl CallContext {
         identity: Option<Identity>,
         headers: Arc<[(String, String)]>,
     ) -> Self {
-        Self { connection_id, peer, identity, headers, closed: ConnectionClosed::new() }
+        Self { connection_id, peer, identity, headers, closed: ConnectionClosed::new(), protocol: None }
     }
 
     /// The context of the call being served on this task, or `None` outside a call.

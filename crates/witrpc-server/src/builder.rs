@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use witrpc_core::crypto::ServerEncryptor;
 use witrpc_core::crypto::plain::PlainServerEncryptor;
+use witrpc_core::crypto::plain_v2::PlainServerEncryptor as PlainServerEncryptorV2;
+use witrpc_core::session::Protocols;
+use witrpc_core::v2::ProtocolVersion;
 use witrpc_core::{ParameterSerializer, Service};
 
 use crate::auth::{AccessTokenValidator, NoAccessToken, StaticAccessToken};
@@ -79,6 +82,9 @@ pub struct WitServerBuilder {
     serializer: Option<Arc<dyn ParameterSerializer>>,
     validator: Option<Arc<dyn AccessTokenValidator>>,
     encryptor: Option<Arc<dyn ServerEncryptor>>,
+    /// `None`: the default for the protocol-3 encryptor; `Some(None)`: protocol 2 off.
+    encryptor_v2: Option<Option<Arc<dyn ServerEncryptor>>>,
+    protocol_versions: Option<Vec<ProtocolVersion>>,
     config: ServerConfig,
     deferred_error: Option<ServerError>,
 }
@@ -155,14 +161,42 @@ impl WitServerBuilder {
     /// key transport, HKDF-SHA256, AES-256-GCM per direction, strict counters), as .NET's
     /// `WithEncryption()`. A client without encryption is refused at Initialization with
     /// a message saying so.
+    ///
+    /// Protocol-2 (.NET 2.x) clients get the 2.x scheme at the same time (RSA-OAEP key
+    /// transport, AES-256-CBC with a fixed IV and no MAC: see SECURITY.md; refuse
+    /// protocol 2 with [`WitServerBuilder::with_protocol_versions`] where that matters).
     #[cfg(feature = "encryption")]
     pub fn with_encryption(self) -> Self {
         self.with_encryptor(Arc::new(witrpc_crypto::encrypted::EncryptedServerEncryptor::new()))
+            .with_encryptor_v2(Arc::new(witrpc_crypto::v2::EncryptedServerEncryptor::new()))
     }
 
-    /// Uses `encryptor` for the Initialization handshake. Default: no encryption.
+    /// Uses `encryptor` for the protocol-3 Initialization handshake. Default: no
+    /// encryption. Unless [`WitServerBuilder::with_encryptor_v2`] is called too, a
+    /// custom encryptor turns protocol 2 off (it would otherwise stay unencrypted).
     pub fn with_encryptor(mut self, encryptor: Arc<dyn ServerEncryptor>) -> Self {
         self.encryptor = Some(encryptor);
+        self.encryptor_v2.get_or_insert(None);
+        self
+    }
+
+    /// Uses `encryptor` for the protocol-2 (.NET 2.x) handshake.
+    pub fn with_encryptor_v2(mut self, encryptor: Arc<dyn ServerEncryptor>) -> Self {
+        self.encryptor_v2 = Some(Some(encryptor));
+        self
+    }
+
+    /// Which protocol versions clients may speak on the endpoint (default both:
+    /// protocol 3 of .NET WitRPC 3.x and protocol 2 of .NET 2.x, told apart from each
+    /// connection's Initialization). A refused client gets the clearest answer its
+    /// version can read, then a close.
+    ///
+    /// ```
+    /// use witrpc_server::{ProtocolVersion, WitServerBuilder};
+    /// let builder = WitServerBuilder::new().with_protocol_versions([ProtocolVersion::V3]);
+    /// ```
+    pub fn with_protocol_versions(mut self, versions: impl IntoIterator<Item = ProtocolVersion>) -> Self {
+        self.protocol_versions = Some(versions.into_iter().collect());
         self
     }
 
@@ -296,6 +330,7 @@ impl WitServerBuilder {
         };
         // A compressed argument may not inflate past what a plain message may be.
         let serializer = serializer.with_max_decoded_len(self.config.max_message_size).unwrap_or(serializer);
+        let protocols = protocols(self.encryptor, self.encryptor_v2, self.protocol_versions)?;
         let registry = Registry::new(self.services)?;
         let hub = Arc::new(EventHub::new(serializer.clone(), self.config.event_policies.clone()));
         let shared = Shared {
@@ -304,11 +339,43 @@ impl WitServerBuilder {
             hub,
             serializer,
             validator: self.validator.unwrap_or_else(|| Arc::new(NoAccessToken)),
-            encryptor: self.encryptor.unwrap_or_else(|| Arc::new(PlainServerEncryptor)),
+            protocols,
             stats: Stats::default(),
         };
         Ok(WitServer::new(shared, transport))
     }
+}
+
+/// The accepted protocol versions with their key exchanges.
+fn protocols(
+    v3: Option<Arc<dyn ServerEncryptor>>,
+    v2: Option<Option<Arc<dyn ServerEncryptor>>>,
+    versions: Option<Vec<ProtocolVersion>>,
+) -> Result<Protocols, ServerError> {
+    let versions = versions.unwrap_or_else(|| vec![ProtocolVersion::V2, ProtocolVersion::V3]);
+    if versions.is_empty() {
+        return Err(ServerError::Config("with_protocol_versions needs at least one version"));
+    }
+    let v2 = match v2 {
+        None => Some(Arc::new(PlainServerEncryptorV2) as Arc<dyn ServerEncryptor>),
+        Some(v2) => v2,
+    };
+    let mut protocols = Protocols::v3(v3.unwrap_or_else(|| Arc::new(PlainServerEncryptor)));
+    if versions.contains(&ProtocolVersion::V2) {
+        match v2 {
+            Some(v2) => protocols = protocols.with_v2(v2),
+            None if versions.len() == 1 => {
+                return Err(ServerError::Config(
+                    "protocol 2 needs a protocol-2 key exchange next to a custom encryptor: call `with_encryptor_v2`",
+                ));
+            }
+            None => {}
+        }
+    }
+    if !versions.contains(&ProtocolVersion::V3) {
+        protocols = protocols.without_v3();
+    }
+    Ok(protocols)
 }
 
 #[cfg(feature = "json")]

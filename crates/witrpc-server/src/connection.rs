@@ -26,10 +26,12 @@ use witrpc_core::session::{
     CloseCode, CloseReason, Keepalive, QueueLimits, Queued, ServerConfig as SessionConfig, ServerEvent, ServerSession,
     Transmit, text,
 };
+use witrpc_core::v2;
 use witrpc_core::{CallContext, CommunicationStatus, Identity, MethodCall, MethodError, WitRequest, WitResponse};
 
 use crate::auth::Authorization;
 use crate::outbox::Outbox;
+use crate::registry::Target;
 use crate::server::Shared;
 use crate::transport::{Connection, FrameError, FrameSink, FrameStream, Inbound, Outbound};
 
@@ -73,7 +75,8 @@ pub(crate) async fn serve(
 ) {
     let Connection { peer, transport, inbound, outbound, slot, headers, on_authorized } = connection;
     let id = Uuid::new_v4();
-    let span = tracing::info_span!("connection", conn_id = %id, peer = ?peer, transport);
+    let span =
+        tracing::info_span!("connection", conn_id = %id, peer = ?peer, transport, protocol = tracing::field::Empty);
     async move {
         tracing::info!("connected");
         shared.connection_opened();
@@ -87,7 +90,7 @@ pub(crate) async fn serve(
             config.max_handshake_message_size,
         )
         .with_rate_limit(config.rate_limit);
-        let session = ServerSession::new(now(), session_config, shared.encryptor.clone());
+        let session = ServerSession::new(now(), session_config, shared.protocols.clone());
         let mut task = ConnectionTask {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight_requests)),
             shared: shared.clone(),
@@ -223,6 +226,7 @@ impl ConnectionTask {
                 None => {}
                 Some(ServerEvent::Authorize { token }) => self.authorize(token).await,
                 Some(ServerEvent::Request { id, request }) => self.dispatch(id, request, closed.as_mut()).await,
+                Some(ServerEvent::RequestV2 { id, request }) => self.dispatch_v2(id, request, closed.as_mut()).await,
                 Some(_) => {}
             }
         }
@@ -351,6 +355,10 @@ impl ConnectionTask {
         tracing::debug!(identity = ?identity.as_ref().map(Identity::name), "authorized");
         self.session.authorization_decided(true);
         self.context.identity = identity;
+        self.context.protocol = self.session.protocol();
+        if let Some(version) = self.context.protocol {
+            tracing::Span::current().record("protocol", version.number());
+        }
         self.authorized_token = token;
         if let Some(lift_limits) = self.on_authorized.take() {
             lift_limits();
@@ -376,6 +384,45 @@ impl ConnectionTask {
             let response = WitResponse::error(CommunicationStatus::BadRequest, message, None);
             return self.respond(id, &response);
         };
+        self.call(id, target, request.parameters, closed).await;
+    }
+
+    /// A protocol-2 request: the 2.x token text, dispatch by name and .NET types.
+    async fn dispatch_v2(
+        &mut self,
+        id: Uuid,
+        request: v2::WitRequest,
+        closed: Pin<&mut WaitForCancellationFuture<'_>>,
+    ) {
+        if !self.shared.validator.is_request_token_valid(&self.authorized_token, &request.token) {
+            tracing::debug!(method = %truncated(&request.method_name), "request token rejected");
+            return self.respond(id, &v2::WitResponse::token_not_valid().into());
+        }
+        let target = match self.shared.registry.resolve_v2(&request) {
+            Ok(target) => target,
+            Err(e) => {
+                tracing::debug!(method = %truncated(&request.method_name), error = %e, "protocol-2 request not resolved");
+                let mut response: WitResponse = e.response().into();
+                if let Some(message) = response.error_message.as_mut() {
+                    if message.len() > 256 {
+                        *message = truncated(message).into_owned();
+                    }
+                }
+                return self.respond(id, &response);
+            }
+        };
+        self.call(id, target, request.parameters, closed).await;
+    }
+
+    /// Runs a resolved call: in place when its future is ready at once, else on its own
+    /// task (bounded by the in-flight limit).
+    async fn call(
+        &mut self,
+        id: Uuid,
+        target: Target,
+        parameters: Vec<bytes::Bytes>,
+        closed: Pin<&mut WaitForCancellationFuture<'_>>,
+    ) {
         // Back-pressure: wait for a free slot before reading the next message.
         let permit = match self.in_flight.clone().try_acquire_owned() {
             Ok(p) => p,
@@ -390,11 +437,7 @@ impl ConnectionTask {
         };
         let service = self.shared.registry.service(target).clone();
         let method_name = service.descriptor().methods.get(target.method).map_or("?", |m| m.name);
-        let call = MethodCall {
-            parameters: request.parameters,
-            serializer: self.shared.serializer.clone(),
-            context: self.context.clone(),
-        };
+        let call = MethodCall { parameters, serializer: self.shared.serializer.clone(), context: self.context.clone() };
         let span = tracing::debug_span!("request", %id, method = method_name);
         let started = std::time::Instant::now();
         let mut future =

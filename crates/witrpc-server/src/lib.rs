@@ -45,6 +45,7 @@ pub use builder::{ServerConfig, WitServerBuilder};
 pub use error::ServerError;
 pub use server::WitServer;
 pub use witrpc_core::session::{RateLimit, SlowConsumerPolicy};
+pub use witrpc_core::v2::ProtocolVersion;
 pub use witrpc_core::{CallContext, Identity};
 
 /// Re-exported for implementors of [`AccessTokenValidator`].

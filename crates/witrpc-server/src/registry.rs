@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use witrpc_core::v2;
 use witrpc_core::{Service, WitRequest};
 
 use crate::error::ServerError;
@@ -23,6 +24,8 @@ pub(crate) struct Registry {
     services: Vec<Arc<dyn Service>>,
     by_id: HashMap<i64, Target>,
     by_name: HashMap<String, Vec<Target>>,
+    /// Protocol-2 dispatch: by name and .NET parameter types.
+    v2: v2::MethodTable,
 }
 
 impl Registry {
@@ -49,7 +52,8 @@ impl Registry {
                 by_name.entry(method.name.to_lowercase()).or_default().push(target);
             }
         }
-        Ok(Self { services, by_id, by_name })
+        let v2 = v2::MethodTable::new(services.iter().map(|s| s.descriptor()));
+        Ok(Self { services, by_id, by_name, v2 })
     }
 
     pub(crate) fn services(&self) -> &[Arc<dyn Service>] {
@@ -58,6 +62,13 @@ impl Registry {
 
     pub(crate) fn service(&self, target: Target) -> &Arc<dyn Service> {
         &self.services[target.service]
+    }
+
+    /// Finds the method a protocol-2 request names (name + .NET parameter types).
+    pub(crate) fn resolve_v2(&self, request: &v2::WitRequest) -> Result<Target, v2::ResolveError> {
+        let found = self.v2.resolve(request)?;
+        let arity = self.services[found.service].descriptor().methods[found.method].parameter_names.len();
+        Ok(Target { service: found.service, method: found.method, arity })
     }
 
     /// Finds the method a request names, or `None` (answered with 400).

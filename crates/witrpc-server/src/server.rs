@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use witrpc_core::crypto::ServerEncryptor;
+use witrpc_core::session::Protocols;
 use witrpc_core::{EmitterAttachment, EventSink, ParameterSerializer};
 
 use crate::auth::AccessTokenValidator;
@@ -35,7 +35,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) serializer: Arc<dyn ParameterSerializer>,
     pub(crate) validator: Arc<dyn AccessTokenValidator>,
-    pub(crate) encryptor: Arc<dyn ServerEncryptor>,
+    /// The accepted protocol versions and their key exchanges.
+    pub(crate) protocols: Protocols,
     pub(crate) hub: Arc<EventHub>,
     pub(crate) stats: Stats,
 }

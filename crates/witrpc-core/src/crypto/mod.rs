@@ -19,6 +19,7 @@
 //! ```
 
 pub mod plain;
+pub mod plain_v2;
 
 use std::fmt;
 

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::crypto::{Ciphers, ClientEncryptor, CryptoError, Opener};
 use crate::session::close::CloseReason;
 use crate::session::{Common, Keepalive, Role};
+use crate::v2::{self, ProtocolVersion};
 use crate::{
     CodecError, MessageType, PROTOCOL_VERSION, WitMessage, WitRequest, WitRequestAuthorization,
     WitRequestInitialization, WitResponse, WitResponseAuthorization, WitResponseInitialization,
@@ -82,18 +83,34 @@ pub struct ClientSession {
     token: String,
     /// Id of the handshake message whose reply is awaited.
     awaiting: Uuid,
+    protocol: ProtocolVersion,
 }
 
 impl ClientSession {
-    /// Starts a session at `now`: the Initialization is queued at once.
-    pub fn new(now: Instant, keepalive: Keepalive, encryptor: Box<dyn ClientEncryptor>, token: String) -> Self {
+    /// Starts a session at `now` speaking `protocol` (3 for .NET WitRPC 3.x servers and
+    /// witrpc, 2 for .NET 2.x servers; `encryptor` must be of that protocol's kind):
+    /// the Initialization is queued at once.
+    pub fn new(
+        now: Instant,
+        keepalive: Keepalive,
+        encryptor: Box<dyn ClientEncryptor>,
+        token: String,
+        protocol: ProtocolVersion,
+    ) -> Self {
         let mut common = Common::new(Role::Client, now, keepalive, None);
-        let init =
-            WitRequestInitialization { public_key: Some(encryptor.public_key()), protocol_version: PROTOCOL_VERSION }
-                .encode();
+        let public_key = Some(encryptor.public_key());
+        let init = match protocol {
+            ProtocolVersion::V2 => v2::WitRequestInitialization { public_key }.encode(),
+            ProtocolVersion::V3 => WitRequestInitialization { public_key, protocol_version: PROTOCOL_VERSION }.encode(),
+        };
         let awaiting = Uuid::new_v4();
         common.send_raw(awaiting, MessageType::Initialization, &init);
-        Self { common, state: ClientState::Initializing, encryptor, opener: None, token, awaiting }
+        Self { common, state: ClientState::Initializing, encryptor, opener: None, token, awaiting, protocol }
+    }
+
+    /// The protocol this session speaks.
+    pub fn protocol(&self) -> ProtocolVersion {
+        self.protocol
     }
 
     /// Where the session stands.
@@ -126,9 +143,13 @@ impl ClientSession {
         self.common.timers.heard(now);
     }
 
-    /// Queues a request (an encoded `WitRequest`), sealed in order.
-    pub fn send_request(&mut self, id: Uuid, payload: &Bytes) {
-        self.common.send_sealed(id, MessageType::Request, payload.len(), |b| b.put_slice(payload));
+    /// Queues a request, encoded in the session's protocol and sealed in order.
+    pub fn send_request(&mut self, id: Uuid, request: &WitRequest) {
+        let encoded = match self.protocol {
+            ProtocolVersion::V2 => v2::WitRequest::from(request.clone()).encode(),
+            ProtocolVersion::V3 => request.encode(),
+        };
+        self.common.send_sealed(id, MessageType::Request, encoded.len(), |b| b.put_slice(&encoded));
     }
 
     /// Feeds one inbound message received at `now`.
@@ -159,25 +180,54 @@ impl ClientSession {
     }
 
     fn on_initialized(&mut self, data: Option<Bytes>) -> Result<(), SessionError> {
-        let data = data.ok_or_else(|| SessionError::Refused {
-            message: "the server sent an empty initialization reply".to_owned(),
-        })?;
-        let plain = self.encryptor.unwrap_reply(data).map_err(SessionError::Crypto)?;
-        let response = WitResponseInitialization::decode(plain).map_err(SessionError::Codec)?;
-        if let Some(message) = response.error_message {
-            return Err(if message.starts_with("Protocol mismatch") || response.protocol_version != PROTOCOL_VERSION {
-                SessionError::ProtocolMismatch { message }
-            } else {
-                SessionError::Refused { message }
+        let Some(data) = data else {
+            // A null reply is every .NET 2.x server's answer to a protocol-3 client, and
+            // a refusal of a protocol-2 client.
+            return Err(match self.protocol {
+                ProtocolVersion::V3 => {
+                    SessionError::ProtocolMismatch { message: v2::texts::SERVER_SPEAKS_PROTOCOL_2.to_owned() }
+                }
+                ProtocolVersion::V2 => {
+                    SessionError::Refused { message: "the server refused the protocol-2 connection".to_owned() }
+                }
             });
-        }
-        let Ciphers { sealer, opener } = self
-            .encryptor
-            .complete(response.symmetric_key.as_deref(), response.vector.as_deref())
-            .map_err(SessionError::Crypto)?;
+        };
+        let plain = self.encryptor.unwrap_reply(data).map_err(SessionError::Crypto)?;
+        let (symmetric_key, vector) = match (self.protocol, v2::detect_reply(&plain)) {
+            (ProtocolVersion::V2, Some(ProtocolVersion::V3)) => {
+                let text =
+                    WitResponseInitialization::decode(plain).ok().and_then(|r| r.error_message).unwrap_or_default();
+                return Err(SessionError::ProtocolMismatch {
+                    message: format!("{}: {text}", v2::texts::SERVER_SPEAKS_PROTOCOL_3),
+                });
+            }
+            (ProtocolVersion::V2, _) => {
+                let response = v2::WitResponseInitialization::decode(plain).map_err(SessionError::Codec)?;
+                (response.symmetric_key, response.vector)
+            }
+            (ProtocolVersion::V3, _) => {
+                let response = WitResponseInitialization::decode(plain).map_err(SessionError::Codec)?;
+                if let Some(message) = response.error_message {
+                    return Err(
+                        if message.starts_with("Protocol mismatch") || response.protocol_version != PROTOCOL_VERSION {
+                            SessionError::ProtocolMismatch { message }
+                        } else {
+                            SessionError::Refused { message }
+                        },
+                    );
+                }
+                (response.symmetric_key, response.vector)
+            }
+        };
+        let Ciphers { sealer, opener } =
+            self.encryptor.complete(symmetric_key.as_deref(), vector.as_deref()).map_err(SessionError::Crypto)?;
         self.common.sealer = Some(sealer);
         self.opener = Some(opener);
-        let auth = WitRequestAuthorization { token: Some(std::mem::take(&mut self.token)) }.encode();
+        let token = Some(std::mem::take(&mut self.token));
+        let auth = match self.protocol {
+            ProtocolVersion::V2 => v2::WitRequestAuthorization { token }.encode(),
+            ProtocolVersion::V3 => WitRequestAuthorization { token }.encode(),
+        };
         self.awaiting = Uuid::new_v4();
         self.common.send_sealed(self.awaiting, MessageType::Authorization, auth.len(), |b| b.put_slice(&auth));
         self.state = ClientState::Authorizing;
@@ -187,8 +237,13 @@ impl ClientSession {
     fn on_authorized(&mut self, data: Option<Bytes>) -> Result<(), SessionError> {
         let data = data.ok_or(SessionError::Unauthorized)?;
         let plain = self.open(data)?;
-        let answer = WitResponseAuthorization::decode(plain).map_err(SessionError::Codec)?;
-        if !answer.is_authorized {
+        let authorized = match self.protocol {
+            ProtocolVersion::V2 => {
+                v2::WitResponseAuthorization::decode(plain).map_err(SessionError::Codec)?.is_authorized
+            }
+            ProtocolVersion::V3 => WitResponseAuthorization::decode(plain).map_err(SessionError::Codec)?.is_authorized,
+        };
+        if !authorized {
             return Err(SessionError::Unauthorized);
         }
         self.state = ClientState::Connected;
@@ -204,26 +259,31 @@ impl ClientSession {
 
     fn on_message(&mut self, message: WitMessage) -> Result<Option<ClientEvent>, SessionError> {
         let data = message.data.map(|d| self.open(d)).transpose()?;
+        let v2 = self.protocol == ProtocolVersion::V2;
         Ok(match message.kind {
             MessageType::Request => Some(ClientEvent::Response {
                 id: message.id,
-                response: match data.map(WitResponse::decode) {
+                response: match data
+                    .map(|d| if v2 { v2::WitResponse::decode(d).map(Into::into) } else { WitResponse::decode(d) })
+                {
                     Some(Ok(r)) => Ok(r),
                     Some(Err(e)) => Err(Some(e)),
                     None => Err(None),
                 },
             }),
-            MessageType::Callback => match data.map(WitRequest::decode) {
-                Some(Ok(event)) => Some(ClientEvent::Callback(event)),
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "undecodable event ignored");
-                    None
+            MessageType::Callback => {
+                match data.map(|d| if v2 { v2::WitRequest::decode(d).map(Into::into) } else { WitRequest::decode(d) }) {
+                    Some(Ok(event)) => Some(ClientEvent::Callback(event)),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "undecodable event ignored");
+                        None
+                    }
+                    None => {
+                        tracing::debug!("empty event ignored");
+                        None
+                    }
                 }
-                None => {
-                    tracing::debug!("empty event ignored");
-                    None
-                }
-            },
+            }
             other => {
                 tracing::debug!(kind = ?other, "ignoring message");
                 None

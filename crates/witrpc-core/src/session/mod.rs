@@ -42,7 +42,7 @@ pub use client::{ClientEvent, ClientSession, ClientState, SessionError};
 pub use close::{CloseCode, CloseReason};
 pub use queue::{EventPushed, EventTag, OutQueue, QueueLimits, Queued, SlowConsumer, SlowConsumerPolicy};
 pub use rate::RateLimit;
-pub use server::{ServerConfig, ServerEvent, ServerSession, ServerState, text};
+pub use server::{Protocols, ServerConfig, ServerEvent, ServerSession, ServerState, text};
 pub use timers::Keepalive;
 
 use crate::MessageType;

@@ -11,6 +11,7 @@ use crate::session::close::{CloseCode, CloseReason};
 use crate::session::queue::Queued;
 use crate::session::rate::{Limiter, RateLimit, Verdict};
 use crate::session::{Common, Keepalive};
+use crate::v2::{self, ProtocolVersion};
 use crate::{
     CommunicationStatus, MessageType, PROTOCOL_VERSION, WitMessage, WitRequest, WitRequestAuthorization,
     WitRequestInitialization, WitResponse, WitResponseAuthorization, WitResponseInitialization,
@@ -61,6 +62,46 @@ impl ServerConfig {
     }
 }
 
+/// The protocol versions a server accepts, each with its key exchange.
+///
+/// Protocol 3 (.NET WitRPC 3.x) and protocol 2 (.NET 2.x) share one endpoint: the
+/// version is told apart from the Initialization message alone
+/// ([`v2::detect_payload`]), and a connection keeps it for its life.
+#[derive(Debug, Clone)]
+pub struct Protocols {
+    v3: Arc<dyn ServerEncryptor>,
+    allow_v3: bool,
+    v2: Option<Arc<dyn ServerEncryptor>>,
+}
+
+impl Protocols {
+    /// Protocol 3 only, with `encryptor`.
+    pub fn v3(encryptor: Arc<dyn ServerEncryptor>) -> Self {
+        Self { v3: encryptor, allow_v3: true, v2: None }
+    }
+
+    /// Also accepts protocol 2, with `encryptor` (a protocol-2 key exchange).
+    pub fn with_v2(mut self, encryptor: Arc<dyn ServerEncryptor>) -> Self {
+        self.v2 = Some(encryptor);
+        self
+    }
+
+    /// Refuses protocol-3 clients (they are told why, in a reply they can read).
+    /// `encryptor` still wraps that refusal for encrypting clients.
+    pub fn without_v3(mut self) -> Self {
+        self.allow_v3 = false;
+        self
+    }
+
+    /// Whether `version` is accepted.
+    pub fn allows(&self, version: ProtocolVersion) -> bool {
+        match version {
+            ProtocolVersion::V3 => self.allow_v3,
+            ProtocolVersion::V2 => self.v2.is_some(),
+        }
+    }
+}
+
 /// Where the handshake stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -93,6 +134,14 @@ pub enum ServerEvent {
         /// The request, decoded for dispatch (type lists skipped).
         request: WitRequest,
     },
+    /// An authorized protocol-2 request: resolve it by name and .NET parameter types
+    /// ([`v2::MethodTable`]), answer with [`ServerSession::send_response`].
+    RequestV2 {
+        /// The envelope id the response must carry.
+        id: Uuid,
+        /// The request, with its type lists.
+        request: v2::WitRequest,
+    },
 }
 
 /// One server connection, without I/O: feed it inbound messages and the time, send
@@ -107,7 +156,8 @@ pub enum ServerEvent {
 ///
 /// let now = Instant::now();
 /// let config = ServerConfig::new(Keepalive::default(), Duration::from_secs(10), 64 * 1024);
-/// let mut session = ServerSession::new(now, config, Arc::new(PlainServerEncryptor));
+/// let protocols = witrpc_core::session::Protocols::v3(Arc::new(PlainServerEncryptor));
+/// let mut session = ServerSession::new(now, config, protocols);
 /// let init = WitMessage::new(witrpc_core::Uuid::new_v4(), MessageType::Initialization,
 ///     Some(WitRequestInitialization::plain().encode().into()));
 /// assert!(session.handle_message(now, init.encode().into()).is_none());
@@ -119,7 +169,9 @@ pub struct ServerSession {
     common: Common,
     state: ServerState,
     opener: Option<Box<dyn Opener>>,
-    encryptor: Arc<dyn ServerEncryptor>,
+    protocols: Protocols,
+    /// The connection's protocol, once its Initialization was accepted.
+    version: Option<ProtocolVersion>,
     config: ServerConfig,
     /// The Authorization message's id, for the deferred reply.
     authorization_id: Uuid,
@@ -128,12 +180,13 @@ pub struct ServerSession {
 
 impl ServerSession {
     /// A session for a connection accepted at `now`.
-    pub fn new(now: Instant, config: ServerConfig, encryptor: Arc<dyn ServerEncryptor>) -> Self {
+    pub fn new(now: Instant, config: ServerConfig, protocols: Protocols) -> Self {
         Self {
             common: Common::new(super::Role::Server, now, config.keepalive, Some(config.handshake_timeout)),
             state: ServerState::AwaitingInitialization,
             opener: None,
-            encryptor,
+            protocols,
+            version: None,
             config,
             authorization_id: Uuid::nil(),
             limiter: config.rate_limit.map(|l| Limiter::new(l, now)),
@@ -148,6 +201,11 @@ impl ServerSession {
     /// When the peer's silence closes the connection (moves with every message).
     pub fn idle_deadline(&self) -> Instant {
         self.common.timers.idle_deadline()
+    }
+
+    /// The connection's protocol version, once its Initialization was accepted.
+    pub fn protocol(&self) -> Option<ProtocolVersion> {
+        self.version
     }
 
     /// Where the handshake stands.
@@ -275,6 +333,19 @@ impl ServerSession {
             tracing::warn!("out-of-order initialization");
             return self.common.close(CloseReason::new(CloseCode::Protocol, "out-of-order initialization"));
         }
+        if v2::detect_payload(message.data.as_deref()) == Ok(ProtocolVersion::V2) {
+            return self.on_initialization_v2(message);
+        }
+        if !self.protocols.allow_v3 {
+            tracing::warn!("protocol 3 refused by configuration");
+            let public_key = message.data.clone().and_then(|d| WitRequestInitialization::decode(d).ok()?.public_key);
+            let refusal = self
+                .protocols
+                .v3
+                .refusal(public_key.as_deref(), v2::protocol_3_refusal_payload(v2::texts::PROTOCOL_3_REFUSED));
+            self.common.send_raw(message.id, message.kind, &refusal);
+            return self.common.close(CloseReason::new(CloseCode::Policy, "protocol 3 is not accepted"));
+        }
         let Some(data) = message.data else {
             return self.common.send_null(message.id, message.kind);
         };
@@ -291,7 +362,8 @@ impl ServerSession {
             let text = format!("Protocol mismatch: client {}, server {PROTOCOL_VERSION}", request.protocol_version);
             tracing::warn!(client_version = request.protocol_version, "protocol mismatch");
             let refusal = self
-                .encryptor
+                .protocols
+                .v3
                 .refusal(request.public_key.as_deref(), WitResponseInitialization::refusal(&text).encode());
             self.common.send_raw(message.id, message.kind, &refusal);
             return self.common.close(CloseReason::new(CloseCode::Protocol, text));
@@ -299,21 +371,51 @@ impl ServerSession {
         let Some(key) = request.public_key.as_deref() else {
             return self.common.send_null(message.id, message.kind);
         };
-        match self.encryptor.accept(Some(key)) {
+        let encryptor = self.protocols.v3.clone();
+        match encryptor.accept(Some(key)) {
             Ok(accepted) => {
                 self.common.send_raw(message.id, message.kind, &accepted.reply);
                 self.common.sealer = Some(accepted.sealer);
                 self.opener = Some(accepted.opener);
                 self.state = ServerState::AwaitingAuthorization;
-                tracing::debug!(encrypted = self.encryptor.is_encrypting(), "initialized");
+                self.version = Some(ProtocolVersion::V3);
+                tracing::debug!(encrypted = encryptor.is_encrypting(), protocol = 3, "initialized");
             }
             Err(e) => {
                 tracing::warn!(error = %e, "initialization refused");
                 let text = e.to_string();
-                let refusal = self.encryptor.refusal(Some(key), WitResponseInitialization::refusal(&text).encode());
+                let refusal = encryptor.refusal(Some(key), WitResponseInitialization::refusal(&text).encode());
                 self.common.send_raw(message.id, message.kind, &refusal);
                 self.common.close(CloseReason::new(CloseCode::Policy, "initialization refused"));
             }
+        }
+    }
+
+    /// A protocol-2 Initialization. Every refusal is the one reply all 2.x clients
+    /// read without an exception: same id, null `Data`, in clear; then a close.
+    fn on_initialization_v2(&mut self, message: WitMessage) {
+        let refuse = |session: &mut Self, why: &str| {
+            tracing::warn!(reason = why, "protocol-2 initialization refused");
+            session.common.send_null(message.id, message.kind);
+            session.common.close(CloseReason::new(CloseCode::Policy, format!("protocol 2: {why}")));
+        };
+        let Some(encryptor) = self.protocols.v2.clone() else {
+            return refuse(self, "this server accepts protocol 3 only");
+        };
+        let request = match message.data.clone().map(v2::WitRequestInitialization::decode) {
+            Some(Ok(r)) => r,
+            _ => return refuse(self, "unreadable initialization"),
+        };
+        match encryptor.accept(request.public_key.as_deref()) {
+            Ok(accepted) => {
+                self.common.send_raw(message.id, message.kind, &accepted.reply);
+                self.common.sealer = Some(accepted.sealer);
+                self.opener = Some(accepted.opener);
+                self.state = ServerState::AwaitingAuthorization;
+                self.version = Some(ProtocolVersion::V2);
+                tracing::debug!(encrypted = encryptor.is_encrypting(), protocol = 2, "initialized");
+            }
+            Err(e) => refuse(self, &e.to_string()),
         }
     }
 
@@ -338,8 +440,12 @@ impl ServerSession {
                 return None;
             }
         };
-        match WitRequestAuthorization::decode(plain) {
-            Ok(WitRequestAuthorization { token: Some(token) }) => {
+        let token = match self.version {
+            Some(ProtocolVersion::V2) => v2::WitRequestAuthorization::decode(plain).ok().and_then(|a| a.token),
+            _ => WitRequestAuthorization::decode(plain).ok().and_then(|a| a.token),
+        };
+        match token {
+            Some(token) => {
                 self.state = ServerState::Authorizing;
                 self.authorization_id = message.id;
                 Some(ServerEvent::Authorize { token })
@@ -359,7 +465,10 @@ impl ServerSession {
         if self.state != ServerState::Authorizing {
             return;
         }
-        let reply = WitResponseAuthorization::new(authorized).encode();
+        let reply = match self.version {
+            Some(ProtocolVersion::V2) => v2::WitResponseAuthorization::new(authorized).encode(),
+            _ => WitResponseAuthorization::new(authorized).encode(),
+        };
         self.common.send_sealed(self.authorization_id, MessageType::Authorization, reply.len(), |b| {
             b.put_slice(&reply);
         });
@@ -373,6 +482,9 @@ impl ServerSession {
     }
 
     fn on_request(&mut self, message: WitMessage) -> Option<ServerEvent> {
+        if self.version == Some(ProtocolVersion::V2) {
+            return self.on_request_v2(message);
+        }
         let id = message.id;
         let plain = match (message.data, self.opener.as_mut()) {
             (Some(data), Some(opener)) => match opener.open(data) {
@@ -407,13 +519,53 @@ impl ServerSession {
         }
     }
 
-    /// Queues the response to request `id`, encoded straight into its frame.
+    /// A protocol-2 request. A frame that does not open or decode gets the reply a
+    /// .NET 2.x client expects (its pending call would hang on a bare close), then
+    /// the connection is closed.
+    fn on_request_v2(&mut self, message: WitMessage) -> Option<ServerEvent> {
+        let id = message.id;
+        let plain = match (message.data, self.opener.as_mut()) {
+            (Some(data), Some(opener)) => opener.open(data).ok(),
+            (data, None) => data,
+            (None, Some(_)) => None,
+        };
+        let Some(request) = plain.and_then(|p| v2::WitRequest::decode(p).ok()) else {
+            tracing::warn!("unreadable protocol-2 request; answering, then closing");
+            self.send_response(id, &v2::WitResponse::request_empty().into());
+            self.common.close(CloseReason::new(CloseCode::Policy, "unreadable request"));
+            return None;
+        };
+        if self.state != ServerState::Authorized {
+            tracing::warn!("request before authorization");
+            let response = WitResponse::error(CommunicationStatus::Unauthorized, text::NOT_AUTHORIZED, None);
+            self.send_response(id, &response);
+            return None;
+        }
+        Some(ServerEvent::RequestV2 { id, request })
+    }
+
+    /// Queues the response to request `id`, encoded straight into its frame (in the
+    /// connection's protocol).
     pub fn send_response(&mut self, id: Uuid, response: &WitResponse) {
+        if self.version == Some(ProtocolVersion::V2) {
+            let encoded = v2::WitResponse::from(response.clone()).encode();
+            return self.common.send_sealed(id, MessageType::Request, encoded.len(), |b| b.put_slice(&encoded));
+        }
         self.common.send_sealed(id, MessageType::Request, response.encoded_len(), |b| response.encode_into(b));
     }
 
-    /// Queues an event (an encoded `WitRequest`, sealed for this connection).
+    /// Queues an event (an encoded protocol-3 `WitRequest`, sealed for this
+    /// connection; a protocol-2 connection gets it re-encoded with the runtime type
+    /// names a .NET 2.x client resolves).
     pub fn send_event(&mut self, id: Uuid, payload: &Bytes) {
+        if self.version == Some(ProtocolVersion::V2) {
+            let Ok(event) = WitRequest::decode(payload.clone()) else {
+                return tracing::error!("cannot re-encode an event for protocol 2");
+            };
+            let encoded =
+                v2::event_request(&event.method_name, event.parameters, &event.parameter_types_by_name).encode();
+            return self.common.send_sealed(id, MessageType::Callback, encoded.len(), |b| b.put_slice(&encoded));
+        }
         self.common.send_sealed(id, MessageType::Callback, payload.len(), |b| b.put_slice(payload));
     }
 

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::crypto::plain::{PlainClientEncryptor, PlainServerEncryptor};
+use crate::v2::ProtocolVersion;
 use crate::{CommunicationStatus, MessageType, WitMessage, WitRequest, WitResponse};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -34,16 +35,20 @@ struct Pair {
 
 impl Pair {
     fn new() -> Self {
+        Self::speaking(both(), ProtocolVersion::V3)
+    }
+
+    /// A server accepting `protocols` and a client speaking `version`.
+    fn speaking(protocols: Protocols, version: ProtocolVersion) -> Self {
         let now = Instant::now();
+        let encryptor: Box<dyn crate::crypto::ClientEncryptor> = match version {
+            ProtocolVersion::V2 => Box::new(crate::crypto::plain_v2::PlainClientEncryptor),
+            ProtocolVersion::V3 => Box::new(PlainClientEncryptor),
+        };
         Self {
             now,
-            server: ServerSession::new(now, config(), Arc::new(PlainServerEncryptor)),
-            client: ClientSession::new(
-                now,
-                Keepalive::new(None, 60 * SECOND),
-                Box::new(PlainClientEncryptor),
-                "t".into(),
-            ),
+            server: ServerSession::new(now, config(), protocols),
+            client: ClientSession::new(now, Keepalive::new(None, 60 * SECOND), encryptor, "t".into(), version),
             server_events: Vec::new(),
             client_events: Vec::new(),
             client_error: None,
@@ -59,6 +64,9 @@ impl Pair {
             while let Some(t) = self.client.poll_transmit() {
                 moved = true;
                 if let Transmit::Message(frame) = t {
+                    if self.server.is_closing() {
+                        continue;
+                    }
                     match self.server.handle_message(self.now, frame) {
                         Some(ServerEvent::Authorize { .. }) => self.server.authorization_decided(self.accept),
                         Some(e) => self.server_events.push(e),
@@ -107,6 +115,15 @@ impl Pair {
     }
 }
 
+fn int32() -> crate::ParameterType {
+    crate::ParameterType { type_name: Some("System.Int32".into()), assembly: Some("System.Private.CoreLib".into()) }
+}
+
+/// Protocols 2 and 3, both unencrypted.
+fn both() -> Protocols {
+    Protocols::v3(Arc::new(PlainServerEncryptor)).with_v2(Arc::new(crate::crypto::plain_v2::PlainServerEncryptor))
+}
+
 fn call(method: &str) -> Bytes {
     WitRequest { token: "t".into(), method_name: method.into(), ..WitRequest::default() }.encode().into()
 }
@@ -115,7 +132,7 @@ fn call(method: &str) -> Bytes {
 fn a_call_goes_out_and_its_response_comes_back() {
     let mut pair = Pair::connected();
     let id = Uuid::new_v4();
-    pair.client.send_request(id, &call("Add"));
+    pair.client.send_request(id, &WitRequest::decode(call("Add")).unwrap());
     pair.drive();
     let [ServerEvent::Request { id: got, request }] = pair.server_events.as_slice() else {
         panic!("expected one request, got {:?}", pair.server_events)
@@ -161,7 +178,7 @@ fn a_refused_token_closes_after_the_reply_and_the_client_says_unauthorized() {
 #[test]
 fn a_request_before_authorization_is_answered_561_and_never_dispatched() {
     let now = Instant::now();
-    let mut server = ServerSession::new(now, config(), Arc::new(PlainServerEncryptor));
+    let mut server = ServerSession::new(now, config(), Protocols::v3(Arc::new(PlainServerEncryptor)));
     let id = Uuid::new_v4();
     let early = WitMessage::new(id, MessageType::Request, Some(call("Add"))).encode();
     assert!(server.handle_message(now, early.into()).is_none(), "nothing to dispatch");
@@ -174,7 +191,7 @@ fn a_request_before_authorization_is_answered_561_and_never_dispatched() {
 #[test]
 fn an_oversized_message_before_authorization_closes_with_too_big() {
     let now = Instant::now();
-    let mut server = ServerSession::new(now, config(), Arc::new(PlainServerEncryptor));
+    let mut server = ServerSession::new(now, config(), Protocols::v3(Arc::new(PlainServerEncryptor)));
     let big = WitMessage::new(Uuid::nil(), MessageType::Initialization, Some(Bytes::from(vec![0u8; 2000]))).encode();
     assert!(server.handle_message(now, big.into()).is_none());
     let Some(Transmit::Close(reason)) = server.poll_transmit() else { panic!("expected a close") };
@@ -185,7 +202,7 @@ fn an_oversized_message_before_authorization_closes_with_too_big() {
 #[test]
 fn a_handshake_that_does_not_finish_in_time_is_closed() {
     let now = Instant::now();
-    let mut server = ServerSession::new(now, config(), Arc::new(PlainServerEncryptor));
+    let mut server = ServerSession::new(now, config(), Protocols::v3(Arc::new(PlainServerEncryptor)));
     assert_eq!(server.poll_timeout(), Some(now + 5 * SECOND), "the first ping comes first");
     server.handle_timeout(now + 9 * SECOND);
     assert!(!matches!(server.poll_transmit(), Some(Transmit::Close(_))), "not closed before the deadline");
@@ -225,8 +242,13 @@ fn a_peer_that_answers_pings_stays_connected() {
 #[test]
 fn the_client_notices_a_silent_server() {
     let now = Instant::now();
-    let mut client =
-        ClientSession::new(now, Keepalive::new(Some(SECOND), 3 * SECOND), Box::new(PlainClientEncryptor), "t".into());
+    let mut client = ClientSession::new(
+        now,
+        Keepalive::new(Some(SECOND), 3 * SECOND),
+        Box::new(PlainClientEncryptor),
+        "t".into(),
+        ProtocolVersion::V3,
+    );
     let _init = client.poll_transmit();
     client.handle_timeout(now + 3 * SECOND);
     let reason = client.close_reason().expect("closed");
@@ -292,7 +314,7 @@ proptest! {
     #[test]
     fn any_inbound_sequence_keeps_the_session_rules(messages in proptest::collection::vec(inbound(), 0..24), accept in any::<bool>()) {
         let now = Instant::now();
-        let mut server = ServerSession::new(now, config(), Arc::new(PlainServerEncryptor));
+        let mut server = ServerSession::new(now, config(), Protocols::v3(Arc::new(PlainServerEncryptor)));
         let mut closed = false;
         for m in messages {
             let was_authorized = server.is_authorized();
@@ -318,4 +340,96 @@ proptest! {
         prop_assert_eq!(out.len(), r.encoded_len());
         prop_assert_eq!(out, r.encode());
     }
+}
+
+#[test]
+fn a_protocol_2_client_is_served_on_the_same_endpoint() {
+    let mut pair = Pair::speaking(both(), ProtocolVersion::V2);
+    pair.drive();
+    assert!(matches!(pair.client_events.as_slice(), [ClientEvent::Connected]), "{:?}", pair.client_error);
+    assert_eq!(pair.server.protocol(), Some(ProtocolVersion::V2));
+    pair.client_events.clear();
+    let id = Uuid::new_v4();
+    let request = WitRequest {
+        token: "t".into(),
+        method_name: "Add".into(),
+        parameters: vec![Bytes::from_static(b"2"), Bytes::from_static(b"3")],
+        parameter_types_by_name: vec![int32(); 2],
+        ..WitRequest::default()
+    };
+    pair.client.send_request(id, &request);
+    pair.drive();
+    let [ServerEvent::RequestV2 { id: got, request }] = pair.server_events.as_slice() else {
+        panic!("expected one protocol-2 request, got {:?}", pair.server_events)
+    };
+    assert_eq!((*got, request.method_name.as_str(), request.parameter_types_by_name.len()), (id, "Add", 2));
+    pair.server.send_response(id, &WitResponse::ok(Some(Bytes::from_static(b"5"))));
+    let event = WitRequest {
+        method_name: "Tick".into(),
+        parameters: vec![Bytes::from_static(b"1")],
+        parameter_types_by_name: vec![int32()],
+        ..WitRequest::default()
+    };
+    pair.server.send_event(Uuid::new_v4(), &event.encode().into());
+    pair.drive();
+    match pair.client_events.as_slice() {
+        [ClientEvent::Response { id: got, response: Ok(r) }, ClientEvent::Callback(e)] => {
+            assert_eq!((*got, r.data.as_deref()), (id, Some(&b"5"[..])));
+            assert_eq!(e.method_name, "Tick");
+            assert_eq!(e.parameter_types, ["System.Int32, System.Private.CoreLib"], "runtime type names for .NET 2.x");
+        }
+        other => panic!("expected the response then the event, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_server_without_protocol_2_refuses_it_with_a_reply_2x_clients_read() {
+    let mut pair = Pair::speaking(Protocols::v3(Arc::new(PlainServerEncryptor)), ProtocolVersion::V2);
+    pair.drive();
+    assert!(matches!(pair.client_error, Some(SessionError::Refused { .. })), "{:?}", pair.client_error);
+    assert!(pair.server_events.is_empty());
+    assert!(!pair.server.is_authorized());
+    assert_eq!(pair.server_closed_with().map(|r| r.code), Some(CloseCode::Policy));
+}
+
+#[test]
+fn a_server_without_protocol_3_tells_a_3x_client_why() {
+    let protocols = both().without_v3();
+    let mut pair = Pair::speaking(protocols, ProtocolVersion::V3);
+    pair.drive();
+    let Some(SessionError::Refused { message }) = &pair.client_error else {
+        panic!("expected a refusal, got {:?}", pair.client_error)
+    };
+    assert!(message.contains("protocol 2"), "{message}");
+}
+
+#[test]
+fn a_protocol_3_client_of_a_2x_server_is_told_so() {
+    // What a .NET 2.x server answers a protocol-3 Initialization: null Data.
+    let now = Instant::now();
+    let mut client =
+        ClientSession::new(now, Keepalive::default(), Box::new(PlainClientEncryptor), "t".into(), ProtocolVersion::V3);
+    let Some(Transmit::Message(init)) = client.poll_transmit() else { panic!("no initialization") };
+    let init = WitMessage::decode(init).unwrap();
+    let reply = WitMessage::new(init.id, MessageType::Initialization, None).encode();
+    let Err(SessionError::ProtocolMismatch { message }) = client.handle_message(now, reply.into()) else {
+        panic!("expected a protocol mismatch")
+    };
+    assert!(message.contains("protocol 2"), "{message}");
+}
+
+#[test]
+fn an_unreadable_protocol_2_request_is_answered_before_the_close() {
+    let mut pair = Pair::speaking(both(), ProtocolVersion::V2);
+    pair.drive();
+    let id = Uuid::new_v4();
+    let garbage = WitMessage::new(id, MessageType::Request, Some(Bytes::from_static(b"\x07junk"))).encode();
+    assert!(pair.server.handle_message(pair.now, garbage.into()).is_none());
+    let out: Vec<_> = std::iter::from_fn(|| pair.server.poll_transmit()).collect();
+    let [Transmit::Message(reply), Transmit::Close(_)] = out.as_slice() else {
+        panic!("expected a reply then a close: {out:?}")
+    };
+    let reply = WitMessage::decode(reply.clone()).unwrap();
+    let response = crate::v2::WitResponse::decode(reply.data.unwrap()).unwrap();
+    assert_eq!((reply.id, response.status), (id, CommunicationStatus::BadRequest));
 }
