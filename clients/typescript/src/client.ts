@@ -1,6 +1,6 @@
-// The generic WitRPC client: one WebSocket, the protocol-3 handshake, concurrent calls
-// matched by envelope id, events to listeners and async iterators, reconnect with
-// backoff and re-authorization.
+// The generic WitRPC client: one WebSocket, the protocol-3 (or, when asked, protocol-2)
+// handshake, concurrent calls matched by envelope id, events to listeners and async
+// iterators, reconnect with backoff and re-authorization.
 
 import {
   ConnectionClosedError,
@@ -23,7 +23,18 @@ import {
   encodeInitialization,
   encodeRequest,
 } from "./memorypack.js";
-import { type Cipher, type RsaKey, clientCipher, generateRsaKey, plainCipher, rsaDecrypt } from "./crypto.js";
+import { type Cipher, type RsaKey, cbcCipher, clientCipher, generateRsaKey, plainCipher, rsaDecrypt } from "./crypto.js";
+import {
+  decodeAuthorizationReplyV2,
+  decodeInitializationReplyV2,
+  decodeRequestV2,
+  decodeResponseV2,
+  encodeAuthorizationV2,
+  encodeInitializationV2,
+  encodeRequestV2,
+  inferTypeV2,
+  typeNameV2,
+} from "./v2.js";
 import { type Format, type ParameterSerializer, serializerFor } from "./serializer.js";
 
 export interface ReconnectOptions {
@@ -40,8 +51,16 @@ export interface ClientOptions {
   format?: Format;
   /** Access token, re-read on every (re)connect and stamped on every request. */
   token?: string | (() => string | Promise<string>);
-  /** Protocol-3 encryption (RSA + AES-256-GCM via WebCrypto); must match the server (default false). */
+  /**
+   * Encryption via WebCrypto; must match the server (default false). Protocol 3:
+   * RSA + HKDF + AES-256-GCM. Protocol 2: RSA + AES-256-CBC with a fixed IV (no MAC).
+   */
   encryption?: boolean;
+  /**
+   * Wire protocol (default 3): 3 for witrpc and .NET WitRPC 3.x servers, 2 for .NET
+   * WitRPC 2.x servers (and witrpc servers that accept protocol 2).
+   */
+  protocol?: 2 | 3;
   /** Default per-call timeout in ms (default 30000; 0 = none). */
   timeoutMs?: number;
   /** Reconnect after a lost connection (default on); `false` to stay closed. */
@@ -59,7 +78,11 @@ export interface CallOptions {
   timeoutMs?: number;
   /** The contract's full name (e.g. `WitRpc.Demo.IDemoService`), for the MethodId. */
   contract?: string;
-  /** .NET full names of the parameter types (e.g. `System.Int32`), for the MethodId. */
+  /**
+   * .NET full names of the parameter types (e.g. `System.Int32`): for the MethodId
+   * (protocol 3) or the `ParameterTypes` the server dispatches on (protocol 2; without
+   * them protocol 2 infers the types of strings, booleans, numbers and byte arrays).
+   */
   parameterTypes?: string[];
 }
 
@@ -112,6 +135,56 @@ function abortReason(signal: AbortSignal): Error {
   return new DOMException("the call was aborted", "AbortError");
 }
 
+/** What a .NET 2.x server's null Initialization reply tells a protocol-3 client. */
+const SERVER_SPEAKS_2 = "the server speaks protocol 2 (WitRPC 2.x)";
+
+/** An event's name and arguments from a protocol-2 Callback payload. */
+function eventV2(data: Uint8Array): { name: string; parameters: Uint8Array[] } {
+  const q = decodeRequestV2(data);
+  return { name: q.methodName, parameters: q.parameters };
+}
+
+/**
+ * The protocol-2 Initialization reply: `{SymmetricKey, Vector}`, RSA-wrapped when the
+ * client sent a key. Returns the connection's cipher, or says why the server refused.
+ */
+async function initializeV2(reply: Uint8Array | null, rsa: RsaKey | undefined): Promise<Cipher> {
+  if (!reply) {
+    // What a protocol-2 server answers when it refuses: nothing says why.
+    throw new ProtocolError(
+      "the server refused the protocol-2 initialization (empty reply): its encryption setting may differ from `encryption`, or it does not accept protocol 2",
+    );
+  }
+  let plain = reply;
+  if (rsa) {
+    try {
+      plain = await rsaDecrypt(rsa, reply);
+    } catch {
+      // A clear reply: a server without encryption, or a protocol-3 refusal; read on.
+    }
+  }
+  if (plain[0] !== 2) {
+    let refusal: string | null = null;
+    try {
+      refusal = decodeInitializationReply(plain).errorMessage;
+    } catch {
+      throw new ProtocolError("the server's initialization reply is neither protocol 2 nor protocol 3");
+    }
+    throw new ProtocolError(`the server speaks protocol 3 (WitRPC 3.x): connect with \`protocol: 3\`${refusal ? ` (${refusal})` : ""}`);
+  }
+  const init = decodeInitializationReplyV2(plain);
+  const key = init.symmetricKey ?? new Uint8Array();
+  const vector = init.vector ?? new Uint8Array();
+  if (rsa) {
+    if (plain === reply) throw new ProtocolError("the server does not use encryption: connect without `encryption: true`");
+    return cbcCipher(key, vector);
+  }
+  if (key.length > 1 || vector.length > 1) {
+    throw new ProtocolError("the server requires encryption: connect with `encryption: true`");
+  }
+  return plainCipher;
+}
+
 /**
  * A connection to a WitRPC server. Create it with {@link WitRpcClient.connect}.
  *
@@ -138,9 +211,13 @@ export class WitRpcClient {
   private stateValue: ConnectionState = "connecting";
   private closedByUser = false;
   private openWaiters: Array<() => void> = [];
+  private readonly protocol: 2 | 3;
 
   private constructor(private readonly url: string, private readonly options: ClientOptions) {
     this.serializer = serializerFor(options.format ?? "json");
+    const protocol = options.protocol ?? 3;
+    if (protocol !== 2 && protocol !== 3) throw new TypeError(`unknown protocol ${JSON.stringify(protocol)}; use 2 or 3`);
+    this.protocol = protocol;
     const ctor = options.WebSocket ?? (globalThis as { WebSocket?: unknown }).WebSocket;
     if (typeof ctor !== "function") {
       throw new TypeError("no WebSocket implementation: pass one as `WebSocket` (e.g. from the `ws` package)");
@@ -160,6 +237,11 @@ export class WitRpcClient {
     }
     client.setState("open");
     return client;
+  }
+
+  /** The wire protocol this client speaks (the `protocol` option). */
+  get protocolVersion(): 2 | 3 {
+    return this.protocol;
   }
 
   /** Where the connection is. */
@@ -235,6 +317,9 @@ export class WitRpcClient {
     const parameters = args.map((a) => this.serializer.encode(a));
     const types = options.parameterTypes ?? [];
     const contract = options.contract;
+    // Protocol 2 dispatches on the .NET parameter types: known (generated clients) or inferred.
+    const typesV2 =
+      this.protocol === 2 ? (options.parameterTypes?.map(typeNameV2) ?? args.map((a, i) => inferTypeV2(a, method, i))) : [];
     const id = randomId();
     const key = hex(id);
     return new Promise<T>((resolve, reject) => {
@@ -274,15 +359,18 @@ export class WitRpcClient {
           const entry = this.pending.get(key);
           if (!entry) return;
           entry.socket = this.socket;
-          const payload = encodeRequest({
-            token: this.currentToken,
-            methodName: method,
-            parameters,
-            parameterTypesByName: types.map(parameterTypeByName),
-            invocationId: randomId(),
-            contractId: contract ? computeContractId(contract) : 0n,
-            methodId: contract && options.parameterTypes ? computeMethodId(contract, method, types) : 0n,
-          });
+          const payload =
+            this.protocol === 2
+              ? encodeRequestV2({ token: this.currentToken, methodName: method, parameters, parameterTypes: typesV2 })
+              : encodeRequest({
+                  token: this.currentToken,
+                  methodName: method,
+                  parameters,
+                  parameterTypesByName: types.map(parameterTypeByName),
+                  invocationId: randomId(),
+                  contractId: contract ? computeContractId(contract) : 0n,
+                  methodId: contract && options.parameterTypes ? computeMethodId(contract, method, types) : 0n,
+                });
           this.send(id, MessageType.Request, payload, true).catch((e) => this.pending.get(key)?.reject(e));
         })
         .catch((e) => this.pending.get(key)?.reject(e));
@@ -337,7 +425,7 @@ export class WitRpcClient {
 
   private readResponse(method: string, data: Uint8Array | null): unknown {
     if (!data) throw new ProtocolError(`empty response to ${method}`);
-    const response = decodeResponse(data);
+    const response = this.protocol === 2 ? decodeResponseV2(data) : decodeResponse(data);
     const error = responseError(response);
     if (error) throw error;
     return response.data && response.data.length > 0 ? this.serializer.decode(response.data) : null;
@@ -407,7 +495,7 @@ export class WitRpcClient {
   private async handshake(): Promise<void> {
     const token = typeof this.options.token === "function" ? await this.options.token() : (this.options.token ?? "");
     const encryption = this.options.encryption ?? false;
-    if (encryption) this.rsaKey ??= generateRsaKey();
+    if (encryption) this.rsaKey ??= generateRsaKey(this.protocol === 2);
     const rsa = encryption ? await this.rsaKey : undefined;
     this.cipher = plainCipher;
     const socket = new this.SocketImpl(this.url);
@@ -438,18 +526,25 @@ export class WitRpcClient {
     socket.onerror = () => undefined;
     const describe = (e: unknown) =>
       e instanceof ConnectionClosedError && closeInfo ? new ConnectionClosedError(`${e.message} (server closed: ${closeInfo})`) : e;
+    const v2 = this.protocol === 2;
     try {
-      const initReply = await this.exchange(MessageType.Initialization, encodeInitialization(rsa ? rsa.publicJson : new Uint8Array([0])), false);
-      if (!initReply) throw new ProtocolError("the server sent an empty initialization reply");
-      const init = decodeInitializationReply(rsa ? await rsaDecrypt(rsa, initReply) : initReply);
-      if (init.errorMessage) throw new ProtocolError(`the server refused the connection: ${init.errorMessage}`);
-      if (rsa) {
-        this.cipher = await clientCipher(init.symmetricKey ?? new Uint8Array(), init.vector ?? new Uint8Array());
-      } else if ((init.symmetricKey?.length ?? 0) > 1) {
-        throw new ProtocolError("the server requires encryption: connect with `encryption: true`");
+      const publicKey = rsa ? rsa.publicJson : new Uint8Array([0]);
+      const initReply = await this.exchange(MessageType.Initialization, (v2 ? encodeInitializationV2 : encodeInitialization)(publicKey), false);
+      if (v2) {
+        this.cipher = await initializeV2(initReply, rsa);
+      } else {
+        // A .NET 2.x server answers every protocol-3 Initialization with a null Data.
+        if (!initReply) throw new ProtocolError(`${SERVER_SPEAKS_2}: connect with \`protocol: 2\``);
+        const init = decodeInitializationReply(rsa ? await rsaDecrypt(rsa, initReply) : initReply);
+        if (init.errorMessage) throw new ProtocolError(`the server refused the connection: ${init.errorMessage}`);
+        if (rsa) {
+          this.cipher = await clientCipher(init.symmetricKey ?? new Uint8Array(), init.vector ?? new Uint8Array());
+        } else if ((init.symmetricKey?.length ?? 0) > 1) {
+          throw new ProtocolError("the server requires encryption: connect with `encryption: true`");
+        }
       }
-      const authReply = await this.exchange(MessageType.Authorization, encodeAuthorization(token), true);
-      const auth = authReply ? decodeAuthorizationReply(authReply) : { isAuthorized: false, message: null };
+      const authReply = await this.exchange(MessageType.Authorization, (v2 ? encodeAuthorizationV2 : encodeAuthorization)(token), true);
+      const auth = authReply ? (v2 ? decodeAuthorizationReplyV2 : decodeAuthorizationReply)(authReply) : { isAuthorized: false, message: null };
       if (!auth.isAuthorized) {
         throw new UnauthorizedError("the server rejected the access token");
       }
@@ -464,31 +559,47 @@ export class WitRpcClient {
   private async receive(socket: Socket, bytes: Uint8Array): Promise<void> {
     if (socket !== this.socket || bytes.length === 0) return;
     const envelope = decodeEnvelope(bytes);
+    if (envelope.type === MessageType.Callback && this.protocol === 2) {
+      // A .NET 2.x server sends events to every connection, even before the handshake
+      // and under a key this client does not have yet: one that does not open or decode
+      // is dropped, as a .NET client drops it (no counter to keep in step in protocol 2).
+      let event: { name: string; parameters: Uint8Array[] } | undefined;
+      try {
+        event = envelope.data ? eventV2(await this.cipher.open(envelope.data)) : undefined;
+      } catch {
+        return;
+      }
+      if (event) this.deliver(event);
+      return;
+    }
     const sealed = envelope.type !== MessageType.Initialization;
     const data = envelope.data && sealed ? await this.cipher.open(envelope.data) : envelope.data;
     if (envelope.type === MessageType.Callback) {
-      if (!data) return;
-      const event = decodeEvent(data);
-      const set = this.listeners.get(event.name);
-      if (!set || set.size === 0) return;
-      let args: unknown[];
-      try {
-        args = event.parameters.map((p) => this.serializer.decode(p));
-      } catch (e) {
-        // One unreadable event (e.g. a format mismatch) does not end the connection.
-        console.warn(`witrpc-client: event ${event.name} has unreadable arguments and was skipped:`, e);
-        return;
-      }
-      for (const l of [...set]) {
-        try {
-          l(...args);
-        } catch (e) {
-          reportListenerError(e);
-        }
-      }
+      if (data) this.deliver(decodeEvent(data));
       return;
     }
     this.pending.get(hex(envelope.id))?.resolve(data);
+  }
+
+  /** Hands one event to its listeners. */
+  private deliver(event: { name: string; parameters: Uint8Array[] }): void {
+    const set = this.listeners.get(event.name);
+    if (!set || set.size === 0) return;
+    let args: unknown[];
+    try {
+      args = event.parameters.map((p) => this.serializer.decode(p));
+    } catch (e) {
+      // One unreadable event (e.g. a format mismatch) does not end the connection.
+      console.warn(`witrpc-client: event ${event.name} has unreadable arguments and was skipped:`, e);
+      return;
+    }
+    for (const l of [...set]) {
+      try {
+        l(...args);
+      } catch (e) {
+        reportListenerError(e);
+      }
+    }
   }
 
   private protocolFailure(socket: Socket, error: unknown): void {

@@ -3,6 +3,10 @@
 // encrypted to it; HKDF-SHA256 derives one AES-256-GCM key per direction. Frames are
 // `counter u64 LE | tag 16 | ciphertext`, nonce `counter u64 LE | 0u32`, AAD `[3, dir]`,
 // and counters must arrive strictly in order.
+//
+// Protocol 2 (.NET WitRPC 2.x): the same RSA key transport, then AES-256-CBC with PKCS#7
+// under the key and IV the server sent, the same IV for every message in both
+// directions (no MAC: see the README).
 
 import { ProtocolError } from "./errors.js";
 import { toBase64 } from "./serializer.js";
@@ -38,7 +42,11 @@ function base64UrlToBase64(s: string): string {
   return b + "=".repeat((4 - (b.length % 4)) % 4);
 }
 
-export async function generateRsaKey(): Promise<RsaKey> {
+/**
+ * A fresh RSA-OAEP-SHA256 2048-bit key. With `escapePlus` every `+` of the Base64 is
+ * written `\u002B`, byte for byte what a .NET 2.x client (System.Text.Json) sends.
+ */
+export async function generateRsaKey(escapePlus = false): Promise<RsaKey> {
   const pair = (await subtle().generateKey(
     { name: "RSA-OAEP", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
     true,
@@ -46,7 +54,8 @@ export async function generateRsaKey(): Promise<RsaKey> {
   )) as CryptoKeyPair;
   const jwk = await subtle().exportKey("jwk", pair.publicKey);
   if (!jwk.n || !jwk.e) throw new ProtocolError("cannot export the RSA public key");
-  const json = JSON.stringify({ mod: base64UrlToBase64(jwk.n), exp: base64UrlToBase64(jwk.e) });
+  let json = JSON.stringify({ mod: base64UrlToBase64(jwk.n), exp: base64UrlToBase64(jwk.e) });
+  if (escapePlus) json = json.replace(/\+/g, "\\u002B");
   return { privateKey: pair.privateKey, publicJson: new TextEncoder().encode(json) };
 }
 
@@ -139,6 +148,29 @@ export async function clientCipher(master: Uint8Array, salt: Uint8Array): Promis
       const plain = await openFrame(receive, AAD_S2C, counter, frame);
       received++;
       return plain;
+    },
+  };
+}
+
+/**
+ * The protocol-2 cipher: AES-256-CBC-PKCS7 under `key` with `iv` for every message.
+ * Equal payloads give equal ciphertexts; a frame that does not decrypt is a ProtocolError.
+ */
+export async function cbcCipher(key: Uint8Array, iv: Uint8Array): Promise<Cipher> {
+  if (key.length !== 32 || iv.length !== 16) {
+    throw new ProtocolError("the server sent no usable encryption keys (32-byte key, 16-byte IV); it does not use encryption, so connect without it");
+  }
+  const aes = await subtle().importKey("raw", bs(key), "AES-CBC", false, ["encrypt", "decrypt"]);
+  const params = { name: "AES-CBC", iv: bs(iv.slice()) };
+  return {
+    seal: async (plain) => new Uint8Array(await subtle().encrypt(params, aes, bs(plain))),
+    async open(frame) {
+      if (frame.length === 0 || frame.length % 16 !== 0) throw new ProtocolError("encrypted frame is not a whole number of AES blocks");
+      try {
+        return new Uint8Array(await subtle().decrypt(params, aes, bs(frame)));
+      } catch {
+        throw new ProtocolError("encrypted frame does not decrypt under this connection's key");
+      }
     },
   };
 }

@@ -52,7 +52,7 @@ export class TimeoutError extends WitRpcError {}
 /** The connection closed (or was never open) before the answer arrived. */
 export class ConnectionClosedError extends WitRpcError {}
 
-/** The peer sent something that is not WitRPC protocol 3, or the handshake failed. */
+/** The peer sent something that is not WitRPC (in the chosen protocol), or the handshake failed. */
 export class ProtocolError extends WitRpcError {}
 
 /** The `CommunicationStatus` values the clients tell apart (any other number is a `RemoteError`). */

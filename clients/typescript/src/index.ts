@@ -1,4 +1,4 @@
-// witrpc-client: a TypeScript client for WitRPC protocol 3 servers.
+// witrpc-client: a TypeScript client for WitRPC servers (protocol 3, and protocol 2 for .NET WitRPC 2.x).
 // Part of an independent, WitRPC-compatible implementation (not the official WitRPC).
 
 export { WitRpcClient } from "./client.js";

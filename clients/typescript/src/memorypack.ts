@@ -253,7 +253,7 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
 
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
   const r = new Reader(bytes, "WitMessage");
-  if (r.u8() !== 3) throw new ProtocolError("not a protocol-3 WitMessage");
+  if (r.u8() !== 3) throw new ProtocolError("not a WitMessage (its header byte is not 03)");
   const id = r.guid().slice();
   const type = r.i32();
   const data = r.byteArray();
