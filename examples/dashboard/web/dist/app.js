@@ -334,7 +334,7 @@ function encodeEnvelope(e) {
 }
 function decodeEnvelope(bytes) {
   const r = new Reader(bytes, "WitMessage");
-  if (r.u8() !== 3) throw new ProtocolError("not a protocol-3 WitMessage");
+  if (r.u8() !== 3) throw new ProtocolError("not a WitMessage (its header byte is not 03)");
   const id = r.guid().slice();
   const type = r.i32();
   const data = r.byteArray();
@@ -446,7 +446,7 @@ function base64UrlToBase64(s) {
   const b = s.replace(/-/g, "+").replace(/_/g, "/");
   return b + "=".repeat((4 - b.length % 4) % 4);
 }
-async function generateRsaKey() {
+async function generateRsaKey(escapePlus = false) {
   const pair = await subtle().generateKey(
     { name: "RSA-OAEP", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
     true,
@@ -454,7 +454,8 @@ async function generateRsaKey() {
   );
   const jwk = await subtle().exportKey("jwk", pair.publicKey);
   if (!jwk.n || !jwk.e) throw new ProtocolError("cannot export the RSA public key");
-  const json2 = JSON.stringify({ mod: base64UrlToBase64(jwk.n), exp: base64UrlToBase64(jwk.e) });
+  let json2 = JSON.stringify({ mod: base64UrlToBase64(jwk.n), exp: base64UrlToBase64(jwk.e) });
+  if (escapePlus) json2 = json2.replace(/\+/g, "\\u002B");
   return { privateKey: pair.privateKey, publicJson: new TextEncoder().encode(json2) };
 }
 async function rsaDecrypt(key, data) {
@@ -531,6 +532,124 @@ async function clientCipher(master, salt) {
       return plain;
     }
   };
+}
+async function cbcCipher(key, iv) {
+  if (key.length !== 32 || iv.length !== 16) {
+    throw new ProtocolError("the server sent no usable encryption keys (32-byte key, 16-byte IV); it does not use encryption, so connect without it");
+  }
+  const aes = await subtle().importKey("raw", bs(key), "AES-CBC", false, ["encrypt", "decrypt"]);
+  const params = { name: "AES-CBC", iv: bs(iv.slice()) };
+  return {
+    seal: async (plain) => new Uint8Array(await subtle().encrypt(params, aes, bs(plain))),
+    async open(frame) {
+      if (frame.length === 0 || frame.length % 16 !== 0) throw new ProtocolError("encrypted frame is not a whole number of AES blocks");
+      try {
+        return new Uint8Array(await subtle().decrypt(params, aes, bs(frame)));
+      } catch {
+        throw new ProtocolError("encrypted frame does not decrypt under this connection's key");
+      }
+    }
+  };
+}
+
+// ../../../clients/typescript/src/v2.ts
+function header(r, members, what) {
+  const count = r.u8();
+  if (count === 255) return null;
+  if (count > members) throw new ProtocolError(`${what}: header says ${count} members, the model has ${members}`);
+  return count;
+}
+function readObject(bytes, what, members, read) {
+  const r = new Reader(bytes, what);
+  const count = header(r, members, what);
+  if (count === null) throw new ProtocolError(`${what}: null object`);
+  const value = read(r, count);
+  r.end();
+  return value;
+}
+function list(r, min, item) {
+  const n = r.arrayLength(min) ?? 0;
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(item());
+  return out;
+}
+function encodeRequestV2(q) {
+  const w = new Writer();
+  w.u8(7);
+  w.string(q.token);
+  w.string(q.methodName);
+  w.i32(q.parameters.length);
+  for (const p of q.parameters) w.byteArray(p);
+  w.i32(q.parameterTypes.length);
+  for (const t of q.parameterTypes) w.string(t);
+  w.i32(0);
+  w.i32(0);
+  w.i32(0);
+  return w.finish();
+}
+function decodeRequestV2(bytes) {
+  return readObject(bytes, "WitRequest", 7, (r, n) => {
+    const typeByName = () => {
+      const count = header(r, 2, "ParameterType");
+      if (count === null) return null;
+      return { type: count > 0 ? r.string() : null, assembly: count > 1 ? r.string() : null };
+    };
+    const q = {
+      token: (n > 0 ? r.string() : null) ?? "",
+      methodName: (n > 1 ? r.string() : null) ?? "",
+      parameters: n > 2 ? list(r, 4, () => r.byteArray() ?? new Uint8Array()) : [],
+      parameterTypes: n > 3 ? list(r, 4, () => r.string() ?? "") : [],
+      parameterTypesByName: n > 4 ? list(r, 1, typeByName) : []
+    };
+    if (n > 5) list(r, 4, () => r.string());
+    if (n > 6) list(r, 1, typeByName);
+    return q;
+  });
+}
+function decodeResponseV2(bytes) {
+  return readObject(bytes, "WitResponse", 4, (r, n) => ({
+    status: n > 0 ? r.i32() : 0,
+    data: n > 1 ? r.byteArray() : null,
+    errorMessage: n > 2 ? r.string() : null,
+    errorDetails: n > 3 ? r.string() : null
+  }));
+}
+function encodeInitializationV2(publicKey) {
+  const w = new Writer();
+  w.u8(1);
+  w.byteArray(publicKey);
+  return w.finish();
+}
+function decodeInitializationReplyV2(bytes) {
+  return readObject(bytes, "WitResponseInitialization", 2, (r, n) => ({
+    symmetricKey: n > 0 ? r.byteArray() : null,
+    vector: n > 1 ? r.byteArray() : null
+  }));
+}
+function encodeAuthorizationV2(token) {
+  const w = new Writer();
+  w.u8(1);
+  w.string(token);
+  return w.finish();
+}
+function decodeAuthorizationReplyV2(bytes) {
+  return readObject(bytes, "WitResponseAuthorization", 2, (r, n) => ({
+    isAuthorized: n > 0 ? r.u8() !== 0 : false,
+    message: n > 1 ? r.string() : null
+  }));
+}
+function typeNameV2(name) {
+  const { type, assembly } = parameterTypeByName(name);
+  return assembly ? `${type}, ${assembly}` : type;
+}
+function inferTypeV2(value, method, index) {
+  const name = typeof value === "string" ? "System.String" : typeof value === "boolean" ? "System.Boolean" : typeof value === "bigint" ? "System.Int64" : typeof value === "number" ? Number.isInteger(value) && value >= -2147483648 && value <= 2147483647 ? "System.Int32" : "System.Double" : value instanceof Uint8Array || value instanceof ArrayBuffer ? "System.Byte[]" : void 0;
+  if (!name) {
+    throw new TypeError(
+      `protocol 2 needs the .NET type of argument ${index} of ${method}: pass \`parameterTypes\` (e.g. ["MyNs.Dto, MyAssembly"]) or use a generated client`
+    );
+  }
+  return `${name}, ${CORE_LIB}`;
 }
 
 // ../../../clients/typescript/src/msgpack.ts
@@ -935,11 +1054,53 @@ function abortReason(signal) {
   if (reason instanceof Error) return reason;
   return new DOMException("the call was aborted", "AbortError");
 }
+var SERVER_SPEAKS_2 = "the server speaks protocol 2 (WitRPC 2.x)";
+function eventV2(data) {
+  const q = decodeRequestV2(data);
+  return { name: q.methodName, parameters: q.parameters };
+}
+async function initializeV2(reply, rsa) {
+  if (!reply) {
+    throw new ProtocolError(
+      "the server refused the protocol-2 initialization (empty reply): its encryption setting may differ from `encryption`, or it does not accept protocol 2"
+    );
+  }
+  let plain = reply;
+  if (rsa) {
+    try {
+      plain = await rsaDecrypt(rsa, reply);
+    } catch {
+    }
+  }
+  if (plain[0] !== 2) {
+    let refusal = null;
+    try {
+      refusal = decodeInitializationReply(plain).errorMessage;
+    } catch {
+      throw new ProtocolError("the server's initialization reply is neither protocol 2 nor protocol 3");
+    }
+    throw new ProtocolError(`the server speaks protocol 3 (WitRPC 3.x): connect with \`protocol: 3\`${refusal ? ` (${refusal})` : ""}`);
+  }
+  const init2 = decodeInitializationReplyV2(plain);
+  const key = init2.symmetricKey ?? new Uint8Array();
+  const vector = init2.vector ?? new Uint8Array();
+  if (rsa) {
+    if (plain === reply) throw new ProtocolError("the server does not use encryption: connect without `encryption: true`");
+    return cbcCipher(key, vector);
+  }
+  if (key.length > 1 || vector.length > 1) {
+    throw new ProtocolError("the server requires encryption: connect with `encryption: true`");
+  }
+  return plainCipher;
+}
 var WitRpcClient = class _WitRpcClient {
   constructor(url, options) {
     this.url = url;
     this.options = options;
     this.serializer = serializerFor(options.format ?? "json");
+    const protocol = options.protocol ?? 3;
+    if (protocol !== 2 && protocol !== 3) throw new TypeError(`unknown protocol ${JSON.stringify(protocol)}; use 2 or 3`);
+    this.protocol = protocol;
     const ctor = options.WebSocket ?? globalThis.WebSocket;
     if (typeof ctor !== "function") {
       throw new TypeError("no WebSocket implementation: pass one as `WebSocket` (e.g. from the `ws` package)");
@@ -962,6 +1123,7 @@ var WitRpcClient = class _WitRpcClient {
   stateValue = "connecting";
   closedByUser = false;
   openWaiters = [];
+  protocol;
   /** Connects, runs the handshake (encryption, token) and resolves when calls can be made. */
   static async connect(url, options = {}) {
     const client2 = new _WitRpcClient(url, options);
@@ -974,6 +1136,10 @@ var WitRpcClient = class _WitRpcClient {
     }
     client2.setState("open");
     return client2;
+  }
+  /** The wire protocol this client speaks (the `protocol` option). */
+  get protocolVersion() {
+    return this.protocol;
   }
   /** Where the connection is. */
   get state() {
@@ -1044,6 +1210,7 @@ var WitRpcClient = class _WitRpcClient {
     const parameters = args.map((a) => this.serializer.encode(a));
     const types = options.parameterTypes ?? [];
     const contract = options.contract;
+    const typesV2 = this.protocol === 2 ? options.parameterTypes?.map(typeNameV2) ?? args.map((a, i) => inferTypeV2(a, method, i)) : [];
     const id = randomId();
     const key = hex(id);
     return new Promise((resolve, reject) => {
@@ -1082,7 +1249,7 @@ var WitRpcClient = class _WitRpcClient {
         const entry = this.pending.get(key);
         if (!entry) return;
         entry.socket = this.socket;
-        const payload = encodeRequest({
+        const payload = this.protocol === 2 ? encodeRequestV2({ token: this.currentToken, methodName: method, parameters, parameterTypes: typesV2 }) : encodeRequest({
           token: this.currentToken,
           methodName: method,
           parameters,
@@ -1138,7 +1305,7 @@ var WitRpcClient = class _WitRpcClient {
   }
   readResponse(method, data) {
     if (!data) throw new ProtocolError(`empty response to ${method}`);
-    const response = decodeResponse(data);
+    const response = this.protocol === 2 ? decodeResponseV2(data) : decodeResponse(data);
     const error = responseError(response);
     if (error) throw error;
     return response.data && response.data.length > 0 ? this.serializer.decode(response.data) : null;
@@ -1203,7 +1370,7 @@ var WitRpcClient = class _WitRpcClient {
   async handshake() {
     const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token ?? "";
     const encryption = this.options.encryption ?? false;
-    if (encryption) this.rsaKey ??= generateRsaKey();
+    if (encryption) this.rsaKey ??= generateRsaKey(this.protocol === 2);
     const rsa = encryption ? await this.rsaKey : void 0;
     this.cipher = plainCipher;
     const socket = new this.SocketImpl(this.url);
@@ -1226,18 +1393,24 @@ var WitRpcClient = class _WitRpcClient {
     };
     socket.onerror = () => void 0;
     const describe = (e) => e instanceof ConnectionClosedError && closeInfo ? new ConnectionClosedError(`${e.message} (server closed: ${closeInfo})`) : e;
+    const v2 = this.protocol === 2;
     try {
-      const initReply = await this.exchange(3 /* Initialization */, encodeInitialization(rsa ? rsa.publicJson : new Uint8Array([0])), false);
-      if (!initReply) throw new ProtocolError("the server sent an empty initialization reply");
-      const init2 = decodeInitializationReply(rsa ? await rsaDecrypt(rsa, initReply) : initReply);
-      if (init2.errorMessage) throw new ProtocolError(`the server refused the connection: ${init2.errorMessage}`);
-      if (rsa) {
-        this.cipher = await clientCipher(init2.symmetricKey ?? new Uint8Array(), init2.vector ?? new Uint8Array());
-      } else if ((init2.symmetricKey?.length ?? 0) > 1) {
-        throw new ProtocolError("the server requires encryption: connect with `encryption: true`");
+      const publicKey = rsa ? rsa.publicJson : new Uint8Array([0]);
+      const initReply = await this.exchange(3 /* Initialization */, (v2 ? encodeInitializationV2 : encodeInitialization)(publicKey), false);
+      if (v2) {
+        this.cipher = await initializeV2(initReply, rsa);
+      } else {
+        if (!initReply) throw new ProtocolError(`${SERVER_SPEAKS_2}: connect with \`protocol: 2\``);
+        const init2 = decodeInitializationReply(rsa ? await rsaDecrypt(rsa, initReply) : initReply);
+        if (init2.errorMessage) throw new ProtocolError(`the server refused the connection: ${init2.errorMessage}`);
+        if (rsa) {
+          this.cipher = await clientCipher(init2.symmetricKey ?? new Uint8Array(), init2.vector ?? new Uint8Array());
+        } else if ((init2.symmetricKey?.length ?? 0) > 1) {
+          throw new ProtocolError("the server requires encryption: connect with `encryption: true`");
+        }
       }
-      const authReply = await this.exchange(4 /* Authorization */, encodeAuthorization(token), true);
-      const auth = authReply ? decodeAuthorizationReply(authReply) : { isAuthorized: false, message: null };
+      const authReply = await this.exchange(4 /* Authorization */, (v2 ? encodeAuthorizationV2 : encodeAuthorization)(token), true);
+      const auth = authReply ? (v2 ? decodeAuthorizationReplyV2 : decodeAuthorizationReply)(authReply) : { isAuthorized: false, message: null };
       if (!auth.isAuthorized) {
         throw new UnauthorizedError("the server rejected the access token");
       }
@@ -1251,30 +1424,42 @@ var WitRpcClient = class _WitRpcClient {
   async receive(socket, bytes) {
     if (socket !== this.socket || bytes.length === 0) return;
     const envelope = decodeEnvelope(bytes);
+    if (envelope.type === 2 /* Callback */ && this.protocol === 2) {
+      let event;
+      try {
+        event = envelope.data ? eventV2(await this.cipher.open(envelope.data)) : void 0;
+      } catch {
+        return;
+      }
+      if (event) this.deliver(event);
+      return;
+    }
     const sealed = envelope.type !== 3 /* Initialization */;
     const data = envelope.data && sealed ? await this.cipher.open(envelope.data) : envelope.data;
     if (envelope.type === 2 /* Callback */) {
-      if (!data) return;
-      const event = decodeEvent(data);
-      const set = this.listeners.get(event.name);
-      if (!set || set.size === 0) return;
-      let args;
-      try {
-        args = event.parameters.map((p) => this.serializer.decode(p));
-      } catch (e) {
-        console.warn(`witrpc-client: event ${event.name} has unreadable arguments and was skipped:`, e);
-        return;
-      }
-      for (const l of [...set]) {
-        try {
-          l(...args);
-        } catch (e) {
-          reportListenerError(e);
-        }
-      }
+      if (data) this.deliver(decodeEvent(data));
       return;
     }
     this.pending.get(hex(envelope.id))?.resolve(data);
+  }
+  /** Hands one event to its listeners. */
+  deliver(event) {
+    const set = this.listeners.get(event.name);
+    if (!set || set.size === 0) return;
+    let args;
+    try {
+      args = event.parameters.map((p) => this.serializer.decode(p));
+    } catch (e) {
+      console.warn(`witrpc-client: event ${event.name} has unreadable arguments and was skipped:`, e);
+      return;
+    }
+    for (const l of [...set]) {
+      try {
+        l(...args);
+      } catch (e) {
+        reportListenerError(e);
+      }
+    }
   }
   protocolFailure(socket, error) {
     const e = error instanceof WitRpcError ? error : new ProtocolError(String(error));
@@ -1419,9 +1604,9 @@ function log(kind, text) {
   time.className = "time";
   time.textContent = (/* @__PURE__ */ new Date()).toLocaleTimeString();
   item.append(time, `${kind === "event" ? "\u25C0 " : kind === "call" ? "\u25B6 " : "\u2716 "}${text}`);
-  const list = $("log");
-  list.prepend(item);
-  while (list.children.length > LOG_LIMIT) list.lastElementChild?.remove();
+  const list2 = $("log");
+  list2.prepend(item);
+  while (list2.children.length > LOG_LIMIT) list2.lastElementChild?.remove();
 }
 function showError(message) {
   const banner = $("error");
