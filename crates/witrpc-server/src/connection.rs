@@ -154,7 +154,7 @@ impl ConnectionTask {
                 return;
             }
             // A peer over its rate limit is not read until its buckets refill.
-            let held = self.session.read_held_until(now());
+            let held = if self.shared.config.rate_limit.is_some() { self.session.read_held_until(now()) } else { None };
             // Re-arm only when the session needs the clock earlier than armed; a later
             // deadline is found when the armed one fires (no timer work per message).
             if let Some(deadline) = self.session.poll_timeout().into_iter().chain(held).min().filter(|d| *d < armed) {
