@@ -69,6 +69,8 @@ pub(crate) struct ConnectionTask {
     context: CallContext,
     in_flight: Arc<Semaphore>,
     calls: TaskTracker,
+    /// The transport's hook that lifts its pre-authorization read limits.
+    on_authorized: Option<crate::transport::OnAuthorized>,
 }
 
 /// Serves `connection` until it closes, the peer misbehaves or the server stops.
@@ -79,7 +81,7 @@ pub(crate) async fn serve(
     drain: CancellationToken,
     calls: TaskTracker,
 ) {
-    let Connection { peer, transport, inbound, outbound, slot, headers } = connection;
+    let Connection { peer, transport, inbound, outbound, slot, headers, on_authorized } = connection;
     let id = Uuid::new_v4();
     let span = tracing::info_span!("connection", conn_id = %id, peer = ?peer, transport);
     async move {
@@ -103,6 +105,7 @@ pub(crate) async fn serve(
             authorized_token: String::new(),
             context: CallContext::new(id, peer, None, headers.into()),
             calls,
+            on_authorized,
         };
         task.read_loop(inbound, drain, &mut writer).await;
         shared.hub.remove(&id);
@@ -412,6 +415,9 @@ impl ConnectionTask {
             self.context.identity = identity;
         }
         self.state = State::Authorized;
+        if let Some(lift_limits) = self.on_authorized.take() {
+            lift_limits()
+        }
         self.authorized_token = token;
         self.shared.hub.insert(self.id, self.outbox.clone());
         Next::Continue

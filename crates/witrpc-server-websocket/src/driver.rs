@@ -1,0 +1,460 @@
+//! The WebSocket <-> [`Connection`] adapter: a small async driver over tungstenite's
+//! sans-I/O [`WebSocketContext`].
+//!
+//! Why not `tokio_tungstenite::WebSocketStream`: its limits are fixed when it is
+//! created, so an unauthenticated peer could make the server buffer a whole
+//! `max_message_size` message (16 MiB) before the 64 KiB pre-authorization check ran,
+//! and its write buffer had no cap, so a peer that sent Pings and never read grew the
+//! server by a Pong per Ping. Here:
+//! - frames and messages are capped at `max_handshake_message_size` *while reading*
+//!   until the server calls [`Connection::on_authorized`], then at `max_message_size`
+//!   (tungstenite reserves at most one frame's declared length, checked first);
+//! - encoded outbound frames wait in one buffer (`out`) whose size is known: the server
+//!   may queue a message only while less than one batch (16 KiB) waits, and the peer is
+//!   **not read** while `out` holds the write cap or more (64 KiB before authorization,
+//!   `max_message_size` + 16 KiB after), so Pongs cannot pile up;
+//! - invalid UTF-8 in a text message closes with 1007, other protocol violations with
+//!   1002, sent by the driver itself (the server's later close is then a no-op).
+//!
+//! Both halves share one driver behind a mutex that is never held across an await;
+//! the server polls them from one task.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use witrpc_server::transport::{CloseCode, Connection, FrameError, Inbound, Outbound};
+
+use crate::stats::Counters;
+
+/// tungstenite's initial read buffer per connection; grows only while a large frame is
+/// read. At 2 KiB an idle authorized connection costs the server about 7.8 KB (4 KiB:
+/// 9.8 KB, measured with 5000 connections) with no measurable loss of call throughput.
+const READ_BUFFER_SIZE: usize = 2 * 1024;
+/// Outbound frames collect up to this many bytes before a write; the server's writer
+/// flushes whenever its queue is empty, so a burst of responses or events leaves in one
+/// `send` instead of one per frame (a frame-per-write spent ~45% of the server's CPU in
+/// `sendto` at 64×16).
+pub(crate) const WRITE_BATCH: usize = 16 * 1024;
+/// An empty write buffer larger than this is released rather than kept for the next
+/// frame, so one large response does not stay allocated for the life of the connection.
+const RETAINED_WRITE_CAPACITY: usize = 64 * 1024;
+/// WebSocket close reasons are limited to 123 bytes.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// Read and write limits of one connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DriverLimits {
+    /// Largest frame and message before authorization.
+    pub(crate) message_before_auth: usize,
+    /// Largest frame and message after authorization.
+    pub(crate) message: usize,
+    /// Pending write bytes at which reading stops, before authorization.
+    pub(crate) write_before_auth: usize,
+}
+
+/// Wraps an upgraded socket as a [`Connection`]. `slot` is held for the connection's
+/// life; `unauthorized` until it authorizes (or ends).
+pub(crate) fn connection<S>(
+    io: S,
+    peer: SocketAddr,
+    limits: DriverLimits,
+    counters: Arc<Counters>,
+    slot: Box<dyn Send + Sync>,
+    unauthorized: Box<dyn Send + Sync>,
+) -> Connection
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let before_auth = limits.message_before_auth.min(limits.message);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_SIZE)
+        // Frames go straight into `out`, which does the batching and the accounting.
+        .write_buffer_size(0)
+        .max_write_buffer_size(usize::MAX)
+        .max_message_size(Some(before_auth))
+        .max_frame_size(Some(before_auth));
+    let authorized = Arc::new(AtomicBool::new(false));
+    let driver = Driver {
+        io,
+        ctx: WebSocketContext::new(Role::Server, Some(config)),
+        out: BytesMut::new(),
+        accounted: 0,
+        authorized: authorized.clone(),
+        lifted: false,
+        limits,
+        read_before_auth: 0,
+        read_done: false,
+        paused: false,
+        urgent: false,
+        counters,
+    };
+    let shared = Arc::new(Mutex::new(driver));
+    Connection {
+        peer: Some(peer),
+        transport: "websocket",
+        inbound: Box::pin(WsStream(shared.clone())),
+        outbound: Box::pin(WsSink(shared)),
+        slot: Some(slot),
+        headers: Vec::new(),
+        on_authorized: Some(Box::new(move || {
+            authorized.store(true, Ordering::Release);
+            drop(unauthorized);
+        })),
+    }
+}
+
+struct Driver<S> {
+    io: S,
+    ctx: WebSocketContext,
+    /// Encoded frames not yet written to the socket.
+    out: BytesMut,
+    /// The part of `out` counted in `counters.write_buffered`.
+    accounted: usize,
+    authorized: Arc<AtomicBool>,
+    /// The post-authorization limits are in effect.
+    lifted: bool,
+    limits: DriverLimits,
+    /// Bytes read from the socket before authorization.
+    read_before_auth: u64,
+    /// Reading ended (error or close); the stream yields `None` from now on.
+    read_done: bool,
+    /// Reading is paused on the write cap (counted once per pause).
+    paused: bool,
+    /// `out` holds a Pong or close reply that must leave without waiting for the
+    /// server's next flush (which batches its own frames).
+    urgent: bool,
+    counters: Arc<Counters>,
+}
+
+impl<S> Drop for Driver<S> {
+    fn drop(&mut self) {
+        self.counters.write_buffered.fetch_sub(self.accounted, Ordering::Relaxed);
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
+    /// Applies the post-authorization limits once the server has signalled it.
+    fn lift_if_authorized(&mut self) {
+        if !self.lifted && self.authorized.load(Ordering::Acquire) {
+            let message = self.limits.message;
+            self.ctx.set_config(|c| {
+                c.max_message_size = Some(message);
+                c.max_frame_size = Some(message);
+            });
+            self.lifted = true;
+            tracing::trace!(limit = message, "read limits lifted after authorization");
+        }
+    }
+
+    fn write_cap(&self) -> usize {
+        if self.lifted { self.limits.message.saturating_add(WRITE_BATCH) } else { self.limits.write_before_auth }
+    }
+
+    /// Brings the shared counters up to date with `out`.
+    fn account(&mut self) {
+        let len = self.out.len();
+        if len > self.accounted {
+            self.counters.write_buffered.fetch_add(len - self.accounted, Ordering::Relaxed);
+        } else {
+            self.counters.write_buffered.fetch_sub(self.accounted - len, Ordering::Relaxed);
+        }
+        self.accounted = len;
+        self.counters.peak_write_buffer.fetch_max(len, Ordering::Relaxed);
+        if !self.lifted {
+            self.counters.peak_write_buffer_unauthorized.fetch_max(len, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes `out` to the socket. `Pending` registers for writability.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            match Pin::new(&mut self.io).poll_write(cx, &self.out) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => self.out.advance(n),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    self.account();
+                    return Poll::Pending;
+                }
+            }
+        }
+        self.urgent = false;
+        if self.out.capacity() > RETAINED_WRITE_CAPACITY {
+            self.out = BytesMut::new();
+        }
+        self.account();
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_next_inbound(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Inbound, FrameError>>> {
+        if self.read_done {
+            return Poll::Ready(None);
+        }
+        self.lift_if_authorized();
+        loop {
+            // Pongs and close replies leave even while the server has nothing to write;
+            // the server's own frames wait for its flush, so they leave in batches.
+            // (Always at the write cap, so a paused read is woken by the socket.)
+            let cap = self.write_cap();
+            if self.urgent || self.out.len() >= WRITE_BATCH.min(cap) {
+                if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
+                    self.read_done = true;
+                    return Poll::Ready(Some(Err(FrameError::Io(Box::new(e)))));
+                }
+            }
+            if self.out.len() >= cap {
+                // The peer does not read what it is sent: stop reading it until the
+                // socket takes more (poll_write_out registered for that).
+                if !self.paused {
+                    self.paused = true;
+                    self.counters.read_pauses.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(pending = self.out.len(), "peer is not reading; pausing reads");
+                }
+                return Poll::Pending;
+            }
+            self.paused = false;
+            let before = self.out.len();
+            let result = {
+                let Self { io, ctx, out, read_before_auth, .. } = self;
+                ctx.read(&mut ReadIo { io, cx, out, read: read_before_auth })
+            };
+            self.urgent |= self.out.len() > before;
+            if !self.lifted {
+                self.counters.peak_read_unauthorized.fetch_max(self.read_before_auth, Ordering::Relaxed);
+            }
+            self.account();
+            let item = match result {
+                Ok(Message::Binary(b)) => Inbound::Message(b),
+                Ok(Message::Text(t)) => Inbound::Message(Bytes::from(t)),
+                Ok(Message::Ping(_) | Message::Pong(_)) => Inbound::Heartbeat,
+                // The close reply is queued; the next read writes it and reports the end.
+                Ok(Message::Close(_) | Message::Frame(_)) => continue,
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(e) => {
+                    self.read_done = true;
+                    return Poll::Ready(Some(Err(self.read_error(e, cx))));
+                }
+            };
+            return Poll::Ready(Some(Ok(item)));
+        }
+    }
+
+    /// Maps a read failure; protocol violations are closed here with their own code.
+    fn read_error(&mut self, error: WsError, cx: &mut Context<'_>) -> FrameError {
+        match error {
+            WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+                FrameError::TooLarge { size, limit: max_size }
+            }
+            WsError::ConnectionClosed
+            | WsError::AlreadyClosed
+            | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => FrameError::Closed,
+            WsError::Io(e) => FrameError::Io(Box::new(e)),
+            WsError::Utf8(e) => {
+                tracing::debug!(error = %e, "invalid UTF-8 in a text message");
+                self.close_now(cx, close_frame(CloseCode::InvalidPayload, "invalid UTF-8 in a text message"));
+                FrameError::Protocol(Box::new(WsError::Utf8(e)))
+            }
+            WsError::Protocol(p) => {
+                tracing::debug!(error = %p, "WebSocket protocol violation");
+                self.close_now(cx, close_frame(CloseCode::Protocol, &format!("WebSocket protocol violation: {p}")));
+                FrameError::Protocol(Box::new(p))
+            }
+            e => FrameError::Protocol(Box::new(e)),
+        }
+    }
+
+    /// Queues a close frame and tries to write it at once (best effort).
+    fn close_now(&mut self, cx: &mut Context<'_>, frame: CloseFrame) {
+        if let Err(e) = self.ctx.close(&mut WriteIo { out: &mut self.out }, Some(frame)) {
+            tracing::trace!(error = %e, "close not queued");
+        }
+        let _pending_or_failed = self.poll_write_out(cx);
+    }
+
+    fn start_send_outbound(&mut self, item: Outbound) -> Result<(), FrameError> {
+        let result = match item {
+            Outbound::Message(b) => self.ctx.write(&mut WriteIo { out: &mut self.out }, Message::Binary(b)),
+            Outbound::Ping => self.ctx.write(&mut WriteIo { out: &mut self.out }, Message::Ping(Bytes::new())),
+            Outbound::Close(reason) => {
+                let frame = close_frame(reason.code, &reason.reason);
+                match self.ctx.close(&mut WriteIo { out: &mut self.out }, Some(frame)) {
+                    // Already closed (by the peer or by us): what is queued still goes out.
+                    Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Ok(()),
+                    other => other,
+                }
+            }
+        };
+        self.account();
+        result.map_err(|e| match e {
+            WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Protocol(ProtocolError::SendAfterClosing) => {
+                FrameError::Closed
+            }
+            e => FrameError::Io(Box::new(e)),
+        })
+    }
+}
+
+fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
+    CloseFrame { code: ws_close_code(code), reason: truncate(reason, MAX_CLOSE_REASON).to_owned().into() }
+}
+
+fn ws_close_code(code: CloseCode) -> WsCloseCode {
+    match code {
+        CloseCode::Normal => WsCloseCode::Normal,
+        CloseCode::Away => WsCloseCode::Away,
+        CloseCode::Protocol => WsCloseCode::Protocol,
+        CloseCode::Unsupported => WsCloseCode::Unsupported,
+        CloseCode::InvalidPayload => WsCloseCode::Invalid,
+        CloseCode::Policy => WsCloseCode::Policy,
+        CloseCode::TooBig => WsCloseCode::Size,
+        _ => WsCloseCode::Error,
+    }
+}
+
+/// Cuts `s` to at most `max` bytes at a char boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
+
+/// tungstenite's view while reading: reads come from the socket (`WouldBlock` when it
+/// has nothing), writes (Pongs, close replies) go to `out`.
+struct ReadIo<'a, 'b, S> {
+    io: &'a mut S,
+    cx: &'a mut Context<'b>,
+    out: &'a mut BytesMut,
+    read: &'a mut u64,
+}
+
+impl<S: AsyncRead + Unpin> Read for ReadIo<'_, '_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut read_buf = ReadBuf::new(buf);
+        match Pin::new(&mut *self.io).poll_read(self.cx, &mut read_buf) {
+            Poll::Ready(Ok(())) => {
+                let n = read_buf.filled().len();
+                *self.read = self.read.saturating_add(n as u64);
+                Ok(n)
+            }
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl<S> Write for ReadIo<'_, '_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// tungstenite's view while writing: everything goes to `out`; nothing is read.
+struct WriteIo<'a> {
+    out: &'a mut BytesMut,
+}
+
+impl Read for WriteIo<'_> {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+impl Write for WriteIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+type Shared<S> = Arc<Mutex<Driver<S>>>;
+
+fn lock<S>(shared: &Shared<S>) -> MutexGuard<'_, Driver<S>> {
+    // No code path panics while holding the lock; if one did, the driver's state is
+    // still consistent byte buffers, so go on.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct WsStream<S>(Shared<S>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsStream<S> {
+    type Item = Result<Inbound, FrameError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        lock(&self.0).poll_next_inbound(cx)
+    }
+}
+
+struct WsSink<S>(Shared<S>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Outbound> for WsSink<S> {
+    type Error = FrameError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), FrameError>> {
+        let mut driver = lock(&self.0);
+        if driver.out.len() >= WRITE_BATCH {
+            ready!(driver.poll_write_out(cx)).map_err(|e| FrameError::Io(Box::new(e)))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Outbound) -> Result<(), FrameError> {
+        lock(&self.0).start_send_outbound(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), FrameError>> {
+        let mut driver = lock(&self.0);
+        ready!(driver.poll_write_out(cx)).map_err(|e| FrameError::Io(Box::new(e)))?;
+        Pin::new(&mut driver.io).poll_flush(cx).map_err(|e| FrameError::Io(Box::new(e)))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), FrameError>> {
+        let mut driver = lock(&self.0);
+        ready!(driver.poll_write_out(cx)).map_err(|e| FrameError::Io(Box::new(e)))?;
+        Pin::new(&mut driver.io).poll_shutdown(cx).map_err(|e| FrameError::Io(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_are_cut_at_a_char_boundary() {
+        assert_eq!(truncate("short", 123), "short");
+        let long = "é".repeat(100); // 200 bytes
+        let cut = truncate(&long, 123);
+        assert_eq!(cut.len(), 122);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn invalid_payload_maps_to_1007() {
+        assert_eq!(u16::from(ws_close_code(CloseCode::InvalidPayload)), 1007);
+        assert_eq!(u16::from(ws_close_code(CloseCode::TooBig)), 1009);
+    }
+}
