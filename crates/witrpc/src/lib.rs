@@ -78,7 +78,10 @@ pub mod crypto {
 #[cfg(feature = "server")]
 pub mod server {
     pub use witrpc_server::*;
-    pub use witrpc_server_websocket::{WebSocketServerExt, WebSocketTransport, http};
+    pub use witrpc_server_websocket::{
+        RateLimit, WebSocketLimits, WebSocketServerExt, WebSocketStats, WebSocketTransport, http,
+        limits as websocket_limits,
+    };
 }
 
 #[cfg(feature = "server")]
