@@ -240,7 +240,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 Ok(Message::Ping(_) | Message::Pong(_)) => Inbound::Heartbeat,
                 // The close reply is queued; the next read writes it and reports the end.
                 Ok(Message::Close(_) | Message::Frame(_)) => continue,
-                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // tungstenite moves a pending Pong or close reply into `out` at the
+                    // start of a read: send it now, nothing else may poll us soon.
+                    if self.urgent {
+                        if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
+                            self.read_done = true;
+                            return Poll::Ready(Some(Err(FrameError::Io(Box::new(e)))));
+                        }
+                    }
+                    return Poll::Pending;
+                }
                 Err(e) => {
                     self.read_done = true;
                     return Poll::Ready(Some(Err(self.read_error(e, cx))));
@@ -442,6 +452,80 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Outbound> for WsSink<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::WebSocketStream;
+
+    const LIMITS: DriverLimits =
+        DriverLimits { message_before_auth: 1024, message: 64 * 1024, write_before_auth: 4096 };
+
+    /// A driver on one end of an in-memory pipe, a tungstenite client on the other.
+    async fn pair() -> (Connection, WebSocketStream<tokio::io::DuplexStream>, Arc<Counters>) {
+        let (server, client) = tokio::io::duplex(256 * 1024);
+        let counters = Arc::new(Counters::default());
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let connection = connection(server, peer, LIMITS, counters.clone(), Box::new(()), Box::new(()));
+        (connection, WebSocketStream::from_raw_socket(client, Role::Client, None).await, counters)
+    }
+
+    #[tokio::test]
+    async fn messages_over_the_handshake_limit_are_refused_until_authorized() {
+        let (mut connection, mut client, counters) = pair().await;
+        client.send(Message::Binary(vec![1u8; 16 * 1024].into())).await.expect("client send");
+        match connection.inbound.next().await {
+            Some(Err(FrameError::TooLarge { limit, .. })) => assert_eq!(limit, 1024),
+            other => panic!("expected TooLarge before authorization, got {other:?}"),
+        }
+        // Refused on the frame header: one read's worth, not the message.
+        let read = counters.peak_read_unauthorized.load(Ordering::Relaxed);
+        assert!(read <= READ_BUFFER_SIZE as u64, "read {read} bytes of a refused message");
+
+        let (mut connection, mut client, _counters) = pair().await;
+        let authorize = connection.on_authorized.take().expect("the driver has a hook");
+        authorize();
+        client.send(Message::Binary(vec![1u8; 2048].into())).await.expect("client send");
+        match connection.inbound.next().await {
+            Some(Ok(Inbound::Message(b))) => assert_eq!(b.len(), 2048),
+            other => panic!("expected the message after authorization, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn pings_are_answered_and_counted_as_heartbeats() {
+        let (mut connection, mut client, counters) = pair().await;
+        client.send(Message::Ping(Bytes::from_static(b"hi"))).await.expect("ping");
+        assert!(matches!(connection.inbound.next().await, Some(Ok(Inbound::Heartbeat))));
+        // The Pong leaves without the server writing anything of its own.
+        let poll_again = connection.inbound.next();
+        let pong = client.next();
+        tokio::pin!(poll_again);
+        let answer = tokio::select! {
+            answer = pong => answer,
+            _ = &mut poll_again => panic!("nothing else was sent"),
+        };
+        assert!(matches!(answer, Some(Ok(Message::Pong(p))) if p == "hi"));
+        assert_eq!(counters.write_buffered.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn server_frames_batch_until_flushed_and_close_goes_out() {
+        let (mut connection, mut client, counters) = pair().await;
+        connection.outbound.feed(Outbound::Message(Bytes::from_static(b"one"))).await.expect("feed");
+        connection.outbound.feed(Outbound::Message(Bytes::from_static(b"two"))).await.expect("feed");
+        assert_eq!(counters.write_buffered.load(Ordering::Relaxed), 10, "two 5-byte frames wait for the flush");
+        connection.outbound.flush().await.expect("flush");
+        let reason = witrpc_server::transport::CloseReason::new(CloseCode::Policy, "bye");
+        connection.outbound.send(Outbound::Close(reason)).await.expect("close");
+        assert!(matches!(client.next().await, Some(Ok(Message::Binary(b))) if b == "one"));
+        assert!(matches!(client.next().await, Some(Ok(Message::Binary(b))) if b == "two"));
+        match client.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1008, "bye"));
+            }
+            other => panic!("expected the close, got {other:?}"),
+        }
+        drop(connection);
+        assert_eq!(counters.write_buffered.load(Ordering::Relaxed), 0, "the gauge is released");
+    }
 
     #[test]
     fn close_reasons_are_cut_at_a_char_boundary() {
