@@ -29,6 +29,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
@@ -51,6 +52,12 @@ pub(crate) const WRITE_BATCH: usize = 16 * 1024;
 const RETAINED_WRITE_CAPACITY: usize = 64 * 1024;
 /// WebSocket close reasons are limited to 123 bytes.
 const MAX_CLOSE_REASON: usize = 123;
+/// After the server is done with a peer that is still sending, the socket is kept a
+/// little (FIN sent, input read and dropped) so the close frame is read before the
+/// reset that closing with unread input causes: at most this long...
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+/// ...and at most this many bytes read.
+const LINGER_BYTES: usize = 1024 * 1024;
 
 /// Read and write limits of one connection.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +77,7 @@ pub(crate) fn connection<S>(
     peer: SocketAddr,
     limits: DriverLimits,
     counters: Arc<Counters>,
+    lingering: Arc<Semaphore>,
     slot: Box<dyn Send + Sync>,
     unauthorized: Box<dyn Send + Sync>,
 ) -> Connection
@@ -86,7 +94,7 @@ where
         .max_frame_size(Some(before_auth));
     let authorized = Arc::new(AtomicBool::new(false));
     let driver = Driver {
-        io,
+        io: Some(io),
         ctx: WebSocketContext::new(Role::Server, Some(config)),
         out: BytesMut::new(),
         accounted: 0,
@@ -97,6 +105,8 @@ where
         read_done: false,
         paused: false,
         urgent: false,
+        peer_closed: false,
+        lingering,
         counters,
     };
     let shared = Arc::new(Mutex::new(driver));
@@ -114,8 +124,14 @@ where
     }
 }
 
-struct Driver<S> {
-    io: S,
+/// What the driver runs on (the upgraded socket; an in-memory pipe in tests).
+pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Socket for S {}
+
+struct Driver<S: Socket> {
+    /// The socket; taken only when the driver is dropped.
+    io: Option<S>,
     ctx: WebSocketContext,
     /// Encoded frames not yet written to the socket.
     out: BytesMut,
@@ -134,16 +150,60 @@ struct Driver<S> {
     /// `out` holds a Pong or close reply that must leave without waiting for the
     /// server's next flush (which batches its own frames).
     urgent: bool,
+    /// The peer closed or reset its side: nothing more will come from it.
+    peer_closed: bool,
+    /// Places for sockets lingering after their connection ended.
+    lingering: Arc<Semaphore>,
     counters: Arc<Counters>,
 }
 
-impl<S> Drop for Driver<S> {
+impl<S: Socket> Drop for Driver<S> {
     fn drop(&mut self) {
         self.counters.write_buffered.fetch_sub(self.accounted, Ordering::Relaxed);
+        if self.peer_closed {
+            return;
+        }
+        // Bounded in number, time and bytes; without a place (or a runtime) the socket
+        // is just closed.
+        let (Some(io), Ok(place), Ok(runtime)) =
+            (self.io.take(), self.lingering.clone().try_acquire_owned(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let out = std::mem::take(&mut self.out);
+        runtime.spawn(async move {
+            let _done_or_timed_out = tokio::time::timeout(LINGER_TIME, linger(io, out)).await;
+            drop(place);
+        });
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
+/// Writes what is left (the close frame), sends FIN, then reads and drops input until
+/// the peer closes or [`LINGER_BYTES`] have come.
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, mut out: BytesMut) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if io.write_all_buf(&mut out).await.is_err() || io.shutdown().await.is_err() {
+        return;
+    }
+    let mut scratch = [0u8; 4096];
+    let mut budget = LINGER_BYTES;
+    while budget > 0 {
+        match io.read(&mut scratch).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => budget = budget.saturating_sub(n),
+        }
+    }
+}
+
+/// The socket, or `NotConnected` once the driver has given it up (never while in use).
+fn socket<S>(io: &mut Option<S>) -> io::Result<Pin<&mut S>>
+where
+    S: Unpin,
+{
+    io.as_mut().map(Pin::new).ok_or_else(|| io::ErrorKind::NotConnected.into())
+}
+
+impl<S: Socket> Driver<S> {
     /// Applies the post-authorization limits once the server has signalled it.
     fn lift_if_authorized(&mut self) {
         if !self.lifted && self.authorized.load(Ordering::Acquire) {
@@ -179,7 +239,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     /// Writes `out` to the socket. `Pending` registers for writability.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.out.is_empty() {
-            match Pin::new(&mut self.io).poll_write(cx, &self.out) {
+            match socket(&mut self.io)?.poll_write(cx, &self.out) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => self.out.advance(n),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -268,8 +328,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             }
             WsError::ConnectionClosed
             | WsError::AlreadyClosed
-            | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => FrameError::Closed,
-            WsError::Io(e) => FrameError::Io(Box::new(e)),
+            | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                self.peer_closed = true;
+                FrameError::Closed
+            }
+            WsError::Io(e) => {
+                self.peer_closed = true;
+                FrameError::Io(Box::new(e))
+            }
             WsError::Utf8(e) => {
                 tracing::debug!(error = %e, "invalid UTF-8 in a text message");
                 self.close_now(cx, close_frame(CloseCode::InvalidPayload, "invalid UTF-8 in a text message"));
@@ -347,7 +413,7 @@ fn truncate(s: &str, max: usize) -> &str {
 /// tungstenite's view while reading: reads come from the socket (`WouldBlock` when it
 /// has nothing), writes (Pongs, close replies) go to `out`.
 struct ReadIo<'a, 'b, S> {
-    io: &'a mut S,
+    io: &'a mut Option<S>,
     cx: &'a mut Context<'b>,
     out: &'a mut BytesMut,
     read: &'a mut u64,
@@ -356,7 +422,7 @@ struct ReadIo<'a, 'b, S> {
 impl<S: AsyncRead + Unpin> Read for ReadIo<'_, '_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut read_buf = ReadBuf::new(buf);
-        match Pin::new(&mut *self.io).poll_read(self.cx, &mut read_buf) {
+        match socket(self.io)?.poll_read(self.cx, &mut read_buf) {
             Poll::Ready(Ok(())) => {
                 let n = read_buf.filled().len();
                 *self.read = self.read.saturating_add(n as u64);
@@ -403,15 +469,15 @@ impl Write for WriteIo<'_> {
 
 type Shared<S> = Arc<Mutex<Driver<S>>>;
 
-fn lock<S>(shared: &Shared<S>) -> MutexGuard<'_, Driver<S>> {
+fn lock<S: Socket>(shared: &Shared<S>) -> MutexGuard<'_, Driver<S>> {
     // No code path panics while holding the lock; if one did, the driver's state is
     // still consistent byte buffers, so go on.
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-struct WsStream<S>(Shared<S>);
+struct WsStream<S: Socket>(Shared<S>);
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsStream<S> {
+impl<S: Socket> Stream for WsStream<S> {
     type Item = Result<Inbound, FrameError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -419,9 +485,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsStream<S> {
     }
 }
 
-struct WsSink<S>(Shared<S>);
+struct WsSink<S: Socket>(Shared<S>);
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Outbound> for WsSink<S> {
+impl<S: Socket> Sink<Outbound> for WsSink<S> {
     type Error = FrameError;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), FrameError>> {
@@ -439,13 +505,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Outbound> for WsSink<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), FrameError>> {
         let mut driver = lock(&self.0);
         ready!(driver.poll_write_out(cx)).map_err(|e| FrameError::Io(Box::new(e)))?;
-        Pin::new(&mut driver.io).poll_flush(cx).map_err(|e| FrameError::Io(Box::new(e)))
+        let io = socket(&mut driver.io).map_err(|e| FrameError::Io(Box::new(e)))?;
+        io.poll_flush(cx).map_err(|e| FrameError::Io(Box::new(e)))
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), FrameError>> {
         let mut driver = lock(&self.0);
         ready!(driver.poll_write_out(cx)).map_err(|e| FrameError::Io(Box::new(e)))?;
-        Pin::new(&mut driver.io).poll_shutdown(cx).map_err(|e| FrameError::Io(Box::new(e)))
+        let io = socket(&mut driver.io).map_err(|e| FrameError::Io(Box::new(e)))?;
+        io.poll_shutdown(cx).map_err(|e| FrameError::Io(Box::new(e)))
     }
 }
 
@@ -463,7 +531,8 @@ mod tests {
         let (server, client) = tokio::io::duplex(256 * 1024);
         let counters = Arc::new(Counters::default());
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
-        let connection = connection(server, peer, LIMITS, counters.clone(), Box::new(()), Box::new(()));
+        let lingering = Arc::new(Semaphore::new(4));
+        let connection = connection(server, peer, LIMITS, counters.clone(), lingering, Box::new(()), Box::new(()));
         (connection, WebSocketStream::from_raw_socket(client, Role::Client, None).await, counters)
     }
 

@@ -23,6 +23,10 @@ use crate::per_ip::PerIp;
 use crate::stats::{Counters, WebSocketStats};
 use crate::tls::TlsMaterial;
 
+/// Sockets kept at once after their connection ended while the peer was still sending
+/// (each for at most 1 s and 1 MiB read); beyond it they are closed at once.
+const MAX_LINGERING: usize = 64;
+
 /// Accepts WitRPC connections over WebSocket at `http://host:port/path` (or
 /// `https://` with TLS material).
 #[derive(Debug, Clone)]
@@ -214,6 +218,7 @@ impl ServerTransport for WebSocketTransport {
                 origins: self.origins.clone(),
                 http: self.http.clone(),
                 counters: self.stats.0.clone(),
+                lingering: Arc::new(Semaphore::new(MAX_LINGERING)),
                 limits,
             });
             tasks.spawn(crate::accept::accept_loop(listener, state));
@@ -270,4 +275,7 @@ pub(crate) struct State {
     pub(crate) forwarded_headers: Arc<[String]>,
     pub(crate) http: Option<HttpHandler>,
     pub(crate) counters: Arc<Counters>,
+    /// Places for sockets kept briefly after their connection ended, so the peer reads
+    /// the close frame before the reset (see `driver.rs`).
+    pub(crate) lingering: Arc<Semaphore>,
 }

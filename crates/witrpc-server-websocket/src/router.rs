@@ -240,6 +240,7 @@ fn route(
                     peer,
                     state.driver_limits,
                     state.counters.clone(),
+                    state.lingering.clone(),
                     slot,
                     Box::new(unauthorized),
                 );
