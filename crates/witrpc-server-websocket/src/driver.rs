@@ -360,7 +360,16 @@ impl<S: Socket> Driver<S> {
 
     fn start_send_outbound(&mut self, item: Outbound) -> Result<(), FrameError> {
         let result = match item {
-            Outbound::Message(b) => self.ctx.write(&mut WriteIo { out: &mut self.out }, Message::Binary(b)),
+            Outbound::Message(b) => {
+                if !self.ctx.can_write() {
+                    return Err(FrameError::Closed);
+                }
+                // Written here rather than by tungstenite, whose own buffer would copy
+                // the message once more and keep its capacity for the connection's life.
+                // A server frame is unmasked: FIN + opcode, length, payload.
+                encode_binary_frame(&mut self.out, &b);
+                Ok(())
+            }
             Outbound::Ping => self.ctx.write(&mut WriteIo { out: &mut self.out }, Message::Ping(Bytes::new())),
             Outbound::Close(reason) => {
                 let frame = close_frame(reason.code, &reason.reason);
@@ -379,6 +388,25 @@ impl<S: Socket> Driver<S> {
             e => FrameError::Io(Box::new(e)),
         })
     }
+}
+
+/// Appends one final, unmasked binary frame holding `payload` (RFC 6455 §5.2).
+fn encode_binary_frame(out: &mut BytesMut, payload: &[u8]) {
+    const FIN_BINARY: u8 = 0x80 | 0x2;
+    out.reserve(payload.len() + 10);
+    out.extend_from_slice(&[FIN_BINARY]);
+    match payload.len() {
+        len @ 0..=125 => out.extend_from_slice(&[len as u8]),
+        len @ 126..=0xffff => {
+            out.extend_from_slice(&[126]);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            out.extend_from_slice(&[127]);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
 }
 
 fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
@@ -582,10 +610,18 @@ mod tests {
         connection.outbound.feed(Outbound::Message(Bytes::from_static(b"two"))).await.expect("feed");
         assert_eq!(counters.write_buffered.load(Ordering::Relaxed), 10, "two 5-byte frames wait for the flush");
         connection.outbound.flush().await.expect("flush");
-        let reason = witrpc_server::transport::CloseReason::new(CloseCode::Policy, "bye");
-        connection.outbound.send(Outbound::Close(reason)).await.expect("close");
         assert!(matches!(client.next().await, Some(Ok(Message::Binary(b))) if b == "one"));
         assert!(matches!(client.next().await, Some(Ok(Message::Binary(b))) if b == "two"));
+        // The 16- and 64-bit length forms.
+        for len in [300, 70_000] {
+            let payload = Bytes::from(vec![9u8; len]);
+            connection.outbound.send(Outbound::Message(payload.clone())).await.expect("send");
+            assert!(matches!(client.next().await, Some(Ok(Message::Binary(b))) if b == payload));
+        }
+        let reason = witrpc_server::transport::CloseReason::new(CloseCode::Policy, "bye");
+        connection.outbound.send(Outbound::Close(reason)).await.expect("close");
+        let after = connection.outbound.send(Outbound::Message(Bytes::from_static(b"late"))).await;
+        assert!(matches!(after, Err(FrameError::Closed)), "nothing is written after the close");
         match client.next().await {
             Some(Ok(Message::Close(Some(frame)))) => {
                 assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1008, "bye"));
