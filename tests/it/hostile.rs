@@ -131,11 +131,15 @@ async fn hostile_peer(url: String, seed: u64, stop: Arc<AtomicBool>) {
     }
 }
 
-/// Until `stop`: connects, sends a burst of Pings and then a 256 KiB message before any
-/// handshake, and expects the server to close with 1009. Returns the rounds done.
+/// Rounds of the pre-authorization abuser (few: it must not starve the frame peers).
+const ABUSER_ROUNDS: u64 = 16;
+
+/// Up to [`ABUSER_ROUNDS`] times until `stop`: connects, sends a burst of Pings and then a
+/// 256 KiB message before any handshake, and expects the server to close with 1009.
+/// Returns the rounds done.
 async fn preauth_abuser(url: String, stop: Arc<AtomicBool>) -> u64 {
     let mut rounds = 0;
-    while !stop.load(Ordering::Relaxed) {
+    while rounds < ABUSER_ROUNDS && !stop.load(Ordering::Relaxed) {
         let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("upgrade");
         for _ in 0..64 {
             ws.feed(Message::Ping(Bytes::from_static(&[0x55; 125]))).await.expect("ping");
