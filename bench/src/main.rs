@@ -4,13 +4,16 @@
 //! witrpc-bench run [--quick] [--out DIR] [--save DIR] [--runs N] [--workers N] [--targets a,b]
 //!                  [--scenarios 1x1,64x16] [--parts calls,idle,fanout,large] [--fan-out-events N]
 //! witrpc-bench server <witrpc-json|witrpc-msgpack|witrpc-encrypted|jsonrpsee|raw-echo> [--workers N]
+//! witrpc-bench attack [--seconds N] [--attacks ping-flood,preauth-big,header-flood,idle-sockets] [--server PATH]
 //! ```
 //!
 //! `run` starts each server as a child process of this binary (so its CPU time and memory
 //! can be read from /proc), drives it with the clients in `client.rs`, and writes
 //! `report.md`, `results.json` and SVG charts to `--out`. `--save DIR` also writes the
-//! report as `DIR/RESULTS.md` with its charts under `DIR/charts/`.
+//! report as `DIR/RESULTS.md` with its charts under `DIR/charts/`. `attack` runs the
+//! hostile-network attacks of issue 16 against demo server processes (`attack.rs`).
 
+mod attack;
 mod client;
 mod measure;
 mod report;
@@ -29,8 +32,9 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("server") => server::main(&args[1..]),
         Some("run") => run(&args[1..]),
+        Some("attack") => attack::main(&args[1..]),
         _ => anyhow::bail!(
-            "usage: witrpc-bench run [--quick] [--out DIR] [--save DIR] [--runs N] [--workers N] [--targets a,b]\n       witrpc-bench server <target> [--workers N]"
+            "usage: witrpc-bench run [--quick] [--out DIR] [--save DIR] [--runs N] [--workers N] [--targets a,b]\n       witrpc-bench server <target> [--workers N]\n       witrpc-bench attack [--seconds N] [--attacks a,b] [--server PATH]"
         ),
     }
 }

@@ -1,6 +1,8 @@
 //! A bounded hostile-peer run: 100k random and mutated frames over real sockets while
-//! a well-behaved client keeps calling. The server must not panic, must keep answering
-//! the good client, and must end with no connection left behind.
+//! a well-behaved client keeps calling, and alongside them unauthenticated peers that
+//! flood Pings and send oversized messages before authorizing (issue 16). The server
+//! must not panic, must keep answering the good client, must close every abuser with
+//! 1009, and must end with no connection left behind.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -129,6 +131,34 @@ async fn hostile_peer(url: String, seed: u64, stop: Arc<AtomicBool>) {
     }
 }
 
+/// Rounds of the pre-authorization abuser (few: it must not starve the frame peers).
+const ABUSER_ROUNDS: u64 = 16;
+
+/// Up to [`ABUSER_ROUNDS`] times until `stop`: connects, sends a burst of Pings and then a
+/// 256 KiB message before any handshake, and expects the server to close with 1009.
+/// Returns the rounds done.
+async fn preauth_abuser(url: String, stop: Arc<AtomicBool>) -> u64 {
+    let mut rounds = 0;
+    while rounds < ABUSER_ROUNDS && !stop.load(Ordering::Relaxed) {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("upgrade");
+        for _ in 0..64 {
+            ws.feed(Message::Ping(Bytes::from_static(&[0x55; 125]))).await.expect("ping");
+        }
+        // The server may close while this is still being written.
+        let _ = ws.send(Message::Binary(vec![0u8; 256 * 1024].into())).await;
+        let code = loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => break None,
+            }
+        };
+        assert_eq!(code, Some(1009), "an oversized message before authorization closes with 1009");
+        rounds += 1;
+    }
+    rounds
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_thousand_hostile_frames_leave_the_server_serving() {
     let server = TestServer::start(|b| b).await;
@@ -149,6 +179,7 @@ async fn a_hundred_thousand_hostile_frames_leave_the_server_serving() {
     let peers: Vec<_> = (0..PEERS)
         .map(|i| tokio::spawn(hostile_peer(server.url.clone(), 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1), stop.clone())))
         .collect();
+    let abuser = tokio::spawn(preauth_abuser(server.url.clone(), stop.clone()));
     // Count what the server really read, not what was written into closed sockets.
     within("100k hostile frames read by the server", async {
         while server.server.messages_received().saturating_sub(good_calls.load(Ordering::Relaxed)) < FRAMES as u64 {
@@ -160,6 +191,8 @@ async fn a_hundred_thousand_hostile_frames_leave_the_server_serving() {
     for p in peers {
         within("hostile peer", p).await.expect("hostile peer task");
     }
+    let rounds = within("pre-authorization abuser", abuser).await.expect("every abuser was closed with 1009");
+    assert!(rounds > 0, "the pre-authorization abuser made no attempt");
     within("good client", good).await.expect("good client saw every answer");
     assert!(good_calls.load(Ordering::Relaxed) > 0, "the good client made no calls");
     within("hostile connections gone", async {

@@ -9,6 +9,8 @@ mod churn;
 mod encryption;
 mod events;
 mod hostile;
+mod hostile_http;
+mod hostile_preauth;
 mod keepalive;
 mod limits;
 mod observability;

@@ -13,7 +13,17 @@
 //!   the upgrade**; the slot frees when a connection ends (authorized or not);
 //! - no subprotocol; each WitRPC message is one binary WebSocket message (text
 //!   messages are accepted as bytes, empty ones skipped, fragments reassembled);
-//! - the message size limit is enforced while reading, with close code 1009;
+//! - message and frame sizes are capped *while reading*, at the server's
+//!   `max_handshake_message_size` until the connection authorizes and at
+//!   `max_message_size` after it (close 1009); invalid UTF-8 in a text message closes
+//!   with 1007;
+//! - what waits to be written to a connection is capped (64 KiB before authorization):
+//!   a peer that sends but never reads (a Ping flood) is no longer read, not buffered;
+//! - before the upgrade: request heads are capped in bytes and headers (**431**), must
+//!   arrive within a deadline (**408**), and connections that have not upgraded, those
+//!   not yet authorized, and (optionally) those per client address are capped
+//!   (**503**, **429**); see [`WebSocketLimits`] and the table in `SECURITY.md`;
+//!   [`WebSocketTransport::stats`] shows what peers make the transport hold;
 //! - a browser request whose `Origin` is neither the server's host nor allowed
 //!   ([`WebSocketServerExt::with_allowed_origins`]) gets **403** (cross-site WebSocket
 //!   hijacking); native clients send no `Origin` and pass;
@@ -35,9 +45,15 @@
 //! # Ok(()) }
 //! ```
 
+mod accept;
+mod driver;
 mod endpoint;
+pub mod limits;
 mod listener;
 mod origin;
+mod per_ip;
+mod router;
+mod stats;
 mod tls;
 
 use std::path::PathBuf;
@@ -45,9 +61,11 @@ use std::sync::Arc;
 
 /// Re-exported for [`WebSocketServerExt::with_http_handler`].
 pub use hyper::http;
+pub use limits::{ConnectRate, WebSocketLimits};
 pub use listener::WebSocketTransport;
 /// Re-exported for [`WebSocketServerExt::with_tls_config`].
 pub use rustls;
+pub use stats::WebSocketStats;
 
 use witrpc_server::WitServerBuilder;
 
@@ -105,6 +123,28 @@ pub trait WebSocketServerExt {
     fn with_http_handler<F>(self, handler: F) -> WitServerBuilder
     where
         F: Fn(&http::request::Parts) -> Option<http::Response<bytes::Bytes>> + Send + Sync + 'static;
+
+    /// Replaces the WebSocket transport's admission and buffer limits (header caps and
+    /// deadline, connections before the upgrade and before authorization, per-address
+    /// quotas, trusted proxies); each field of [`WebSocketLimits`] states its default.
+    /// Invalid values are reported by `build()`.
+    ///
+    /// ```
+    /// use witrpc_server::WitServerBuilder;
+    /// use witrpc_server_websocket::{ConnectRate, WebSocketLimits, WebSocketServerExt};
+    /// # fn demo(service: impl witrpc_core::Service) -> Result<(), witrpc_server::ServerError> {
+    /// let server = WitServerBuilder::new()
+    ///     .with_service(service)
+    ///     .with_websocket("http://127.0.0.1:0/ws", 100)
+    ///     .with_websocket_limits(
+    ///         WebSocketLimits::default()
+    ///             .with_max_connections_per_ip(Some(16))
+    ///             .with_new_connections_per_ip(Some(ConnectRate::new(5.0, 20))),
+    ///     )
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    fn with_websocket_limits(self, limits: WebSocketLimits) -> WitServerBuilder;
 }
 
 impl WebSocketServerExt for WitServerBuilder {
@@ -141,5 +181,9 @@ impl WebSocketServerExt for WitServerBuilder {
         F: Fn(&http::request::Parts) -> Option<http::Response<bytes::Bytes>> + Send + Sync + 'static,
     {
         self.configure_transport("with_http_handler", TRANSPORT, |t: &mut WebSocketTransport| t.http_handler(handler))
+    }
+
+    fn with_websocket_limits(self, limits: WebSocketLimits) -> WitServerBuilder {
+        self.configure_transport("with_websocket_limits", TRANSPORT, |t: &mut WebSocketTransport| t.set_limits(limits))
     }
 }

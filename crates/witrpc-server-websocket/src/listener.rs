@@ -1,50 +1,31 @@
-//! The hyper accept loop, the upgrade, and the WebSocket <-> [`Connection`] adapter.
+//! [`WebSocketTransport`]: configuration, binding, and the state shared by the accept
+//! loop (`accept.rs`), the HTTP phase (`router.rs`) and the driver (`driver.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt, future};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{
-    CONNECTION, HOST, HeaderValue, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
-};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::Response;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use witrpc_server::transport::{
-    CloseCode, Connection, ConnectionHandler, FrameError, Inbound, Outbound, ServerTransport, TransportHandle,
-    TransportOptions,
-};
+use witrpc_server::transport::{ConnectionHandler, ServerTransport, TransportHandle, TransportOptions};
 use witrpc_server::{BoxFuture, ServerError};
 
+use crate::driver::DriverLimits;
 use crate::endpoint::Endpoint;
+use crate::limits::WebSocketLimits;
 use crate::origin::OriginPolicy;
+use crate::per_ip::PerIp;
+use crate::stats::{Counters, WebSocketStats};
 use crate::tls::TlsMaterial;
 
-/// Initial read buffer per connection; grows only while a large message is read. At
-/// 2 KiB an idle authorized connection costs the server about 7.8 KB (4 KiB: 9.8 KB,
-/// measured with 5000 connections) with no measurable loss of call throughput.
-const READ_BUFFER_SIZE: usize = 2 * 1024;
-/// Outbound frames collect up to this many bytes before a write; the server's writer
-/// flushes whenever its queue is empty, so a burst of responses or events leaves in one
-/// `send` instead of one per frame (a frame-per-write spent ~45% of the server's CPU in
-/// `sendto` at 64×16). The buffer is allocated only as frames are written.
-const WRITE_BUFFER_SIZE: usize = 16 * 1024;
-/// Time a client has to send its HTTP upgrade request.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Sockets kept at once after their connection ended while the peer was still sending
+/// (each for at most 1 s and 1 MiB read); beyond it they are closed at once.
+const MAX_LINGERING: usize = 64;
 
 /// Accepts WitRPC connections over WebSocket at `http://host:port/path` (or
 /// `https://` with TLS material).
@@ -56,6 +37,8 @@ pub struct WebSocketTransport {
     tls: Option<TlsMaterial>,
     origins: OriginPolicy,
     http: Option<HttpHandler>,
+    limits: WebSocketLimits,
+    stats: WebSocketStats,
 }
 
 type HttpHandlerFn = dyn Fn(&hyper::http::request::Parts) -> Option<Response<Bytes>> + Send + Sync;
@@ -81,7 +64,26 @@ impl WebSocketTransport {
             tls: None,
             origins: OriginPolicy::default(),
             http: None,
+            limits: WebSocketLimits::default(),
+            stats: WebSocketStats::default(),
         }
+    }
+
+    /// Replaces the admission and buffer limits ([`WebSocketLimits`]); invalid values
+    /// are reported by `build()`.
+    pub fn set_limits(&mut self, limits: WebSocketLimits) {
+        self.limits = limits;
+    }
+
+    /// The limits in effect.
+    pub fn limits(&self) -> &WebSocketLimits {
+        &self.limits
+    }
+
+    /// Live counters of this transport (shared by its clones): connections before the
+    /// upgrade and before authorization, buffered bytes, refusals.
+    pub fn stats(&self) -> WebSocketStats {
+        self.stats.clone()
     }
 
     /// Serves TLS with the PEM certificate chain (leaf first) and private key at these paths.
@@ -142,6 +144,9 @@ impl ServerTransport for WebSocketTransport {
         if self.max_clients == 0 {
             return Err(ServerError::Config("max_clients must be greater than 0"));
         }
+        if let Some(problem) = self.limits.problem() {
+            return Err(ServerError::Config(problem));
+        }
         Ok(())
     }
 
@@ -191,25 +196,32 @@ impl ServerTransport for WebSocketTransport {
             let scheme = if endpoint.tls { "wss" } else { "ws" };
             let client_url = format!("{scheme}://{client_host}:{}{}", local_addr.port(), endpoint.path);
             let stop = CancellationToken::new();
+            let tasks = TaskTracker::new();
+            let limits = self.limits.clone();
             let state = Arc::new(State {
                 endpoint,
                 slots: Arc::new(Semaphore::new(self.max_clients)),
                 max_clients: self.max_clients,
+                pending_upgrades: Arc::new(Semaphore::new(limits.pending_upgrades(self.max_clients))),
+                unauthorized: Arc::new(Semaphore::new(limits.unauthorized(self.max_clients))),
+                per_ip: PerIp::new(&limits),
                 handler,
-                ws_config: WebSocketConfig::default()
-                    .read_buffer_size(READ_BUFFER_SIZE)
-                    .write_buffer_size(WRITE_BUFFER_SIZE)
-                    .max_message_size(Some(options.max_message_size))
-                    .max_frame_size(Some(options.max_message_size)),
-                max_message_size: options.max_message_size,
+                driver_limits: DriverLimits {
+                    message_before_auth: options.max_handshake_message_size,
+                    message: options.max_message_size,
+                    write_before_auth: limits.max_write_buffer_before_authorization,
+                },
                 forwarded_headers: options.forwarded_headers.clone(),
                 stop: stop.clone(),
+                tasks: tasks.clone(),
                 tls,
                 origins: self.origins.clone(),
                 http: self.http.clone(),
+                counters: self.stats.0.clone(),
+                lingering: Arc::new(Semaphore::new(MAX_LINGERING)),
+                limits,
             });
-            let tasks = TaskTracker::new();
-            tasks.spawn(accept_loop(listener, state, tasks.clone()));
+            tasks.spawn(crate::accept::accept_loop(listener, state));
             Ok(Box::new(Handle { local_addr, client_url, stop, tasks }) as Box<dyn TransportHandle>)
         })
     }
@@ -241,226 +253,29 @@ impl TransportHandle for Handle {
     }
 }
 
-struct State {
-    endpoint: Endpoint,
-    slots: Arc<Semaphore>,
-    max_clients: usize,
-    handler: Arc<dyn ConnectionHandler>,
-    ws_config: WebSocketConfig,
-    max_message_size: usize,
-    stop: CancellationToken,
-    tls: Option<TlsAcceptor>,
-    origins: OriginPolicy,
-    forwarded_headers: Arc<[String]>,
-    http: Option<HttpHandler>,
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<State>, tasks: TaskTracker) {
-    loop {
-        let accepted = tokio::select! {
-            () = state.stop.cancelled() => break,
-            r = listener.accept() => r,
-        };
-        match accepted {
-            Ok((tcp, peer)) => {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-                }
-                tasks.spawn(serve_tcp(tcp, peer, state.clone()));
-            }
-            Err(e) => {
-                // Usually out of file descriptors: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-    tracing::debug!("listener closed");
-}
-
-async fn serve_tcp(tcp: tokio::net::TcpStream, peer: SocketAddr, state: Arc<State>) {
-    let Some(acceptor) = state.tls.clone() else {
-        return serve_http(tcp, peer, state).await;
-    };
-    let accepted = tokio::select! {
-        r = tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(tcp)) => r,
-        () = state.stop.cancelled() => return,
-    };
-    match accepted {
-        Ok(Ok(tls)) => serve_http(tls, peer, state).await,
-        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-    }
-}
-
-async fn serve_http<I>(io: I, peer: SocketAddr, state: Arc<State>)
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service_state = state.clone();
-    let service = hyper::service::service_fn(move |req| {
-        let state = service_state.clone();
-        async move { Ok::<_, std::convert::Infallible>(route(req, peer, &state)) }
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    tokio::select! {
-        r = connection => if let Err(e) = r {
-            tracing::debug!(%peer, error = %e, "http connection error");
-        },
-        () = state.stop.cancelled() => {}
-    }
-}
-
-fn text_response(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    response
-}
-
-fn header_has(req: &Request<Incoming>, name: hyper::header::HeaderName, token: &str) -> bool {
-    req.headers()
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-fn route(mut req: Request<Incoming>, peer: SocketAddr, state: &Arc<State>) -> Response<Full<Bytes>> {
-    if !state.endpoint.matches(req.uri().path()) {
-        let (parts, _body) = req.into_parts();
-        let answer = state.http.as_ref().and_then(|h| (h.0)(&parts));
-        return answer.map_or_else(|| text_response(StatusCode::NOT_FOUND, "not found\n"), |r| r.map(Full::new));
-    }
-    let origin = req.headers().get(ORIGIN).map(|v| v.to_str().unwrap_or("invalid"));
-    let host = req.headers().get(HOST).and_then(|v| v.to_str().ok());
-    if !state.origins.permits(origin, host) {
-        tracing::warn!(%peer, origin = ?origin, "cross-origin WebSocket request refused with 403");
-        return text_response(
-            StatusCode::FORBIDDEN,
-            "cross-origin WebSocket requests are refused; the server can allow this origin with `with_allowed_origins`\n",
-        );
-    }
-    let key = req.headers().get(SEC_WEBSOCKET_KEY).cloned();
-    let is_upgrade = req.method() == Method::GET
-        && header_has(&req, CONNECTION, "upgrade")
-        && header_has(&req, UPGRADE, "websocket")
-        && req.headers().get(SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
-    let Some(key) = key.filter(|_| is_upgrade) else {
-        return text_response(StatusCode::BAD_REQUEST, "this endpoint accepts WebSocket upgrade requests only\n");
-    };
-    let Ok(slot) = state.slots.clone().try_acquire_owned() else {
-        tracing::warn!(%peer, max_clients = state.max_clients, "server full; refusing connection with 503");
-        return text_response(StatusCode::SERVICE_UNAVAILABLE, "server is full; try again later\n");
-    };
-    let headers: Vec<(String, String)> = state
-        .forwarded_headers
-        .iter()
-        .filter_map(|name| {
-            let value = req.headers().get(name.as_str())?.to_str().ok()?;
-            Some((name.clone(), value.to_owned()))
-        })
-        .collect();
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let state = state.clone();
-    tokio::spawn(async move {
-        let upgraded = tokio::select! {
-            r = on_upgrade => r,
-            () = state.stop.cancelled() => return,
-        };
-        match upgraded {
-            Ok(upgraded) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(state.ws_config)).await;
-                let mut connection = connection(ws, peer, state.max_message_size, Box::new(slot));
-                connection.headers = headers;
-                state.handler.handle(connection);
-            }
-            Err(e) => tracing::debug!(%peer, error = %e, "upgrade failed"),
-        }
-    });
-    let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
-        headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
-    }
-    response
-}
-
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
-
-fn connection(ws: Ws, peer: SocketAddr, limit: usize, slot: Box<dyn Send + Sync>) -> Connection {
-    let (sink, stream) = ws.split();
-    let inbound = stream.filter_map(move |item| {
-        future::ready(match item {
-            Ok(Message::Binary(b)) => Some(Ok(Inbound::Message(b))),
-            Ok(Message::Text(t)) => Some(Ok(Inbound::Message(Bytes::from(t)))),
-            Ok(Message::Ping(_) | Message::Pong(_)) => Some(Ok(Inbound::Heartbeat)),
-            Ok(Message::Frame(_) | Message::Close(_)) => None,
-            Err(tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong { size, .. })) => {
-                Some(Err(FrameError::TooLarge { size, limit }))
-            }
-            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                Some(Err(FrameError::Closed))
-            }
-            Err(tungstenite::Error::Io(e)) => Some(Err(FrameError::Io(Box::new(e)))),
-            Err(e) => Some(Err(FrameError::Protocol(Box::new(e)))),
-        })
-    });
-    let outbound = sink
-        .sink_map_err(|e| match e {
-            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => FrameError::Closed,
-            e => FrameError::Io(Box::new(e)),
-        })
-        .with(|item: Outbound| {
-            future::ready(Ok::<_, FrameError>(match item {
-                Outbound::Message(b) => Message::Binary(b),
-                Outbound::Ping => Message::Ping(Bytes::new()),
-                Outbound::Close(reason) => Message::Close(Some(CloseFrame {
-                    code: close_code(reason.code),
-                    reason: truncate(&reason.reason, 123).into(),
-                })),
-            }))
-        });
-    Connection {
-        peer: Some(peer),
-        transport: "websocket",
-        inbound: Box::pin(inbound),
-        outbound: Box::pin(outbound),
-        slot: Some(slot),
-        headers: Vec::new(),
-        on_authorized: None,
-    }
-}
-
-fn close_code(code: CloseCode) -> WsCloseCode {
-    match code {
-        CloseCode::Normal => WsCloseCode::Normal,
-        CloseCode::Away => WsCloseCode::Away,
-        CloseCode::Protocol => WsCloseCode::Protocol,
-        CloseCode::Unsupported => WsCloseCode::Unsupported,
-        CloseCode::Policy => WsCloseCode::Policy,
-        CloseCode::TooBig => WsCloseCode::Size,
-        _ => WsCloseCode::Error,
-    }
-}
-
-/// WebSocket close reasons are limited to 123 bytes; cut at a char boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+/// What the accept loop, the HTTP phase and the upgrade share.
+pub(crate) struct State {
+    pub(crate) endpoint: Endpoint,
+    /// `max_clients`: held from the upgrade to the end of the connection.
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) max_clients: usize,
+    /// Held from accept until the HTTP phase ends.
+    pub(crate) pending_upgrades: Arc<Semaphore>,
+    /// Held from the upgrade until authorization.
+    pub(crate) unauthorized: Arc<Semaphore>,
+    pub(crate) per_ip: PerIp,
+    pub(crate) handler: Arc<dyn ConnectionHandler>,
+    pub(crate) driver_limits: DriverLimits,
+    pub(crate) limits: WebSocketLimits,
+    pub(crate) stop: CancellationToken,
+    /// Every task of this transport (connections in the HTTP phase, upgrades).
+    pub(crate) tasks: TaskTracker,
+    pub(crate) tls: Option<TlsAcceptor>,
+    pub(crate) origins: OriginPolicy,
+    pub(crate) forwarded_headers: Arc<[String]>,
+    pub(crate) http: Option<HttpHandler>,
+    pub(crate) counters: Arc<Counters>,
+    /// Places for sockets kept briefly after their connection ended, so the peer reads
+    /// the close frame before the reset (see `driver.rs`).
+    pub(crate) lingering: Arc<Semaphore>,
 }

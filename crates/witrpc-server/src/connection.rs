@@ -206,8 +206,12 @@ impl ConnectionTask {
                     return;
                 }
                 Some(Err(FrameError::TooLarge { size, limit })) => {
-                    tracing::warn!(size, limit, "message too large");
-                    let reason = format!("message exceeds max_message_size ({limit} bytes)");
+                    tracing::warn!(size, limit, authorized = self.session.is_authorized(), "message too large");
+                    let reason = if self.session.is_authorized() {
+                        format!("message exceeds max_message_size ({limit} bytes)")
+                    } else {
+                        format!("message before authorization exceeds {limit} bytes")
+                    };
                     self.session.close_now(CloseReason::new(CloseCode::TooBig, reason));
                     return;
                 }

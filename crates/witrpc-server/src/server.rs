@@ -131,6 +131,7 @@ impl WitServer {
         });
         let options = TransportOptions {
             max_message_size: self.shared.config.max_message_size,
+            max_handshake_message_size: self.shared.config.max_handshake_message_size,
             forwarded_headers: self.shared.config.forwarded_headers.clone().into(),
         };
         let transport = self.transport.start(handler, options).await?;

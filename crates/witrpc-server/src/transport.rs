@@ -97,11 +97,16 @@ pub struct Connection {
     /// The upgrade request's headers named in [`TransportOptions::forwarded_headers`]
     /// (lower-case names), for [`witrpc_core::CallContext::headers`].
     pub headers: Vec<(String, String)>,
-    /// Called once when the connection completes authorization, before the server
-    /// reads its next message: a transport that holds unauthenticated peers to
-    /// smaller limits lifts them here.
-    pub on_authorized: Option<Box<dyn FnOnce() + Send + Sync>>,
+    /// Called by the server once, synchronously, when the connection is authorized and
+    /// before it reads the next message. The transport uses it to lift its
+    /// pre-authorization read limits (`max_handshake_message_size`) to
+    /// `max_message_size` and to free its pre-authorization admission slot. Dropping it
+    /// uncalled (the connection ends unauthorized) frees the slot too.
+    pub on_authorized: Option<OnAuthorized>,
 }
+
+/// See [`Connection::on_authorized`].
+pub type OnAuthorized = Box<dyn FnOnce() + Send + Sync>;
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -119,6 +124,9 @@ impl fmt::Debug for Connection {
 pub struct TransportOptions {
     /// Largest inbound message, in bytes.
     pub max_message_size: usize,
+    /// Largest inbound message before the connection is authorized, in bytes; the
+    /// transport enforces it while reading until [`Connection::on_authorized`] is called.
+    pub max_handshake_message_size: usize,
     /// Lower-case names of the upgrade-request headers to keep for the call context.
     pub forwarded_headers: std::sync::Arc<[String]>,
 }

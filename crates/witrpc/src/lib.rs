@@ -81,7 +81,10 @@ pub mod crypto {
 #[cfg(feature = "server")]
 pub mod server {
     pub use witrpc_server::*;
-    pub use witrpc_server_websocket::{WebSocketServerExt, WebSocketTransport, http};
+    pub use witrpc_server_websocket::{
+        ConnectRate, WebSocketLimits, WebSocketServerExt, WebSocketStats, WebSocketTransport, http,
+        limits as websocket_limits,
+    };
 }
 
 #[cfg(feature = "server")]

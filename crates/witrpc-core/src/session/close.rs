@@ -14,8 +14,9 @@ pub enum CloseCode {
     Protocol,
     /// The peer sent data that cannot be accepted (1003).
     Unsupported,
-    /// A text message was not valid UTF-8 (1007).
-    InvalidData,
+    /// The peer sent data inconsistent with the message type, e.g. invalid UTF-8 in a
+    /// WebSocket text message (1007).
+    InvalidPayload,
     /// A policy was violated: not authorized, handshake timeout, slow consumer (1008).
     Policy,
     /// A message was too big (1009).
@@ -32,7 +33,7 @@ impl CloseCode {
             Self::Away => 1001,
             Self::Protocol => 1002,
             Self::Unsupported => 1003,
-            Self::InvalidData => 1007,
+            Self::InvalidPayload => 1007,
             Self::Policy => 1008,
             Self::TooBig => 1009,
             Self::Internal => 1011,
