@@ -37,7 +37,7 @@ impl ServerProcess {
             Some(dir) => {
                 let out = Path::new(&dir).join(format!("callgrind.{}.%p", target.name()));
                 let mut c = Command::new("valgrind");
-                c.args(["--tool=callgrind", "--collect-atstart=no"])
+                c.args(["--tool=callgrind", "--instr-atstart=no"])
                     .arg(format!("--callgrind-out-file={}", out.display()))
                     .arg(exe);
                 c

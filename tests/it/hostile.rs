@@ -10,10 +10,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use witrpc::protocol::{MessageType, Uuid, WitMessage, WitRequestAuthorization, WitRequestInitialization};
+use witrpc::protocol::{
+    MessageType, ParameterType, Uuid, WitMessage, WitRequest, WitRequestAuthorization, WitRequestInitialization,
+};
 use witrpc_demo::DemoServiceClient;
 
-use crate::util::{TestServer, demo_request, within};
+use std::time::Duration;
+
+use crate::util::{TestServer, demo_request, within, within_limit};
 
 /// Frames sent in all.
 const FRAMES: usize = 100_000;
@@ -69,6 +73,28 @@ fn hostile_frame(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
     }
 }
 
+/// The corpus in protocol 2 (.NET 2.x payloads, with the .NET parameter types a 2.x
+/// client sends).
+fn corpus_v2() -> Vec<Vec<u8>> {
+    let int =
+        || ParameterType { type_name: Some("System.Int32".into()), assembly: Some("System.Private.CoreLib".into()) };
+    let string =
+        || ParameterType { type_name: Some("System.String".into()), assembly: Some("System.Private.CoreLib".into()) };
+    let v2 = |mut r: WitRequest, types: Vec<ParameterType>| {
+        r.parameter_types_by_name = types;
+        let payload = witrpc::protocol::v2::WitRequest::from(r).encode();
+        WitMessage::new(Uuid::new_v4(), MessageType::Request, Some(Bytes::from(payload))).encode()
+    };
+    vec![
+        v2(demo_request("Add", &["1", "2"]), vec![int(), int()]),
+        v2(demo_request("Echo", &["\"hello\""]), vec![string()]),
+        v2(demo_request("Broadcast", &["\"x\""]), vec![string()]),
+        v2(demo_request("Fail", &["\"no\""]), vec![string()]),
+        v2(demo_request("Add", &["1"]), vec![int()]),
+        v2(demo_request("NoSuchMethod", &[]), vec![]),
+    ]
+}
+
 fn corpus() -> Vec<Vec<u8>> {
     let envelope = |kind, data: Vec<u8>| WitMessage::new(Uuid::new_v4(), kind, Some(Bytes::from(data))).encode();
     vec![
@@ -83,8 +109,11 @@ fn corpus() -> Vec<Vec<u8>> {
 
 /// Sends hostile frames until `stop`, reconnecting (and re-authorizing) whenever the
 /// server closes the connection. Answers are read and dropped so the peer never stalls.
-async fn hostile_peer(url: String, seed: u64, stop: Arc<AtomicBool>) {
-    let corpus = corpus();
+///
+/// With `protocol_2`, the peer speaks protocol 2 (.NET 2.x): its handshake and requests
+/// are 2.x payloads, mutated the same way.
+async fn hostile_peer(url: String, seed: u64, stop: Arc<AtomicBool>, protocol_2: bool) {
+    let corpus = if protocol_2 { corpus_v2() } else { corpus() };
     let mut rng = Rng(seed);
     let mut sent = 0usize;
     while !stop.load(Ordering::Relaxed) {
@@ -104,16 +133,20 @@ async fn hostile_peer(url: String, seed: u64, stop: Arc<AtomicBool>) {
             }
         });
         // Handshake without waiting for answers: the order on the wire is what counts.
-        let init = WitMessage::new(
-            Uuid::new_v4(),
-            MessageType::Initialization,
-            Some(WitRequestInitialization::plain().encode().into()),
-        );
-        let auth = WitMessage::new(
-            Uuid::new_v4(),
-            MessageType::Authorization,
-            Some(WitRequestAuthorization { token: Some(String::new()) }.encode().into()),
-        );
+        let (init, auth) = if protocol_2 {
+            use witrpc::protocol::v2;
+            (
+                v2::WitRequestInitialization::plain().encode(),
+                v2::WitRequestAuthorization { token: Some(String::new()) }.encode(),
+            )
+        } else {
+            (
+                WitRequestInitialization::plain().encode(),
+                WitRequestAuthorization { token: Some(String::new()) }.encode(),
+            )
+        };
+        let init = WitMessage::new(Uuid::new_v4(), MessageType::Initialization, Some(init.into()));
+        let auth = WitMessage::new(Uuid::new_v4(), MessageType::Authorization, Some(auth.into()));
         let mut alive = sink.send(Message::Binary(init.encode().into())).await.is_ok()
             && sink.send(Message::Binary(auth.encode().into())).await.is_ok();
         while alive && !stop.load(Ordering::Relaxed) {
@@ -177,11 +210,22 @@ async fn a_hundred_thousand_hostile_frames_leave_the_server_serving() {
         }
     });
     let peers: Vec<_> = (0..PEERS)
-        .map(|i| tokio::spawn(hostile_peer(server.url.clone(), 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1), stop.clone())))
+        .map(|i| {
+            // The last peer speaks protocol 2 (.NET 2.x), on the same endpoint.
+            let protocol_2 = i == PEERS - 1;
+            tokio::spawn(hostile_peer(
+                server.url.clone(),
+                0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
+                stop.clone(),
+                protocol_2,
+            ))
+        })
         .collect();
     let abuser = tokio::spawn(preauth_abuser(server.url.clone(), stop.clone()));
     // Count what the server really read, not what was written into closed sockets.
-    within("100k hostile frames read by the server", async {
+    // 100k frames through the debug build, with reconnects: a lot of work on a loaded
+    // 2-core machine, hence the wider hang guard.
+    within_limit(Duration::from_secs(90), "100k hostile frames read by the server", async {
         while server.server.messages_received().saturating_sub(good_calls.load(Ordering::Relaxed)) < FRAMES as u64 {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
