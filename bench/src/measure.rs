@@ -76,12 +76,12 @@ impl ServerProcess {
         let dumped = Command::new("callgrind_control").args(["--dump", &pid]).output().await?;
         anyhow::ensure!(dumped.status.success(), "callgrind_control --dump failed");
         // The newest dump of this process holds the window's counts.
-        let prefix = format!("callgrind.");
+        let prefix = "callgrind.";
         let mut newest: Option<(std::time::SystemTime, std::path::PathBuf)> = None;
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) && name.contains(&pid) {
+            if name.starts_with(prefix) && name.contains(&pid) {
                 let modified = entry.metadata()?.modified()?;
                 if newest.as_ref().is_none_or(|(t, _)| modified > *t) {
                     newest = Some((modified, entry.path()));

@@ -17,14 +17,14 @@ enum Format {
     Msgpack,
 }
 
-fn server_format(f: Format) -> impl FnOnce(WitServerBuilder) -> WitServerBuilder {
+fn server_format(f: Format) -> impl FnOnce(WebSocketServerBuilder) -> WebSocketServerBuilder {
     move |b| match f {
         Format::Json => b.with_json(),
         Format::Msgpack => b.with_msgpack(),
     }
 }
 
-fn client_format(f: Format) -> impl FnOnce(WitClientBuilder) -> WitClientBuilder {
+fn client_format(f: Format) -> impl FnOnce(WebSocketClientBuilder) -> WebSocketClientBuilder {
     move |b| match f {
         Format::Json => b.with_json(),
         Format::Msgpack => b.with_msgpack(),

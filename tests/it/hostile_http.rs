@@ -138,7 +138,7 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_limits_are_reported_by_build() {
-    use witrpc::server::WebSocketServerExt;
+    use witrpc::server::{WebSocketOptions, WebSocketServerExt};
     let err = witrpc::WitServerBuilder::new()
         .with_service(witrpc_demo::Demo::server())
         .with_websocket("http://127.0.0.1:0/ws", 10)

@@ -10,13 +10,13 @@ use witrpc_demo::DemoServiceClient;
 
 use crate::util::{TestServer, within};
 
-fn v2(b: WitClientBuilder) -> WitClientBuilder {
+fn v2(b: WebSocketClientBuilder) -> WebSocketClientBuilder {
     b.with_protocol(ProtocolVersion::V2)
 }
 
 async fn every_demo_method_in_protocol_2(
-    server: impl FnOnce(WitServerBuilder) -> WitServerBuilder,
-    client: impl FnOnce(WitClientBuilder) -> WitClientBuilder,
+    server: impl FnOnce(WebSocketServerBuilder) -> WebSocketServerBuilder,
+    client: impl FnOnce(WebSocketClientBuilder) -> WebSocketClientBuilder,
 ) {
     let server = TestServer::start(server).await;
     let demo = DemoServiceClient::new(server.client(|b| client(v2(b))).await);

@@ -124,13 +124,8 @@ async fn tls_misconfiguration_is_reported_before_serving() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("with_tls_pem"), "{err}");
-    let err = WitServerBuilder::new()
-        .with_service(witrpc_demo::Demo::server())
-        .with_tls_pem("cert.pem", "key.pem")
-        .with_websocket("https://127.0.0.1:0/ws", 10)
-        .build()
-        .unwrap_err();
-    assert!(matches!(err, ServerError::TransportNotConfigured { setting: "with_tls_pem", .. }), "{err}");
+    // `.with_tls_pem(..)` before `.with_websocket(..)` no longer compiles (a doctest in
+    // witrpc-server-websocket pins that), so there is no run-time error left to check.
     let server = WitServerBuilder::new()
         .with_service(witrpc_demo::Demo::server())
         .with_websocket("https://127.0.0.1:0/ws", 10)

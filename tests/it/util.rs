@@ -47,13 +47,13 @@ pub(crate) struct TestServer {
 
 impl TestServer {
     /// The demo service on `ws://127.0.0.1:<free port>/ws`, with `configure` applied.
-    pub(crate) async fn start(configure: impl FnOnce(WitServerBuilder) -> WitServerBuilder) -> Self {
+    pub(crate) async fn start(configure: impl FnOnce(WebSocketServerBuilder) -> WebSocketServerBuilder) -> Self {
         Self::start_with_max(100, configure).await
     }
 
     pub(crate) async fn start_with_max(
         max_clients: usize,
-        configure: impl FnOnce(WitServerBuilder) -> WitServerBuilder,
+        configure: impl FnOnce(WebSocketServerBuilder) -> WebSocketServerBuilder,
     ) -> Self {
         init_tracing();
         let builder = WitServerBuilder::new()
@@ -66,7 +66,10 @@ impl TestServer {
     }
 
     /// A connected client with `configure` applied.
-    pub(crate) async fn client(&self, configure: impl FnOnce(WitClientBuilder) -> WitClientBuilder) -> WitClient {
+    pub(crate) async fn client(
+        &self,
+        configure: impl FnOnce(WebSocketClientBuilder) -> WebSocketClientBuilder,
+    ) -> WitClient {
         let builder = configure(WitClientBuilder::new().with_websocket(&self.url));
         within("client connect", builder.connect(Duration::from_secs(10))).await.expect("client connects")
     }
@@ -74,7 +77,7 @@ impl TestServer {
     /// Tries to connect; returns the result.
     pub(crate) async fn try_client(
         &self,
-        configure: impl FnOnce(WitClientBuilder) -> WitClientBuilder,
+        configure: impl FnOnce(WebSocketClientBuilder) -> WebSocketClientBuilder,
     ) -> Result<WitClient, ClientError> {
         let builder = configure(WitClientBuilder::new().with_websocket(&self.url));
         within("client connect", builder.connect(Duration::from_secs(10))).await

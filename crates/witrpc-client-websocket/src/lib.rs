@@ -30,30 +30,41 @@ mod transport;
 pub use rustls;
 pub use transport::WebSocketTransport;
 
-/// Adds the WebSocket settings to [`WitClientBuilder`].
+/// A client builder whose transport is WebSocket, with the settings of
+/// [`WebSocketClientOptions`].
+pub type WebSocketClientBuilder = WitClientBuilder<WebSocketTransport>;
+
+/// Adds `with_websocket` to [`WitClientBuilder`].
 pub trait WebSocketClientExt {
     /// Connects to `url` (`ws://host:port/path`, or `wss://` over TLS) over WebSocket.
-    fn with_websocket(self, url: impl Into<String>) -> WitClientBuilder;
-
-    /// For `wss://`: trusts only the CA certificate(s) in this PEM file instead of the
-    /// platform's roots (for private CAs and self-signed servers).
-    fn with_tls_root_ca_pem(self, path: impl Into<PathBuf>) -> WitClientBuilder;
-
-    /// For `wss://`: uses this rustls configuration (full control).
-    fn with_tls_client_config(self, config: Arc<ClientConfig>) -> WitClientBuilder;
+    /// The TLS settings ([`WebSocketClientOptions`]) exist from here on.
+    fn with_websocket(self, url: impl Into<String>) -> WebSocketClientBuilder;
 }
 
-impl WebSocketClientExt for WitClientBuilder {
-    fn with_websocket(self, url: impl Into<String>) -> WitClientBuilder {
+impl<T> WebSocketClientExt for WitClientBuilder<T> {
+    fn with_websocket(self, url: impl Into<String>) -> WebSocketClientBuilder {
         self.with_transport(WebSocketTransport::new(url))
     }
+}
 
-    fn with_tls_root_ca_pem(self, path: impl Into<PathBuf>) -> WitClientBuilder {
-        let path = path.into();
-        self.configure_transport("with_tls_root_ca_pem", |t: &mut WebSocketTransport| t.trust_ca_pem(path))
+/// The WebSocket transport's settings, on a builder that has it.
+pub trait WebSocketClientOptions: Sized {
+    /// For `wss://`: trusts only the CA certificate(s) in this PEM file instead of the
+    /// platform's roots (for private CAs and self-signed servers).
+    fn with_tls_root_ca_pem(self, path: impl Into<PathBuf>) -> Self;
+
+    /// For `wss://`: uses this rustls configuration (full control).
+    fn with_tls_client_config(self, config: Arc<ClientConfig>) -> Self;
+}
+
+impl WebSocketClientOptions for WebSocketClientBuilder {
+    fn with_tls_root_ca_pem(mut self, path: impl Into<PathBuf>) -> Self {
+        self.transport_mut().trust_ca_pem(path.into());
+        self
     }
 
-    fn with_tls_client_config(self, config: Arc<ClientConfig>) -> WitClientBuilder {
-        self.configure_transport("with_tls_client_config", |t: &mut WebSocketTransport| t.tls_client_config(config))
+    fn with_tls_client_config(mut self, config: Arc<ClientConfig>) -> Self {
+        self.transport_mut().tls_client_config(config);
+        self
     }
 }

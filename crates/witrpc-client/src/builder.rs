@@ -25,9 +25,24 @@ pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// Default silence after which the server is taken for dead: 30 s.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The transport of a [`WitClientBuilder`] that has none yet: `with_websocket(..)` (from
+/// `witrpc-client-websocket`) or [`WitClientBuilder::with_transport`] picks one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTransport;
+
 /// Configures and connects a [`WitClient`].
-pub struct WitClientBuilder {
-    transport: Option<Box<dyn ClientTransport>>,
+///
+/// The type parameter is the transport chosen so far: its settings (e.g.
+/// `with_tls_root_ca_pem`) exist only once it is chosen, and `connect` only with one.
+///
+/// ```compile_fail
+/// # async fn demo() {
+/// // No transport yet: there is nothing to connect with.
+/// let client = witrpc_client::WitClientBuilder::new().connect(std::time::Duration::from_secs(5)).await;
+/// # }
+/// ```
+pub struct WitClientBuilder<T = NoTransport> {
+    transport: T,
     serializer: Option<Arc<dyn ParameterSerializer>>,
     token: String,
     request_timeout: Duration,
@@ -37,10 +52,9 @@ pub struct WitClientBuilder {
     protocol: ProtocolVersion,
     keepalive: Keepalive,
     reconnect: Option<ReconnectPolicy>,
-    deferred_error: Option<ClientError>,
 }
 
-impl std::fmt::Debug for WitClientBuilder {
+impl<T: std::fmt::Debug> std::fmt::Debug for WitClientBuilder<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WitClientBuilder")
             .field("transport", &self.transport)
@@ -51,17 +65,17 @@ impl std::fmt::Debug for WitClientBuilder {
     }
 }
 
-impl Default for WitClientBuilder {
+impl Default for WitClientBuilder<NoTransport> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl WitClientBuilder {
+impl WitClientBuilder<NoTransport> {
     /// A builder with JSON parameters, no token and the default limits.
     pub fn new() -> Self {
         Self {
-            transport: None,
+            transport: NoTransport,
             serializer: None,
             token: String::new(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -71,10 +85,18 @@ impl WitClientBuilder {
             protocol: ProtocolVersion::V3,
             keepalive: Keepalive::new(Some(DEFAULT_KEEPALIVE_INTERVAL), DEFAULT_IDLE_TIMEOUT),
             reconnect: None,
-            deferred_error: None,
         }
     }
+}
 
+impl<T: ClientTransport> WitClientBuilder<T> {
+    /// The chosen transport, for transport crates' settings (e.g. `with_tls_root_ca_pem`).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+}
+
+impl<T> WitClientBuilder<T> {
     /// Pings the server every `interval` (default 15 s; `None` turns pings off) and
     /// treats it as dead after `idle_timeout` (default 30 s) without any traffic: the
     /// connection closes and pending calls fail with [`ClientError::ConnectionClosed`].
@@ -131,24 +153,20 @@ impl WitClientBuilder {
     }
 
     /// Connects through `transport` (`with_websocket` from `witrpc-client-websocket`
-    /// sets this for you).
-    pub fn with_transport(mut self, transport: impl ClientTransport) -> Self {
-        self.transport = Some(Box::new(transport));
-        self
-    }
-
-    /// Changes the settings of the configured transport of type `T` (used by transport
-    /// crates' builder extensions, e.g. `with_tls_root_ca_pem`). Without such a
-    /// transport, `connect` fails with [`ClientError::TransportNotConfigured`] naming
-    /// `setting`.
-    pub fn configure_transport<T: ClientTransport>(mut self, setting: &'static str, f: impl FnOnce(&mut T)) -> Self {
-        match self.transport.as_deref_mut().and_then(|t| (t as &mut dyn std::any::Any).downcast_mut::<T>()) {
-            Some(t) => f(t),
-            None => {
-                self.deferred_error.get_or_insert(ClientError::TransportNotConfigured { setting });
-            }
+    /// sets this for you), replacing any chosen before.
+    pub fn with_transport<U: ClientTransport>(self, transport: U) -> WitClientBuilder<U> {
+        WitClientBuilder {
+            transport,
+            serializer: self.serializer,
+            token: self.token,
+            request_timeout: self.request_timeout,
+            event_capacity: self.event_capacity,
+            max_message_size: self.max_message_size,
+            encryptor: self.encryptor,
+            protocol: self.protocol,
+            keepalive: self.keepalive,
+            reconnect: self.reconnect,
         }
-        self
     }
 
     /// JSON parameters (the default). Must match the server.
@@ -202,11 +220,11 @@ impl WitClientBuilder {
     ///
     /// # Cancel safety
     /// Dropping the future drops the half-open connection.
-    pub async fn connect(mut self, timeout: Duration) -> Result<WitClient, ClientError> {
-        if let Some(e) = self.deferred_error.take() {
-            return Err(e);
-        }
-        let transport = self.transport.take().ok_or(ClientError::NoTransport)?;
+    pub async fn connect(self, timeout: Duration) -> Result<WitClient, ClientError>
+    where
+        T: ClientTransport,
+    {
+        let transport: Box<dyn ClientTransport> = Box::new(self.transport);
         let serializer = match self.serializer.clone() {
             Some(s) => s,
             None => default_serializer()?,

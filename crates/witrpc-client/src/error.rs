@@ -25,15 +25,6 @@ const METHOD_NOT_FOUND: &str = "Method not found";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// No transport was configured.
-    #[error("no transport configured; call `with_websocket(\"ws://host:port/path\")` before `connect`")]
-    NoTransport,
-    /// A transport setting was given without that transport.
-    #[error("`{setting}` configures the WebSocket transport; call `with_websocket(...)` before it")]
-    TransportNotConfigured {
-        /// The builder call.
-        setting: &'static str,
-    },
     /// No parameter serializer is available.
     #[error("no parameter serializer: enable the `json` feature of witrpc-client or call `with_parameter_serializer`")]
     NoSerializer,

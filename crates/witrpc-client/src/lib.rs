@@ -43,7 +43,7 @@ mod tests;
 
 pub use builder::{
     DEFAULT_EVENT_CAPACITY, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_REQUEST_TIMEOUT, ReconnectPolicy, WitClientBuilder,
+    DEFAULT_REQUEST_TIMEOUT, NoTransport, ReconnectPolicy, WitClientBuilder,
 };
 pub use client::WitClient;
 pub use error::ClientError;

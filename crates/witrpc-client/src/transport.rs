@@ -84,11 +84,10 @@ pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Inbound, TransportError>
 /// Outbound traffic; closing the sink closes the connection.
 pub type FrameSink = Pin<Box<dyn Sink<Outbound, Error = TransportError> + Send>>;
 
-/// A way to reach a server.
-///
-/// `Any` lets transport crates reach their own settings through
-/// [`crate::WitClientBuilder::configure_transport`].
-pub trait ClientTransport: std::any::Any + Send + Sync + fmt::Debug + 'static {
+/// A way to reach a server. A builder holds its transport by type
+/// (`WitClientBuilder<T>`), so transport crates add their settings to
+/// `WitClientBuilder<TheirTransport>` through [`crate::WitClientBuilder::transport_mut`].
+pub trait ClientTransport: Send + Sync + fmt::Debug + 'static {
     /// Opens a connection; inbound messages larger than `max_message_size` fail it.
     ///
     /// # Errors

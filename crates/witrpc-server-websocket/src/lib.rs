@@ -69,33 +69,56 @@ pub use stats::WebSocketStats;
 
 use witrpc_server::WitServerBuilder;
 
-const TRANSPORT: &str = "WebSocket";
+/// A server builder whose transport is WebSocket: what
+/// [`WebSocketServerExt::with_websocket`] returns, with the settings of
+/// [`WebSocketOptions`].
+pub type WebSocketServerBuilder = WitServerBuilder<WebSocketTransport>;
 
-/// Adds the WebSocket settings to [`WitServerBuilder`].
+/// Adds `with_websocket` to [`WitServerBuilder`].
 pub trait WebSocketServerExt {
     /// Listens on `url` (`http://host:port/path`, or `https://` with TLS material; port
     /// 0 picks a free port) and accepts at most `max_clients` connections at once.
-    /// Errors in the URL (e.g. `ws://`) are reported by `build()`.
-    fn with_websocket(self, url: impl Into<String>, max_clients: usize) -> WitServerBuilder;
+    /// Errors in the URL (e.g. `ws://`) are reported by `build()`. The WebSocket
+    /// settings ([`WebSocketOptions`]) exist from here on, so giving one before the
+    /// transport does not compile:
+    ///
+    /// ```compile_fail
+    /// use witrpc_server::WitServerBuilder;
+    /// use witrpc_server_websocket::{WebSocketOptions, WebSocketServerExt};
+    /// let builder = WitServerBuilder::new()
+    ///     .with_tls_pem("cert.pem", "key.pem") // no transport yet: no such method
+    ///     .with_websocket("https://127.0.0.1:5443/ws", 100);
+    /// ```
+    fn with_websocket(self, url: impl Into<String>, max_clients: usize) -> WebSocketServerBuilder;
+}
 
+impl<T> WebSocketServerExt for WitServerBuilder<T> {
+    fn with_websocket(self, url: impl Into<String>, max_clients: usize) -> WebSocketServerBuilder {
+        self.with_transport(WebSocketTransport::new(url, max_clients))
+    }
+}
+
+/// The WebSocket transport's settings, on a builder that has it
+/// ([`WebSocketServerExt::with_websocket`]).
+pub trait WebSocketOptions: Sized {
     /// Serves `wss://` with a PEM certificate chain (leaf first) and private key; needs
     /// an `https://` URL. Unreadable files are reported by `start_waiting_for_connection`.
-    fn with_tls_pem(self, cert_chain: impl Into<PathBuf>, key: impl Into<PathBuf>) -> WitServerBuilder;
+    fn with_tls_pem(self, cert_chain: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self;
 
     /// Serves `wss://` with a ready rustls configuration (full control).
-    fn with_tls_config(self, config: Arc<rustls::ServerConfig>) -> WitServerBuilder;
+    fn with_tls_config(self, config: Arc<rustls::ServerConfig>) -> Self;
 
     /// Lets browser pages from these origins connect (`https://dashboard.example.com`).
     /// By default only pages served from the server's own host may connect; requests
     /// without an `Origin` header (native clients) always pass.
-    fn with_allowed_origins<I, S>(self, origins: I) -> WitServerBuilder
+    fn with_allowed_origins<I, S>(self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>;
 
     /// Lets browser pages from **any** origin connect. Only for public endpoints whose
     /// access token is not a browser credential.
-    fn allow_any_origin(self) -> WitServerBuilder;
+    fn allow_any_origin(self) -> Self;
 
     /// Answers plain HTTP requests to every path other than the WebSocket endpoint with
     /// `handler` (for example the static files of a browser dashboard, so page and
@@ -104,7 +127,7 @@ pub trait WebSocketServerExt {
     ///
     /// ```no_run
     /// use witrpc_server::WitServerBuilder;
-    /// use witrpc_server_websocket::WebSocketServerExt;
+    /// use witrpc_server_websocket::{WebSocketOptions, WebSocketServerExt};
     /// use witrpc_server_websocket::http::{Response, header};
     /// # fn demo(service: impl witrpc_core::Service) -> Result<(), witrpc_server::ServerError> {
     /// let server = WitServerBuilder::new()
@@ -120,7 +143,7 @@ pub trait WebSocketServerExt {
     ///     .build()?;
     /// # Ok(()) }
     /// ```
-    fn with_http_handler<F>(self, handler: F) -> WitServerBuilder
+    fn with_http_handler<F>(self, handler: F) -> Self
     where
         F: Fn(&http::request::Parts) -> Option<http::Response<bytes::Bytes>> + Send + Sync + 'static;
 
@@ -131,7 +154,7 @@ pub trait WebSocketServerExt {
     ///
     /// ```
     /// use witrpc_server::WitServerBuilder;
-    /// use witrpc_server_websocket::{ConnectRate, WebSocketLimits, WebSocketServerExt};
+    /// use witrpc_server_websocket::{ConnectRate, WebSocketLimits, WebSocketOptions, WebSocketServerExt};
     /// # fn demo(service: impl witrpc_core::Service) -> Result<(), witrpc_server::ServerError> {
     /// let server = WitServerBuilder::new()
     ///     .with_service(service)
@@ -144,46 +167,44 @@ pub trait WebSocketServerExt {
     ///     .build()?;
     /// # Ok(()) }
     /// ```
-    fn with_websocket_limits(self, limits: WebSocketLimits) -> WitServerBuilder;
+    fn with_websocket_limits(self, limits: WebSocketLimits) -> Self;
 }
 
-impl WebSocketServerExt for WitServerBuilder {
-    fn with_websocket(self, url: impl Into<String>, max_clients: usize) -> WitServerBuilder {
-        self.with_transport(WebSocketTransport::new(url, max_clients))
+impl WebSocketOptions for WebSocketServerBuilder {
+    fn with_tls_pem(mut self, cert_chain: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.transport_mut().tls_pem(cert_chain.into(), key.into());
+        self
     }
 
-    fn with_tls_pem(self, cert_chain: impl Into<PathBuf>, key: impl Into<PathBuf>) -> WitServerBuilder {
-        let (cert_chain, key) = (cert_chain.into(), key.into());
-        self.configure_transport("with_tls_pem", TRANSPORT, |t: &mut WebSocketTransport| t.tls_pem(cert_chain, key))
+    fn with_tls_config(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.transport_mut().tls_config(config);
+        self
     }
 
-    fn with_tls_config(self, config: Arc<rustls::ServerConfig>) -> WitServerBuilder {
-        self.configure_transport("with_tls_config", TRANSPORT, |t: &mut WebSocketTransport| t.tls_config(config))
-    }
-
-    fn with_allowed_origins<I, S>(self, origins: I) -> WitServerBuilder
+    fn with_allowed_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let origins: Vec<String> = origins.into_iter().map(Into::into).collect();
-        self.configure_transport("with_allowed_origins", TRANSPORT, |t: &mut WebSocketTransport| {
-            t.allow_origins(origins)
-        })
+        self.transport_mut().allow_origins(origins.into_iter().map(Into::into));
+        self
     }
 
-    fn allow_any_origin(self) -> WitServerBuilder {
-        self.configure_transport("allow_any_origin", TRANSPORT, WebSocketTransport::allow_any_origin)
+    fn allow_any_origin(mut self) -> Self {
+        self.transport_mut().allow_any_origin();
+        self
     }
 
-    fn with_http_handler<F>(self, handler: F) -> WitServerBuilder
+    fn with_http_handler<F>(mut self, handler: F) -> Self
     where
         F: Fn(&http::request::Parts) -> Option<http::Response<bytes::Bytes>> + Send + Sync + 'static,
     {
-        self.configure_transport("with_http_handler", TRANSPORT, |t: &mut WebSocketTransport| t.http_handler(handler))
+        self.transport_mut().http_handler(handler);
+        self
     }
 
-    fn with_websocket_limits(self, limits: WebSocketLimits) -> WitServerBuilder {
-        self.configure_transport("with_websocket_limits", TRANSPORT, |t: &mut WebSocketTransport| t.set_limits(limits))
+    fn with_websocket_limits(mut self, limits: WebSocketLimits) -> Self {
+        self.transport_mut().set_limits(limits);
+        self
     }
 }

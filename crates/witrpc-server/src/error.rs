@@ -6,11 +6,6 @@ use std::net::SocketAddr;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// `build()` was called without a transport.
-    #[error(
-        "no transport configured; call `with_websocket(\"http://127.0.0.1:5000/ws\", max_clients)` (or `with_transport`) before `build()`"
-    )]
-    NoTransport,
     /// `build()` was called without a service.
     #[error("no service registered; call `with_service(...)` before `build()`")]
     NoService,
@@ -56,14 +51,6 @@ pub enum ServerError {
         /// The OS error.
         #[source]
         source: std::io::Error,
-    },
-    /// A transport setting was given without that transport.
-    #[error("`{setting}` configures the {transport} transport; call `with_websocket(...)` before it")]
-    TransportNotConfigured {
-        /// The builder call.
-        setting: &'static str,
-        /// The transport it belongs to.
-        transport: &'static str,
     },
     /// The transport could not be set up (e.g. unreadable TLS certificate files).
     #[error("cannot set up the transport: {what}")]

@@ -41,7 +41,7 @@ mod server;
 pub mod transport;
 
 pub use auth::{AccessTokenValidator, Authorization, NoAccessToken, StaticAccessToken, constant_time_eq};
-pub use builder::{ServerConfig, WitServerBuilder};
+pub use builder::{NoTransport, ServerConfig, WitServerBuilder};
 pub use error::ServerError;
 pub use server::WitServer;
 pub use witrpc_core::session::{RateLimit, SlowConsumerPolicy};

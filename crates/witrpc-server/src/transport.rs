@@ -147,11 +147,10 @@ pub trait TransportHandle: Send + Sync + fmt::Debug + 'static {
     fn stop(&self) -> BoxFuture<'_, ()>;
 }
 
-/// A way to accept connections (WebSocket, ...).
-///
-/// `Any` lets transport crates reach their own settings through
-/// [`crate::WitServerBuilder::configure_transport`].
-pub trait ServerTransport: std::any::Any + Send + Sync + fmt::Debug + 'static {
+/// A way to accept connections (WebSocket, ...). A builder holds its transport by type
+/// (`WitServerBuilder<T>`), so transport crates add their settings to
+/// `WitServerBuilder<TheirTransport>` through [`crate::WitServerBuilder::transport_mut`].
+pub trait ServerTransport: Send + Sync + fmt::Debug + 'static {
     /// Checks the configuration; called by `build()` so mistakes surface early.
     ///
     /// # Errors

@@ -82,8 +82,8 @@ pub mod crypto {
 pub mod server {
     pub use witrpc_server::*;
     pub use witrpc_server_websocket::{
-        ConnectRate, WebSocketLimits, WebSocketServerExt, WebSocketStats, WebSocketTransport, http,
-        limits as websocket_limits,
+        ConnectRate, WebSocketLimits, WebSocketOptions, WebSocketServerBuilder, WebSocketServerExt, WebSocketStats,
+        WebSocketTransport, http, limits as websocket_limits,
     };
 }
 
@@ -114,11 +114,11 @@ pub mod prelude {
     #[cfg(feature = "client")]
     pub use witrpc_client::{ClientError, WitClient, WitClientBuilder};
     #[cfg(feature = "client")]
-    pub use witrpc_client_websocket::WebSocketClientExt;
+    pub use witrpc_client_websocket::{WebSocketClientBuilder, WebSocketClientExt, WebSocketClientOptions};
     #[cfg(feature = "server")]
     pub use witrpc_server::{ServerError, WitServer, WitServerBuilder};
     #[cfg(feature = "server")]
-    pub use witrpc_server_websocket::WebSocketServerExt;
+    pub use witrpc_server_websocket::{WebSocketOptions, WebSocketServerBuilder, WebSocketServerExt};
 }
 
 #[doc(hidden)]
