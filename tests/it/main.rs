@@ -15,5 +15,6 @@ mod observability;
 mod reconnect;
 mod robustness;
 mod security;
+mod send_sync;
 mod shutdown;
 mod util;
