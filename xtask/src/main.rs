@@ -1,8 +1,8 @@
 //! `cargo xtask <command>`: project automation.
 //!
 //! - `test-all`: every check CI runs (fmt, clippy, tests + doctests, docs, examples,
-//!   a smoke run of the demo server and client). Each step prints its command; a
-//!   failure names the step and a hint.
+//!   `matrix`, a smoke run of the demo server and client). Each step prints its
+//!   command; a failure names the step and a hint.
 //! - `smoke`: the demo server and client, plain and encrypted.
 //! - `soak`: 10k connect/authorize/call/disconnect cycles in release mode.
 //! - `gen-ts [--check]`: TypeScript modules from the `#[witrpc::service]` traits.

@@ -61,7 +61,8 @@ pub(crate) fn loom(root: &Path) -> Result<(), String> {
         run(&Step {
             name: &format!("loom {package} {test}"),
             args: &["test", "--locked", "-p", package, "--test", test],
-            env: &[("RUSTFLAGS", "--cfg loom"), ("CARGO_TARGET_DIR", &target), ("LOOM_MAX_PREEMPTIONS", "3")],
+            // The models bound the search to 3 preemptions unless LOOM_MAX_PREEMPTIONS says otherwise.
+            env: &[("RUSTFLAGS", "--cfg loom"), ("CARGO_TARGET_DIR", &target)],
             hint: "loom found an interleaving that breaks the model; rerun with LOOM_LOG=trace LOOM_LOCATION=1 \
                    to see it, then fix the handoff (or the model, if the code changed)",
         })?;
