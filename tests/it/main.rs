@@ -18,5 +18,6 @@ mod protocol2;
 mod reconnect;
 mod robustness;
 mod security;
+mod send_sync;
 mod shutdown;
 mod util;

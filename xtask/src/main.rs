@@ -1,17 +1,20 @@
 //! `cargo xtask <command>`: project automation.
 //!
 //! - `test-all`: every check CI runs (fmt, clippy, tests + doctests, docs, examples,
-//!   a smoke run of the demo server and client). Each step prints its command; a
-//!   failure names the step and a hint.
+//!   `matrix`, a smoke run of the demo server and client). Each step prints its
+//!   command; a failure names the step and a hint.
 //! - `smoke`: the demo server and client, plain and encrypted.
 //! - `soak`: 10k connect/authorize/call/disconnect cycles in release mode.
 //! - `gen-ts [--check]`: TypeScript modules from the `#[witrpc::service]` traits.
+//! - `matrix`: the feature matrix, the lean-build dependency check, the MSRV guard and
+//!   the loom models (`matrix.rs`).
 //! - `package`: the publish checks (`publish.rs`): crate metadata, public-API hygiene,
 //!   `cargo package` of every published crate, `npm pack` of the TypeScript client.
 //! - `bench [--quick] [args]`: witrpc against jsonrpsee and a raw WebSocket echo
 //!   (`bench/`); writes `target/bench/report.md`, and a full run also `bench/RESULTS.md`.
 
 mod gen_ts;
+mod matrix;
 mod publish;
 
 use std::io::{BufRead, BufReader};
@@ -29,9 +32,10 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("gen-ts") => gen_ts::run(&root(), TS_JOBS, args.iter().any(|a| a == "--check")),
         Some("package") => publish::run(&root()),
+        Some("matrix") => matrix::run_all(&root()).and_then(|()| matrix::loom(&root())),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\ncommands:\n  test-all   run every check (what CI runs)\n  smoke      run the demo server + demo client once\n  soak       10k-cycle connection churn in release mode (WITRPC_CHURN_CYCLES to change)\n  gen-ts     write the TypeScript modules of the services (--check: fail when stale)\n  package    publish checks: crate metadata, public API, cargo package, npm pack\n  bench      benchmarks against jsonrpsee and a raw echo (--quick: every scenario briefly)"
+                "usage: cargo xtask <command>\n\ncommands:\n  test-all   run every check (what CI runs)\n  smoke      run the demo server + demo client once\n  soak       10k-cycle connection churn in release mode (WITRPC_CHURN_CYCLES to change)\n  gen-ts     write the TypeScript modules of the services (--check: fail when stale)\n  package    publish checks: crate metadata, public API, cargo package, npm pack\n  matrix     each feature alone, the lean build's dependencies, MSRV, loom models\n  bench      benchmarks against jsonrpsee and a raw echo (--quick: every scenario briefly)"
             );
             return ExitCode::from(2);
         }
@@ -120,6 +124,8 @@ fn test_all() -> Result<(), String> {
     for step in &steps {
         run(step)?;
     }
+    matrix::run_all(&root())?;
+    matrix::loom(&root())?;
     eprintln!("\n==> smoke: demo_server + demo_client");
     smoke()?;
     typescript()?;
