@@ -94,3 +94,10 @@ pub trait ClientTransport: Send + Sync + fmt::Debug + 'static {
     /// [`TransportError`] when the server cannot be reached or refuses.
     fn connect(&self, max_message_size: usize) -> BoxFuture<'_, Result<(FrameSink, FrameStream), TransportError>>;
 }
+
+/// A transport chosen at run time (`WitClientBuilder<Box<dyn ClientTransport>>`).
+impl ClientTransport for Box<dyn ClientTransport> {
+    fn connect(&self, max_message_size: usize) -> BoxFuture<'_, Result<(FrameSink, FrameStream), TransportError>> {
+        (**self).connect(max_message_size)
+    }
+}

@@ -41,11 +41,16 @@ fn spawnable<F: Future + Send + 'static>(_future: F) {}
 /// Connecting, calling and closing can run on a multi-threaded runtime: `connect` takes
 /// the builder by value; the rest are called on a client moved into the task (a
 /// `'static` borrow stands for it).
-fn futures_are_spawnable(builder: WitClientBuilder, client: &'static WitClient, contract: &'static ServiceDescriptor) {
+fn futures_are_spawnable(
+    builder: WitClientBuilder<Box<dyn ClientTransport>>,
+    client: &'static WitClient,
+    contract: &'static ServiceDescriptor,
+) {
     spawnable(builder.connect(Duration::from_secs(1)));
     spawnable(client.call(OutgoingCall { contract, method: 0, parameters: Vec::new() }));
     spawnable(client.closed());
     spawnable(client.disconnect());
 }
 
-const _: fn(WitClientBuilder, &'static WitClient, &'static ServiceDescriptor) = futures_are_spawnable;
+const _: fn(WitClientBuilder<Box<dyn ClientTransport>>, &'static WitClient, &'static ServiceDescriptor) =
+    futures_are_spawnable;

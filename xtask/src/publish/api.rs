@@ -185,10 +185,8 @@ impl Scan<'_> {
                 Item::Impl(i) if i.trait_.is_none() => {
                     let mut any = false;
                     for item in &i.items {
-                        if let ImplItem::Fn(f) = item
-                            && public(&f.vis)
-                            && !hidden(&f.attrs)
-                        {
+                        let ImplItem::Fn(f) = item else { continue };
+                        if public(&f.vis) && !hidden(&f.attrs) {
                             signature(&f.sig, &mut types, &mut bounds);
                             any = true;
                         }
