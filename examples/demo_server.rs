@@ -15,7 +15,7 @@
 use clap::{Parser, ValueEnum};
 use std::io::Write as _;
 use witrpc::prelude::*;
-use witrpc::server::ProtocolVersion;
+use witrpc::server::{ProtocolVersion, RateLimit};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
@@ -56,6 +56,10 @@ struct Args {
     /// Protocol versions accepted: `auto` (2 and 3 on one endpoint), `2` or `3`.
     #[arg(long, value_enum, default_value = "auto")]
     protocol: Protocol,
+    /// Hold each connection to this many messages per second (and 64 MiB/s); one held
+    /// for 10 s is closed. Default: no limit.
+    #[arg(long)]
+    rate_limit: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -97,6 +101,9 @@ async fn main() -> anyhow::Result<()> {
         builder = builder.with_allowed_origins(args.allowed_origins.iter().cloned());
     }
     builder = builder.with_handshake_timeout(std::time::Duration::from_millis(args.handshake_timeout_ms));
+    if let Some(rate) = args.rate_limit {
+        builder = builder.with_rate_limit(RateLimit::new(rate, 64 * 1024 * 1024));
+    }
     builder = match args.protocol {
         Protocol::Auto => builder,
         Protocol::V2 => builder.with_protocol_versions([ProtocolVersion::V2]),

@@ -11,7 +11,9 @@
 //! Attacks: `ping-flood` (one socket that never reads sends Pings), `preauth-big` (100
 //! unauthenticated sockets send 16 MiB messages and reconnect), `header-flood` (5,000
 //! sockets send a header that never ends), `idle-sockets` (1,100 sockets that send
-//! nothing).
+//! nothing), `request-flood` (4 authorized connections send calls as fast as they can and
+//! never read; the server runs with `--rate-limit 2000`) and `baseline` (no attack, same
+//! server flags as `request-flood`), so the good client's p99 latency can be compared.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -30,7 +32,7 @@ use witrpc::protocol::{
     MessageType, Uuid, WitMessage, WitRequest, WitRequestAuthorization, WitRequestInitialization, WitResponse,
 };
 
-const ATTACKS: [&str; 4] = ["ping-flood", "preauth-big", "header-flood", "idle-sockets"];
+const ATTACKS: [&str; 6] = ["ping-flood", "preauth-big", "header-flood", "idle-sockets", "baseline", "request-flood"];
 
 pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
     let value = |name: &str| -> Option<&String> { args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)) };
@@ -48,17 +50,18 @@ pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
-        println!("| attack | server RSS before | peak during | growth | good calls | good failures |");
-        println!("|---|---|---|---|---|---|");
+        println!("| attack | server RSS before | peak during | growth | good calls | good failures | good p99 |");
+        println!("|---|---|---|---|---|---|---|");
         for attack in &attacks {
             let r = run_one(&server, attack, Duration::from_secs(seconds)).await?;
             println!(
-                "| {attack} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {} | {} |",
+                "| {attack} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {} | {} | {} µs |",
                 mib(r.before),
                 mib(r.peak),
                 mib(r.peak.saturating_sub(r.before)),
                 r.good_calls,
-                r.good_failures
+                r.good_failures,
+                r.good_p99_us
             );
         }
         Ok(())
@@ -88,6 +91,7 @@ struct Outcome {
     peak: u64,
     good_calls: u64,
     good_failures: u64,
+    good_p99_us: u64,
 }
 
 struct Demo {
@@ -98,9 +102,10 @@ struct Demo {
 }
 
 impl Demo {
-    async fn start(path: &PathBuf) -> anyhow::Result<Self> {
+    async fn start(path: &PathBuf, extra: &[&str]) -> anyhow::Result<Self> {
         let mut child = Command::new(path)
             .args(["--listen", "http://127.0.0.1:0/ws"])
+            .args(extra)
             .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -127,11 +132,14 @@ impl Demo {
 }
 
 async fn run_one(server: &PathBuf, attack: &str, duration: Duration) -> anyhow::Result<Outcome> {
-    let mut demo = Demo::start(server).await?;
+    let extra: &[&str] = if matches!(attack, "baseline" | "request-flood") { &["--rate-limit", "2000"] } else { &[] };
+    let mut demo = Demo::start(server, extra).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
-    let good = tokio::spawn(good_client(demo.url.clone(), stop.clone(), calls.clone(), failures.clone()));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let good =
+        tokio::spawn(good_client(demo.url.clone(), stop.clone(), calls.clone(), failures.clone(), latencies.clone()));
     // Let the good client connect before measuring.
     while calls.load(Ordering::Relaxed) == 0 && failures.load(Ordering::Relaxed) == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -151,6 +159,12 @@ async fn run_one(server: &PathBuf, attack: &str, duration: Duration) -> anyhow::
         "header-flood" => {
             tasks.spawn(sockets(addr, 5000, Some(b"GET /ws HTTP/1.1\r\nHost: x\r\nX-Long: "), stop.clone()));
         }
+        "baseline" => {}
+        "request-flood" => {
+            for _ in 0..4 {
+                tasks.spawn(request_flood(demo.url.clone(), stop.clone()));
+            }
+        }
         _ => {
             tasks.spawn(sockets(addr, 1100, None, stop.clone()));
         }
@@ -166,17 +180,27 @@ async fn run_one(server: &PathBuf, attack: &str, duration: Duration) -> anyhow::
     while tasks.join_next().await.is_some() {}
     let _ = tokio::time::timeout(Duration::from_secs(10), good).await;
     let _killed = demo.child.kill().await;
+    let mut latencies = std::mem::take(&mut *latencies.lock().unwrap_or_else(|e| e.into_inner()));
+    latencies.sort_unstable();
+    let good_p99_us = latencies.get(latencies.len() * 99 / 100).copied().unwrap_or(0);
     Ok(Outcome {
         before,
         peak,
         good_calls: calls.load(Ordering::Relaxed),
         good_failures: failures.load(Ordering::Relaxed),
+        good_p99_us,
     })
 }
 
 /// Handshakes, then calls `Add` until `stop`, reconnecting after a failure; each call
 /// must be answered within 5 s to count.
-async fn good_client(url: String, stop: Arc<AtomicBool>, calls: Arc<AtomicU64>, failures: Arc<AtomicU64>) {
+async fn good_client(
+    url: String,
+    stop: Arc<AtomicBool>,
+    calls: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+    latencies: Arc<std::sync::Mutex<Vec<u64>>>,
+) {
     while !stop.load(Ordering::Relaxed) {
         let session = async {
             let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
@@ -193,8 +217,11 @@ async fn good_client(url: String, stop: Arc<AtomicBool>, calls: Arc<AtomicU64>, 
                     invocation_id: Uuid::new_v4(),
                     ..WitRequest::default()
                 };
+                let sent = Instant::now();
                 send(&mut ws, MessageType::Request, request.encode()).await?;
                 let reply = recv(&mut ws).await?;
+                let took = sent.elapsed().as_micros() as u64;
+                latencies.lock().unwrap_or_else(|e| e.into_inner()).push(took);
                 let response = WitResponse::decode(reply.data.context("empty response")?)?;
                 if response.data.as_deref() != Some((i + 1).to_string().as_bytes()) {
                     bail!("wrong answer {response:?}");
@@ -211,6 +238,29 @@ async fn good_client(url: String, stop: Arc<AtomicBool>, calls: Arc<AtomicU64>, 
             }
         }
     }
+}
+
+/// An authorized connection that sends `Add` calls as fast as it can and never reads.
+async fn request_flood(url: String, stop: Arc<AtomicBool>) {
+    let flood = async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
+        send(&mut ws, MessageType::Initialization, WitRequestInitialization::plain().encode()).await?;
+        recv(&mut ws).await?;
+        let auth = WitRequestAuthorization { token: Some(String::new()) };
+        send(&mut ws, MessageType::Authorization, auth.encode()).await?;
+        recv(&mut ws).await?;
+        let request = WitRequest {
+            method_name: "Add".to_owned(),
+            parameters: vec![Bytes::from_static(b"1"), Bytes::from_static(b"1")],
+            ..WitRequest::default()
+        };
+        let payload = request.encode();
+        while !stop.load(Ordering::Relaxed) {
+            send(&mut ws, MessageType::Request, payload.clone()).await?;
+        }
+        anyhow::Ok(())
+    };
+    let _closed_or_stopped = flood.await;
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
