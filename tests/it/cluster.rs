@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use witrpc::{EventStream, GroupError};
 use witrpc::prelude::*;
 use witrpc::protocol::Uuid;
+use witrpc::{EventStream, GroupError};
 use witrpc_broker_redis::{RedisBroker, RedisBrokerConfig};
 use witrpc_demo::{Demo, DemoServiceClient, DemoServiceEvents, DemoServiceServer, UserTokens};
 
@@ -86,7 +86,8 @@ async fn ping(port: u16) -> bool {
         return false;
     }
     let mut buf = [0u8; 7];
-    matches!(tokio::time::timeout(Duration::from_secs(1), s.read_exact(&mut buf)).await, Ok(Ok(_))) && &buf == b"+PONG\r\n"
+    matches!(tokio::time::timeout(Duration::from_secs(1), s.read_exact(&mut buf)).await, Ok(Ok(_)))
+        && &buf == b"+PONG\r\n"
 }
 
 /// One server with its own events handle (to raise targeted events from the test).
@@ -186,7 +187,9 @@ async fn group_and_user_events_reach_exactly_their_receivers_on_one_node() {
     fence(&other).await;
     member.expect("to room", "the member").await;
     member.expect("fence", "the member").await;
-    for (peer, who) in [(&mut other, "the sender (not a member)"), (&mut ann_again, "ann's other connection"), (&mut anna, "anna")] {
+    for (peer, who) in
+        [(&mut other, "the sender (not a member)"), (&mut ann_again, "ann's other connection"), (&mut anna, "anna")]
+    {
         peer.expect("fence", who).await;
     }
     within("send", other.demo.send_to_user("ann".into(), "to ann".into())).await.unwrap();
@@ -263,7 +266,10 @@ async fn group_names_and_counts_are_bounded_and_bad_tokens_refused() {
     assert!(err.to_string().contains("groups") || format!("{err:?}").contains("groups"), "{err:?}");
     for token in ["", "user:", "admin", "AuthToken123"] {
         let refused = WitClientBuilder::new().with_websocket(&node.url).with_access_token(token);
-        assert!(within("connect", refused.connect(Duration::from_secs(10))).await.is_err(), "token {token:?} was accepted");
+        assert!(
+            within("connect", refused.connect(Duration::from_secs(10))).await.is_err(),
+            "token {token:?} was accepted"
+        );
     }
 }
 
@@ -310,12 +316,25 @@ async fn group_user_and_broadcast_events_are_exact_across_three_nodes() {
     let mut nodes: Vec<&str> = anns.iter().map(|m| m.node.as_str()).collect();
     nodes.sort_unstable();
     assert_eq!(nodes, ["a", "b"]);
-    let frames_from_a = a.broker.as_ref().map(RedisBroker::published_frames);
-    // An event for a connection on the same node never leaves it.
+    // Events whose receivers are all on this node never reach Redis: one connection, a
+    // group with local members only.
     let id = a.connection_id(&a_other).await;
+    within("join", a_other.demo.join_group("local-room".into())).await.unwrap();
+    let queued = a.broker.as_ref().map(RedisBroker::queued_frames);
     a.events.to_connection(id).message("local only".into()).unwrap();
+    a.events.to_group("local-room").message("local room".into()).unwrap();
     a_other.expect("local only", "carl").await;
-    assert_eq!(a.broker.as_ref().map(RedisBroker::published_frames), frames_from_a, "a local event was published");
+    a_other.expect("local room", "carl").await;
+    assert_eq!(
+        a.broker.as_ref().map(RedisBroker::queued_frames),
+        queued,
+        "an event with only local receivers was published"
+    );
+    // A member joining on another node is known everywhere once its join returns.
+    within("join", b_member.demo.join_group("local-room".into())).await.unwrap();
+    a.events.to_group("local-room").message("now remote too".into()).unwrap();
+    b_member.expect("now remote too", "the new member on b").await;
+    assert!(a.broker.as_ref().map(RedisBroker::queued_frames) > queued);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,7 +407,9 @@ async fn a_redis_restart_keeps_local_delivery_counts_losses_and_resumes() {
         for i in 0.. {
             on_a.demo.send_to_group("g".into(), format!("probe-{i}")).await.unwrap();
             if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(300), on_b.messages.next()).await {
-                assert!(m.starts_with("probe-"), "b received {m:?}");
+                // A frame queued while Redis was down may still arrive if Redis came back
+                // within the publish timeout: late, never duplicated.
+                assert!(m.starts_with("probe-") || m.starts_with("down-"), "b received {m:?}");
                 return;
             }
         }

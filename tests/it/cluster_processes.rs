@@ -56,7 +56,8 @@ async fn spawn(redis: &Redis, node: &str) -> DemoServer {
     .await
     .expect("reader task")
     .expect("ready line");
-    let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected line {line:?}")).to_owned();
+    let url =
+        line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected line {line:?}")).to_owned();
     DemoServer { child, url }
 }
 

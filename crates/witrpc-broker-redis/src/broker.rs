@@ -8,7 +8,7 @@
 //! bounded inbound queue) and `heartbeat` (liveness, presence refresh, repairs after
 //! an outage). They end when the broker is dropped.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use witrpc_server::broker::{Broker, BrokerError, BrokerInbound, PresenceKey};
 use witrpc_server::metrics::{BACKPLANE_LOST, BACKPLANE_PUBLISHED};
 
 use crate::config::RedisBrokerConfig;
+use crate::control::{self, Control};
 use crate::error::RedisBrokerError;
 use crate::keys;
 
@@ -60,6 +61,24 @@ struct Inner {
     /// and rewrites presence in full.
     dirty: AtomicBool,
     stats: Arc<Stats>,
+    interest: Mutex<Interest>,
+    seq: AtomicU64,
+    /// Announcements waiting for acknowledgements, by sequence number.
+    pending: Mutex<HashMap<u64, Pending>>,
+}
+
+/// Which other node has receivers for which topic (from the control channel).
+#[derive(Debug, Default)]
+struct Interest {
+    by_node: HashMap<String, HashSet<String>>,
+    /// Every live node's full set is known; until then every topic counts as remote.
+    synced: bool,
+}
+
+#[derive(Debug)]
+struct Pending {
+    waiting: HashSet<String>,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -77,6 +96,7 @@ struct LocalState {
 
 #[derive(Debug, Default)]
 struct Stats {
+    queued: AtomicU64,
     published: AtomicU64,
     received: AtomicU64,
     lost: AtomicU64,
@@ -166,6 +186,9 @@ impl RedisBroker {
             local: Mutex::default(),
             dirty: AtomicBool::new(false),
             stats: stats.clone(),
+            interest: Mutex::default(),
+            seq: AtomicU64::new(1),
+            pending: Mutex::default(),
         });
         let span = tracing::info_span!("backplane", node = %inner.node);
         use tracing::Instrument as _;
@@ -173,7 +196,13 @@ impl RedisBroker {
         let weak = Arc::downgrade(&inner);
         tokio::spawn(receive_task(push_rx, inbound, weak.clone(), stats).instrument(span.clone()));
         tokio::spawn(heartbeat_task(weak, config.heartbeat).instrument(span));
+        let ctl = inner.ctl_channel();
+        inner
+            .run(|mut c| async move { c.subscribe(ctl).await })
+            .await
+            .map_err(|e| RedisBrokerError::Connect(Box::new(e)))?;
         inner.heartbeat().await;
+        inner.sync().await;
         tracing::info!(node = %inner.node, "backplane connected to Redis");
         Ok(Self { inner })
     }
@@ -188,6 +217,12 @@ impl RedisBroker {
     /// `witrpc_backplane_lost_total`.
     pub fn lost_frames(&self) -> u64 {
         self.inner.stats.lost.load(Ordering::Relaxed)
+    }
+
+    /// Event frames queued for publishing since the broker started (the hub publishes
+    /// only events that may have receivers on another node).
+    pub fn queued_frames(&self) -> u64 {
+        self.inner.stats.queued.load(Ordering::Relaxed)
     }
 
     /// Event frames handed to Redis since the broker started.
@@ -230,6 +265,131 @@ impl Inner {
             self.dirty.store(true, Ordering::Relaxed);
         }
         result
+    }
+
+    fn ctl_channel(&self) -> String {
+        format!("{}:ctl", self.prefix)
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    async fn send_control(&self, kind: u8, seq: u64, acked: &str, topics: Vec<String>) -> Result<(), BrokerError> {
+        let message = Control { kind, node: self.node.clone(), seq, acked: acked.to_owned(), topics }.encode();
+        let channel = self.ctl_channel();
+        let signed = self.sign(&channel, Bytes::from(message));
+        self.run(
+            |mut c| async move { redis::cmd("PUBLISH").arg(channel).arg(&signed[..]).query_async::<()>(&mut c).await },
+        )
+        .await
+    }
+
+    /// The nodes whose heartbeat is younger than the ttl.
+    async fn live_nodes(&self) -> Result<Vec<String>, BrokerError> {
+        let nodes_key = keys::nodes(&self.prefix);
+        let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
+        self.run(|mut c| async move {
+            redis::cmd("EVAL").arg(keys::LIVE_NODES).arg(1).arg(nodes_key).arg(ttl_ms).query_async(&mut c).await
+        })
+        .await
+    }
+
+    /// Sends a control message and waits (within the timeout) until every other live
+    /// node answered it. `false` when some did not.
+    async fn send_and_wait(&self, kind: u8, topics: Vec<String>) -> Result<bool, BrokerError> {
+        let others: HashSet<String> = self.live_nodes().await?.into_iter().filter(|n| *n != self.node).collect();
+        let seq = self.next_seq();
+        if others.is_empty() {
+            self.send_control(kind, seq, "", topics).await?;
+            return Ok(true);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending().insert(seq, Pending { waiting: others, done: Some(tx) });
+        let sent = self.send_control(kind, seq, "", topics).await;
+        let answered = match sent {
+            Ok(()) => tokio::time::timeout(self.timeout, rx).await.is_ok_and(|r| r.is_ok()),
+            Err(_) => false,
+        };
+        if let Some(p) = self.pending().remove(&seq) {
+            tracing::debug!(missing = ?p.waiting, "backplane: nodes did not answer an announcement in time");
+        }
+        sent.map(|()| answered)
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashMap<u64, Pending>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn interest(&self) -> MutexGuard<'_, Interest> {
+        self.interest.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Learns every live node's topics; until it has, every topic counts as remote.
+    async fn sync(&self) {
+        self.interest().synced = false;
+        match self.send_and_wait(control::ASK, Vec::new()).await {
+            Ok(true) => {
+                self.interest().synced = true;
+                tracing::debug!("backplane: interest of every node known");
+            }
+            Ok(false) => tracing::debug!("backplane: interest sync incomplete; publishing every event until it is"),
+            Err(e) => tracing::debug!(error = %e, "backplane: interest sync failed"),
+        }
+    }
+
+    /// `from` answered announcement `seq`.
+    fn answered(&self, seq: u64, from: &str) {
+        let mut pending = self.pending();
+        if let Some(p) = pending.get_mut(&seq) {
+            p.waiting.remove(from);
+            if p.waiting.is_empty() {
+                if let Some(done) = p.done.take() {
+                    let _receiver_gone = done.send(());
+                }
+                pending.remove(&seq);
+            }
+        }
+    }
+
+    async fn handle_control(&self, message: Control) {
+        if message.node == self.node {
+            return;
+        }
+        match message.kind {
+            control::ADD => {
+                self.interest().by_node.entry(message.node.clone()).or_default().extend(message.topics);
+                if let Err(e) = self.send_control(control::ACK, message.seq, &message.node, Vec::new()).await {
+                    tracing::debug!(error = %e, "backplane: cannot acknowledge an announcement");
+                }
+            }
+            control::REMOVE => {
+                if let Some(topics) = self.interest().by_node.get_mut(&message.node) {
+                    for t in &message.topics {
+                        topics.remove(t);
+                    }
+                }
+            }
+            control::FULL => {
+                self.interest().by_node.insert(message.node.clone(), message.topics.into_iter().collect());
+                if message.acked == self.node {
+                    self.answered(message.seq, &message.node);
+                }
+            }
+            control::ASK => {
+                let topics: Vec<String> = self.local().topics.iter().cloned().collect();
+                if let Err(e) = self.send_control(control::FULL, message.seq, &message.node, topics).await {
+                    tracing::debug!(error = %e, "backplane: cannot answer an interest request");
+                }
+            }
+            control::ACK if message.acked == self.node => self.answered(message.seq, &message.node),
+            _ => {}
+        }
+    }
+
+    fn has_remote_receivers(&self, topic: &str) -> bool {
+        let interest = self.interest();
+        !interest.synced || interest.by_node.iter().any(|(node, topics)| *node != self.node && topics.contains(topic))
     }
 
     fn sign(&self, channel: &str, frame: Bytes) -> Bytes {
@@ -292,11 +452,19 @@ impl Inner {
                 .collect();
             (topics, entries)
         };
-        if repair && !topics.is_empty() {
-            if let Err(e) = self.run(|mut c| async move { c.subscribe(topics).await }).await {
+        if repair {
+            let own: Vec<String> = self.local().topics.iter().cloned().collect();
+            let mut channels = topics;
+            channels.push(self.ctl_channel());
+            if let Err(e) = self.run(|mut c| async move { c.subscribe(channels).await }).await {
                 tracing::debug!(error = %e, "backplane re-subscription failed");
                 return;
             }
+            if let Err(e) = self.send_control(control::FULL, self.next_seq(), "", own).await {
+                tracing::debug!(error = %e, "backplane re-announcement failed");
+                return;
+            }
+            self.sync().await;
             tracing::info!("backplane subscriptions restored");
         }
         if entries.is_empty() {
@@ -368,6 +536,7 @@ async fn receive_task(mut rx: mpsc::Receiver<PushInfo>, inbound: Inbound, broker
         if push.kind == PushKind::Disconnection {
             tracing::warn!("backplane lost its Redis connection; reconnecting (local delivery goes on)");
             broker.dirty.store(true, Ordering::Relaxed);
+            broker.interest().synced = false;
             continue;
         }
         let mut data = push.data.into_iter();
@@ -378,6 +547,13 @@ async fn receive_task(mut rx: mpsc::Receiver<PushInfo>, inbound: Inbound, broker
             stats.lost(1, "bad_signature");
             continue;
         };
+        if channel == broker.ctl_channel().as_bytes() {
+            match Control::decode(&frame) {
+                Some(message) => broker.handle_control(message).await,
+                None => tracing::warn!("backplane: dropping an unreadable control message"),
+            }
+            continue;
+        }
         let target = inbound.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(Weak::upgrade);
         if let Some(target) = target {
             stats.received.fetch_add(1, Ordering::Relaxed);
@@ -414,20 +590,34 @@ impl Broker for RedisBroker {
     async fn subscribe(&self, topic: &str) -> Result<(), BrokerError> {
         self.inner.local().topics.insert(topic.to_owned());
         let channel = keys::channel(&self.inner.prefix, topic);
-        self.inner.run(|mut c| async move { c.subscribe(channel).await }).await
+        self.inner.run(|mut c| async move { c.subscribe(channel).await }).await?;
+        // Every live node learns the new receiver before the join returns.
+        if !self.inner.send_and_wait(control::ADD, vec![topic.to_owned()]).await? {
+            tracing::warn!(topic, "backplane: some nodes did not confirm a new subscription in time");
+        }
+        Ok(())
     }
 
     async fn unsubscribe(&self, topic: &str) -> Result<(), BrokerError> {
         self.inner.local().topics.remove(topic);
         let channel = keys::channel(&self.inner.prefix, topic);
-        self.inner.run(|mut c| async move { c.unsubscribe(channel).await }).await
+        self.inner.run(|mut c| async move { c.unsubscribe(channel).await }).await?;
+        // No wait: a node that still thinks we listen only publishes once too often.
+        self.inner.send_control(control::REMOVE, self.inner.next_seq(), "", vec![topic.to_owned()]).await
+    }
+
+    fn has_remote_receivers(&self, topic: &str) -> bool {
+        self.inner.has_remote_receivers(topic)
     }
 
     fn publish(&self, topic: &str, frame: Bytes) {
         let channel = keys::channel(&self.inner.prefix, topic);
         let frame = self.inner.sign(&channel, frame);
-        if self.inner.publish.try_send((channel, frame)).is_err() {
-            self.inner.stats.lost(1, "queue_full");
+        match self.inner.publish.try_send((channel, frame)) {
+            Ok(()) => {
+                self.inner.stats.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => self.inner.stats.lost(1, "queue_full"),
         }
     }
 

@@ -47,6 +47,7 @@
 
 mod broker;
 mod config;
+mod control;
 mod error;
 mod keys;
 

@@ -80,6 +80,13 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// [`BrokerError::Backend`].
     async fn unsubscribe(&self, topic: &str) -> Result<(), BrokerError>;
 
+    /// Whether another node may have receivers for `topic`; when `false` the hub does not
+    /// publish. It must err towards `true`: a wrong `false` loses events. Default: `true`.
+    fn has_remote_receivers(&self, topic: &str) -> bool {
+        let _ = topic;
+        true
+    }
+
     /// Queues `frame` for the nodes subscribed to `topic`. Never waits: with no room
     /// the frame is dropped, counted and logged.
     fn publish(&self, topic: &str, frame: Bytes);

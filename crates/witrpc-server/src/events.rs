@@ -248,8 +248,8 @@ impl EventHub {
         }
         match audience.target() {
             // A local connection is only here.
-            Target::Connection(id) => !self.read().connections.contains_key(id),
-            _ => true,
+            Target::Connection(id) if self.read().connections.contains_key(id) => false,
+            _ => self.broker.has_remote_receivers(&Self::topic_of(audience)),
         }
     }
 

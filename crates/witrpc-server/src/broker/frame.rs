@@ -223,8 +223,8 @@ mod tests {
     #[test]
     fn a_huge_parameter_count_does_not_allocate() {
         let mut bytes = frame(Audience::all()).encode().unwrap().to_vec();
-        // The count sits just before the first parameter's length.
-        let at = bytes.len() - (4 + 4) - (4 + 0) - 2;
+        // The count sits before the two parameters: "hi" with quotes (4 + 4 bytes), empty (4).
+        let at = bytes.len() - 8 - 4 - 2;
         bytes[at] = 0xff;
         bytes[at + 1] = 0xff;
         assert_eq!(Frame::decode(&Bytes::from(bytes)), Err(BadFrame));
