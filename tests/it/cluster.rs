@@ -121,12 +121,16 @@ impl Node {
     }
 
     pub(crate) async fn clustered(redis: &Redis, id: &str) -> Self {
+        Self::clustered_with_secret(redis, id, "cluster-test-secret").await
+    }
+
+    pub(crate) async fn clustered_with_secret(redis: &Redis, id: &str, secret: &str) -> Self {
         let config = RedisBrokerConfig::new(redis.url())
             .with_node_id(id)
             .with_heartbeat(Duration::from_millis(200))
             .with_presence_ttl(Duration::from_secs(2))
             .with_timeout(Duration::from_millis(500))
-            .with_secret("cluster-test-secret");
+            .with_secret(secret);
         let broker = within("broker connect", RedisBroker::connect(config)).await.expect("broker connects");
         Self::start(Some(broker)).await
     }
@@ -421,4 +425,26 @@ async fn a_redis_restart_keeps_local_delivery_counts_losses_and_resumes() {
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_without_the_cluster_secret_are_dropped_and_counted() {
+    let redis = Redis::start().await;
+    let good = Node::clustered(&redis, "good").await;
+    let intruder = Node::clustered_with_secret(&redis, "intruder", "another-secret").await;
+    let mut victim = good.client("v").await;
+    let attacker = intruder.client("x").await;
+    within("join", victim.demo.join_group("g".into())).await.unwrap();
+    let broker = good.broker.clone().expect("clustered");
+    let before = broker.lost_frames();
+    within("forged broadcast", attacker.demo.broadcast("forged".into())).await.unwrap();
+    within("forged group event", attacker.demo.send_to_group("g".into(), "forged".into())).await.unwrap();
+    within("bad signatures counted", async {
+        while broker.lost_frames() < before + 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    fence(&victim).await;
+    victim.expect("fence", "a connection on the node with the right secret").await;
 }
