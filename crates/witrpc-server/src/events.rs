@@ -149,11 +149,11 @@ impl EventHub {
             tracing::warn!(error = %e, "backplane: cannot subscribe to broadcasts yet; retried when it is back");
         }
         if let Some(u) = &user {
-            let result = match self.retain(&user_topic(u)).await {
-                Ok(()) => self.broker.add_presence(&PresenceKey::User(u.clone()), &self.member(id, Some(u))).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = result {
+            // Both run even when the first fails: the broker keeps what it was told and
+            // repeats it when the backend is back.
+            let subscribed = self.retain(&user_topic(u)).await;
+            let present = self.broker.add_presence(&PresenceKey::User(u.clone()), &self.member(id, Some(u))).await;
+            if let Err(e) = subscribed.and(present) {
                 tracing::warn!(error = %e, "backplane: cannot register the user's connection yet");
             }
         }
@@ -297,9 +297,10 @@ impl EventHub {
             (group, user)
         };
         tracing::debug!(%connection, group = %group, "joined group");
-        self.retain(&group_topic(&group)).await.map_err(backplane)?;
+        let subscribed = self.retain(&group_topic(&group)).await;
         let member = self.member(connection, user.as_ref());
-        self.broker.add_presence(&PresenceKey::Group(group), &member).await.map_err(backplane)
+        let present = self.broker.add_presence(&PresenceKey::Group(group), &member).await;
+        subscribed.and(present).map_err(backplane)
     }
 
     async fn leave_group(&self, connection: Uuid, group: &str) -> Result<(), GroupError> {
@@ -312,8 +313,9 @@ impl EventHub {
             group
         };
         tracing::debug!(%connection, group = %group, "left group");
-        self.broker.remove_presence(&PresenceKey::Group(group.clone()), connection).await.map_err(backplane)?;
-        self.release(&group_topic(&group)).await.map_err(backplane)
+        let absent = self.broker.remove_presence(&PresenceKey::Group(group.clone()), connection).await;
+        let released = self.release(&group_topic(&group)).await;
+        absent.and(released).map_err(backplane)
     }
 
     /// Whether `connection` is authorized here.
