@@ -79,6 +79,16 @@ impl Drop for Redis {
     }
 }
 
+/// Sends one inline command to Redis and returns its first reply line.
+async fn command(port: u16, line: &str) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect to redis");
+    s.write_all(format!("{line}\r\n").as_bytes()).await.expect("write");
+    let mut reply = String::new();
+    BufReader::new(s).read_line(&mut reply).await.expect("read");
+    reply
+}
+
 async fn ping(port: u16) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return false };
@@ -121,17 +131,21 @@ impl Node {
     }
 
     pub(crate) async fn clustered(redis: &Redis, id: &str) -> Self {
-        Self::clustered_with_secret(redis, id, "cluster-test-secret").await
+        Self::clustered_with(redis, id, |c| c).await
     }
 
-    pub(crate) async fn clustered_with_secret(redis: &Redis, id: &str, secret: &str) -> Self {
+    pub(crate) async fn clustered_with(
+        redis: &Redis,
+        id: &str,
+        configure: impl FnOnce(RedisBrokerConfig) -> RedisBrokerConfig,
+    ) -> Self {
         let config = RedisBrokerConfig::new(redis.url())
             .with_node_id(id)
             .with_heartbeat(Duration::from_millis(200))
             .with_presence_ttl(Duration::from_secs(2))
             .with_timeout(Duration::from_millis(500))
-            .with_secret(secret);
-        let broker = within("broker connect", RedisBroker::connect(config)).await.expect("broker connects");
+            .with_secret("cluster-test-secret");
+        let broker = within("broker connect", RedisBroker::connect(configure(config))).await.expect("broker connects");
         Self::start(Some(broker)).await
     }
 
@@ -431,7 +445,7 @@ async fn a_redis_restart_keeps_local_delivery_counts_losses_and_resumes() {
 async fn frames_without_the_cluster_secret_are_dropped_and_counted() {
     let redis = Redis::start().await;
     let good = Node::clustered(&redis, "good").await;
-    let intruder = Node::clustered_with_secret(&redis, "intruder", "another-secret").await;
+    let intruder = Node::clustered_with(&redis, "intruder", |c| c.with_secret("another-secret")).await;
     let mut victim = good.client("v").await;
     let attacker = intruder.client("x").await;
     within("join", victim.demo.join_group("g".into())).await.unwrap();
@@ -447,4 +461,40 @@ async fn frames_without_the_cluster_secret_are_dropped_and_counted() {
     .await;
     fence(&victim).await;
     victim.expect("fence", "a connection on the node with the right secret").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_slower_than_the_publish_rate_costs_counted_frames_not_memory() {
+    let redis = Redis::start().await;
+    let a =
+        Node::clustered_with(&redis, "a", |c| c.with_publish_capacity(4).with_timeout(Duration::from_secs(3))).await;
+    let b = Node::clustered(&redis, "b").await;
+    let mut on_a = a.client("x").await;
+    let mut on_b = b.client("y").await;
+    let broker = a.broker.clone().expect("clustered");
+    // Writes (PUBLISH among them) stall for 1.5 s: Redis is slower than any rate now.
+    assert_eq!(within("pause", command(redis.port, "CLIENT PAUSE 1500 WRITE")).await.trim(), "+OK");
+    let before = broker.lost_frames();
+    for i in 0..100 {
+        a.events.message(format!("burst-{i}")).unwrap();
+    }
+    // Only the queue (4) and the batch in flight (at most the queue's 4) wait for Redis;
+    // the rest is dropped and counted at once.
+    let lost = broker.lost_frames() - before;
+    assert!(lost >= 100 - 8, "only {lost} of 100 frames counted as lost");
+    for i in 0..100 {
+        on_a.expect(&format!("burst-{i}"), "a (local delivery does not wait for Redis)").await;
+    }
+    // Once Redis keeps up again, events flow.
+    within("delivery resumes", async {
+        loop {
+            a.events.message("after".into()).unwrap();
+            if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(300), on_b.messages.next()).await {
+                if m == "after" {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
 }
