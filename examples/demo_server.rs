@@ -5,6 +5,7 @@
 //! cargo run --example demo_server -- --listen http://127.0.0.1:0/ws --format msgpack --token AuthToken123
 //! cargo run --example demo_server -- --encryption
 //! cargo run --example demo_server -- --protocol 3   # refuse .NET 2.x (protocol 2) clients
+//! cargo run --example demo_server -- --redis redis://127.0.0.1:6379 --node-id a --user-tokens
 //! cargo run --example demo_server -- --listen https://127.0.0.1:5443/ws --tls-cert cert.pem --tls-key key.pem
 //! ```
 //!
@@ -60,6 +61,15 @@ struct Args {
     /// for 10 s is closed. Default: no limit.
     #[arg(long)]
     rate_limit: Option<u32>,
+    /// Join a cluster through this Redis (redis://host:port); without it the node stands alone.
+    #[arg(long)]
+    redis: Option<String>,
+    /// This node's id in the cluster (default: random).
+    #[arg(long)]
+    node_id: Option<String>,
+    /// A token `user:<name>` authorizes as user `<name>`; any other token is refused.
+    #[arg(long, conflicts_with = "token")]
+    user_tokens: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -90,6 +100,20 @@ async fn main() -> anyhow::Result<()> {
     };
     if let Some(token) = &args.token {
         builder = builder.with_access_token(token);
+    }
+    if args.user_tokens {
+        builder = builder.with_access_token_validator(witrpc_demo::UserTokens);
+    }
+    let node_id = args.node_id.clone().unwrap_or_else(|| {
+        let random = witrpc::protocol::Uuid::new_v4().simple().to_string();
+        format!("node-{}", &random[..8])
+    });
+    if let Some(url) = &args.redis {
+        let config = witrpc_broker_redis::RedisBrokerConfig::new(url).with_node_id(&node_id);
+        let broker = witrpc_broker_redis::RedisBroker::connect(config).await?;
+        builder = builder.with_broker(std::sync::Arc::new(broker));
+    } else {
+        builder = builder.with_broker(std::sync::Arc::new(witrpc::server::broker::InMemoryBroker::new(node_id)));
     }
     if args.encryption {
         builder = builder.with_encryption();

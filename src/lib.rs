@@ -11,7 +11,13 @@
 //! Task<int>  Delay(int milliseconds)   // sleeps, returns its argument
 //! Task<bool> StartProcessing(int steps) // true at once (1..=100000); then ProgressChanged(100*i/steps)
 //!                                      // for i = 1..=steps, then ProcessingCompleted(steps)
-//! void Broadcast(string text)          // raises Message(text) to every client
+//! void Broadcast(string text)          // raises Message(text) to every client (every node)
+//! void JoinGroup(string group)          // the caller joins `group` (cluster-wide)
+//! void LeaveGroup(string group)         // the caller leaves `group`
+//! void SendToGroup(string group, string text) // Message(text) to the group's connections
+//! void SendToUser(string user, string text)   // Message(text) to every connection of `user`
+//! string WhoAmI()                       // the caller's user name, "" when anonymous
+//! int  GroupSize(string group)          // connections in `group` on every node
 //! events: ProgressChanged(double), ProcessingCompleted(int), Message(string)
 //! ```
 
@@ -38,6 +44,18 @@ pub trait DemoService {
     async fn start_processing(&self, steps: i32) -> bool;
     /// Raises `Message(text)` to every connected, authorized client.
     async fn broadcast(&self, text: String);
+    /// Adds the caller to `group` (on every node of a cluster once it returns).
+    async fn join_group(&self, group: String) -> Result<(), String>;
+    /// Removes the caller from `group`.
+    async fn leave_group(&self, group: String) -> Result<(), String>;
+    /// Raises `Message(text)` to the connections in `group`, on every node.
+    async fn send_to_group(&self, group: String, text: String) -> Result<(), String>;
+    /// Raises `Message(text)` to every connection of user `user`, on every node.
+    async fn send_to_user(&self, user: String, text: String) -> Result<(), String>;
+    /// The caller's user name (its identity), `""` when anonymous.
+    async fn who_am_i(&self) -> String;
+    /// How many connections are in `group`, on every node.
+    async fn group_size(&self, group: String) -> Result<i32, String>;
 
     /// Progress of a `StartProcessing` job, in percent.
     #[event]
@@ -48,6 +66,33 @@ pub trait DemoService {
     /// A broadcast message.
     #[event]
     fn message(&self, text: String);
+}
+
+/// The demo's `--user-tokens` validator: a token `user:<name>` authorizes as user
+/// `<name>`; any other token is refused.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserTokens;
+
+/// The prefix of a `--user-tokens` token.
+pub const USER_TOKEN_PREFIX: &str = "user:";
+
+#[witrpc::server::async_trait]
+impl witrpc::server::AccessTokenValidator for UserTokens {
+    async fn validate(&self, token: &str) -> bool {
+        token.strip_prefix(USER_TOKEN_PREFIX).is_some_and(|name| !name.is_empty())
+    }
+
+    async fn authorize(&self, token: &str, _connection: &witrpc::CallContext) -> witrpc::server::Authorization {
+        match token.strip_prefix(USER_TOKEN_PREFIX) {
+            Some(name) if !name.is_empty() => witrpc::server::Authorization::Allow(Some(witrpc::Identity::new(name))),
+            _ => witrpc::server::Authorization::Deny,
+        }
+    }
+}
+
+/// The calling connection's context, or a failure naming the method.
+fn caller() -> Result<witrpc::CallContext, String> {
+    witrpc::CallContext::current().ok_or_else(|| "not called through a server".to_owned())
 }
 
 /// Most steps a `StartProcessing` job may have; more returns `false` (a bound, so one
@@ -128,5 +173,31 @@ impl DemoService for Demo {
         if let Err(e) = self.events.message(text) {
             tracing::error!(error = %e, "cannot raise Message");
         }
+    }
+
+    async fn join_group(&self, group: String) -> Result<(), String> {
+        caller()?.join_group(&group).await.map_err(|e| e.to_string())
+    }
+
+    async fn leave_group(&self, group: String) -> Result<(), String> {
+        caller()?.leave_group(&group).await.map_err(|e| e.to_string())
+    }
+
+    async fn send_to_group(&self, group: String, text: String) -> Result<(), String> {
+        witrpc::protocol::check_group_name(&group).map_err(|e| e.to_string())?;
+        self.events.to_group(group).message(text).map_err(|e| e.to_string())
+    }
+
+    async fn send_to_user(&self, user: String, text: String) -> Result<(), String> {
+        self.events.to_user(user).message(text).map_err(|e| e.to_string())
+    }
+
+    async fn who_am_i(&self) -> String {
+        witrpc::CallContext::current().and_then(|c| c.identity).map(|i| i.name().to_owned()).unwrap_or_default()
+    }
+
+    async fn group_size(&self, group: String) -> Result<i32, String> {
+        let members = caller()?.group_members(&group).await.map_err(|e| e.to_string())?;
+        Ok(i32::try_from(members.len()).unwrap_or(i32::MAX))
     }
 }

@@ -67,14 +67,15 @@ impl ServerProcess {
     pub(crate) async fn callgrind(&self, on: bool) -> anyhow::Result<Option<u64>> {
         let Some(dir) = std::env::var_os("WITRPC_BENCH_CALLGRIND") else { return Ok(None) };
         let pid = self.pid.to_string();
-        let toggle = if on { "--instr=on" } else { "--instr=off" };
-        let status = Command::new("callgrind_control").args([toggle, &pid]).output().await?;
-        anyhow::ensure!(status.status.success(), "callgrind_control {toggle} failed");
         if on {
+            let status = Command::new("callgrind_control").args(["--instr=on", &pid]).output().await?;
+            anyhow::ensure!(status.status.success(), "callgrind_control --instr=on failed");
             return Ok(None);
         }
+        // Dump first: switching instrumentation off leaves an empty summary.
         let dumped = Command::new("callgrind_control").args(["--dump", &pid]).output().await?;
         anyhow::ensure!(dumped.status.success(), "callgrind_control --dump failed");
+        let _off = Command::new("callgrind_control").args(["--instr=off", &pid]).output().await?;
         // The newest dump of this process holds the window's counts.
         let prefix = "callgrind.";
         let mut newest: Option<(std::time::SystemTime, std::path::PathBuf)> = None;

@@ -6,6 +6,8 @@ mod backpressure;
 mod bursts;
 mod calls;
 mod churn;
+mod cluster;
+mod cluster_processes;
 mod encryption;
 mod events;
 mod hostile;

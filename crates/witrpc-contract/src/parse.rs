@@ -33,7 +33,20 @@ impl Errors {
 
 /// Generated inherent method names a Rust method or event must not reuse.
 const CLIENT_RESERVED: &[&str] = &["new", "channel", "descriptor"];
-const EVENTS_RESERVED: &[&str] = &["new", "channel", "descriptor", "emitter"];
+const EVENTS_RESERVED: &[&str] = &[
+    "new",
+    "channel",
+    "descriptor",
+    "emitter",
+    "to",
+    "to_all",
+    "to_connection",
+    "to_user",
+    "to_group",
+    "except",
+    "except_caller",
+    "audience",
+];
 
 /// Reads the arguments of `#[service(..)]` (the tokens inside the parentheses).
 ///

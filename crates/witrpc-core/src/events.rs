@@ -17,6 +17,7 @@ use futures_core::Stream;
 use tokio::sync::mpsc;
 
 use crate::error::ParameterError;
+use crate::groups::Audience;
 use crate::serializer::ParameterSerializer;
 use crate::service::ServiceDescriptor;
 
@@ -34,6 +35,23 @@ pub trait EventSink: Send + Sync + 'static {
         event: usize,
         args: &[&(dyn erased_serde::Serialize + Sync)],
     ) -> Result<(), ParameterError>;
+
+    /// Encodes and delivers event number `event` of `contract` to `audience` only.
+    ///
+    /// The default hands an audience of everyone to [`EventSink::emit`] and delivers a
+    /// targeted event to nobody: a sink that does not know targeting never widens it.
+    ///
+    /// # Errors
+    /// When an argument cannot be encoded; nothing is sent then.
+    fn emit_to(
+        &self,
+        audience: &Audience,
+        contract: &'static ServiceDescriptor,
+        event: usize,
+        args: &[&(dyn erased_serde::Serialize + Sync)],
+    ) -> Result<(), ParameterError> {
+        if audience.is_everyone() { self.emit(contract, event, args) } else { Ok(()) }
+    }
 
     /// Completes when every connection's queue has room below its capacity (the
     /// default: at once). See [`EventEmitter::wait_for_room`].
@@ -130,6 +148,27 @@ impl EventEmitter {
         let sinks = self.inner.sinks.read().unwrap_or_else(|e| e.into_inner());
         for (_, sink) in sinks.iter() {
             sink.emit(contract, event, args)?;
+        }
+        Ok(())
+    }
+
+    /// Raises event number `event` of `contract` to `audience` on every attached sink.
+    ///
+    /// # Errors
+    /// When an argument cannot be encoded.
+    pub fn emit_to(
+        &self,
+        audience: &Audience,
+        contract: &'static ServiceDescriptor,
+        event: usize,
+        args: &[&(dyn erased_serde::Serialize + Sync)],
+    ) -> Result<(), ParameterError> {
+        if audience.is_everyone() {
+            return self.emit(contract, event, args);
+        }
+        let sinks = self.inner.sinks.read().unwrap_or_else(|e| e.into_inner());
+        for (_, sink) in sinks.iter() {
+            sink.emit_to(audience, contract, event, args)?;
         }
         Ok(())
     }

@@ -29,6 +29,7 @@ pub mod crypto;
 pub mod dotnet;
 mod error;
 mod events;
+mod groups;
 pub mod ids;
 mod memorypack;
 mod message;
@@ -45,6 +46,7 @@ pub use events::{
     EmitterAttachment, EventDecoder, EventEmitter, EventError, EventPublisher, EventSink, EventStream,
     EventSubscription, RoomTimeout, event_channel,
 };
+pub use groups::{Audience, GroupError, MAX_GROUP_NAME_LEN, Member, Membership, Target, check_group_name};
 pub use message::{ENVELOPE_OVERHEAD, MessageType, WitMessage};
 pub use payload::{
     AUTHORIZED, CommunicationStatus, FORBIDDEN, PROTOCOL_VERSION, ParameterType, WitRequest, WitRequestAuthorization,

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::error::ParameterError;
 use crate::events::EventEmitter;
+use crate::groups::{GroupError, Member, Membership};
 use crate::ids;
 use crate::payload::ParameterType;
 use crate::serializer::ParameterSerializer;
@@ -137,6 +138,8 @@ pub struct CallContext {
     /// The protocol the connection speaks (3: .NET WitRPC 3.x, 2: .NET 2.x), once its
     /// Initialization was accepted.
     pub protocol: Option<crate::v2::ProtocolVersion>,
+    /// The server's group membership, set by the server for served calls.
+    membership: Option<Arc<dyn Membership>>,
 }
 
 /// A signal that a connection has closed; cheap to clone, and clones share it.
@@ -208,7 +211,81 @@ impl CallContext {
         identity: Option<Identity>,
         headers: Arc<[(String, String)]>,
     ) -> Self {
-        Self { connection_id, peer, identity, headers, closed: ConnectionClosed::new(), protocol: None }
+        Self {
+            connection_id,
+            peer,
+            identity,
+            headers,
+            closed: ConnectionClosed::new(),
+            protocol: None,
+            membership: None,
+        }
+    }
+
+    /// This context with group operations served by `membership` (the server does this).
+    #[must_use]
+    pub fn with_membership(mut self, membership: Arc<dyn Membership>) -> Self {
+        self.membership = Some(membership);
+        self
+    }
+
+    fn membership(&self) -> Result<&Arc<dyn Membership>, GroupError> {
+        self.membership.as_ref().ok_or(GroupError::NoServer)
+    }
+
+    /// Adds the calling connection to `group`: events raised to the group reach it, on
+    /// every node of the cluster, once this returns. Joining twice is a no-op; a
+    /// connection leaves every group when it closes.
+    ///
+    /// ```
+    /// # async fn join() -> Result<(), witrpc_core::GroupError> {
+    /// if let Some(caller) = witrpc_core::CallContext::current() {
+    ///     caller.join_group("room-1").await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`GroupError::InvalidName`], [`GroupError::TooManyGroups`], or
+    /// [`GroupError::Backplane`] (local membership changed regardless).
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe: dropped part-way, the join may be visible on this node only.
+    pub async fn join_group(&self, group: &str) -> Result<(), GroupError> {
+        self.membership()?.join(self.connection_id, group).await
+    }
+
+    /// Removes the calling connection from `group` (a no-op when it is not in it).
+    ///
+    /// # Errors
+    /// [`GroupError::InvalidName`] or [`GroupError::Backplane`].
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe, as [`CallContext::join_group`].
+    pub async fn leave_group(&self, group: &str) -> Result<(), GroupError> {
+        self.membership()?.leave(self.connection_id, group).await
+    }
+
+    /// The connections in `group` on every node of the cluster.
+    ///
+    /// # Errors
+    /// [`GroupError::InvalidName`] or [`GroupError::Backplane`].
+    ///
+    /// # Cancel safety
+    /// Cancel-safe.
+    pub async fn group_members(&self, group: &str) -> Result<Vec<Member>, GroupError> {
+        self.membership()?.group_members(group).await
+    }
+
+    /// The connections of user `user` on every node of the cluster.
+    ///
+    /// # Errors
+    /// [`GroupError::Backplane`].
+    ///
+    /// # Cancel safety
+    /// Cancel-safe.
+    pub async fn user_connections(&self, user: &str) -> Result<Vec<Member>, GroupError> {
+        self.membership()?.user_connections(user).await
     }
 
     /// The context of the call being served on this task, or `None` outside a call.

@@ -21,7 +21,12 @@ pub(crate) fn render(def: &ServiceDef) -> TokenStream {
         " Raises the events of [`{trait_ident}`]; cheap to clone, clones raise through the same emitter.\n\n \
          Give one to your service and the same to [`{server}::with_events`]; while a server runs, every \
          event reaches each authorized client. Before that it reaches nobody, which is correct: nobody is \
-         connected."
+         connected.\n\n \
+         To raise an event to fewer clients, pick them first: `events.to_group(\"room\")`, \
+         `events.to_user(\"ann\")`, `events.to_connection(id)`, each optionally `.except(id)` or \
+         `.except_caller()`, returns a handle whose events reach only those (on every node of a \
+         cluster); `events.to_all()` is everyone again. Delivery is exact: a targeted event never \
+         reaches another connection."
     );
     let raisers = def.events.iter().enumerate().map(|(index, e)| render_raise(def, index, e));
     quote! {
@@ -30,6 +35,7 @@ pub(crate) fn render(def: &ServiceDef) -> TokenStream {
         #[allow(dead_code, reason = "not every program uses every generated type")]
         #vis struct #events {
             emitter: #root::EventEmitter,
+            audience: #root::Audience,
         }
 
         #[allow(dead_code, reason = "not every program uses every generated method")]
@@ -42,6 +48,58 @@ pub(crate) fn render(def: &ServiceDef) -> TokenStream {
             /// The underlying emitter, which a server attaches to.
             #vis fn emitter(&self) -> &#root::EventEmitter {
                 &self.emitter
+            }
+
+            /// Raises this handle's events to every authorized connection.
+            #[must_use]
+            #vis fn to_all(&self) -> Self {
+                self.to(#root::Audience::all())
+            }
+
+            /// Raises this handle's events to connection `id` only
+            /// ([`CallContext::connection_id`](#root::CallContext)).
+            #[must_use]
+            #vis fn to_connection(&self, id: #root::Uuid) -> Self {
+                self.to(#root::Audience::connection(id))
+            }
+
+            /// Raises this handle's events to every connection of user `name` only (the
+            /// identity an access-token validator gave them).
+            #[must_use]
+            #vis fn to_user(&self, name: impl ::core::convert::Into<::std::sync::Arc<str>>) -> Self {
+                self.to(#root::Audience::user(name))
+            }
+
+            /// Raises this handle's events to the connections in group `name` only.
+            #[must_use]
+            #vis fn to_group(&self, name: impl ::core::convert::Into<::std::sync::Arc<str>>) -> Self {
+                self.to(#root::Audience::group(name))
+            }
+
+            /// Leaves connection `id` out of this handle's receivers.
+            #[must_use]
+            #vis fn except(&self, id: #root::Uuid) -> Self {
+                self.to(self.audience.clone().except(id))
+            }
+
+            /// Leaves the connection of the call being served out (no change outside a call).
+            #[must_use]
+            #vis fn except_caller(&self) -> Self {
+                match #root::CallContext::current() {
+                    ::core::option::Option::Some(caller) => self.except(caller.connection_id),
+                    ::core::option::Option::None => self.clone(),
+                }
+            }
+
+            /// Raises this handle's events to `audience`.
+            #[must_use]
+            #vis fn to(&self, audience: #root::Audience) -> Self {
+                Self { emitter: self.emitter.clone(), audience }
+            }
+
+            /// Who this handle's events go to.
+            #vis fn audience(&self) -> &#root::Audience {
+                &self.audience
             }
 
             /// The contract: its .NET name, methods and events.
@@ -61,7 +119,10 @@ fn render_raise(def: &ServiceDef, index: usize, e: &EventDef) -> TokenStream {
     let ident = &e.ident;
     let user_docs = docs(&e.docs);
     let separator = (!user_docs.is_empty()).then(|| quote!(#[doc = ""]));
-    let summary = format!(" Raises the `{}` event on every attached server; does not wait for delivery.", e.wire_name);
+    let summary = format!(
+        " Raises the `{}` event to this handle's audience on every attached server; does not wait for delivery.",
+        e.wire_name
+    );
     let params = e.params.iter().map(|p| {
         let (ident, ty) = (&p.ident, &p.value.ty);
         quote!(#ident: #ty)
@@ -78,7 +139,7 @@ fn render_raise(def: &ServiceDef, index: usize, e: &EventDef) -> TokenStream {
         /// # Errors
         /// When an argument cannot be encoded; the event is then sent to nobody.
         #vis fn #ident(&self, #(#params),*) -> ::core::result::Result<(), #root::ParameterError> {
-            self.emitter.emit(&#desc, #index, &[#(#args),*])
+            self.emitter.emit_to(&self.audience, &#desc, #index, &[#(#args),*])
         }
     }
 }

@@ -11,6 +11,7 @@ use witrpc_core::v2::ProtocolVersion;
 use witrpc_core::{ParameterSerializer, Service};
 
 use crate::auth::{AccessTokenValidator, NoAccessToken, StaticAccessToken};
+use crate::broker::{Broker, BrokerInbound, InMemoryBroker};
 use crate::error::ServerError;
 use crate::events::EventHub;
 use crate::limits;
@@ -46,6 +47,9 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Slow-consumer policy per event wire name (default for all: `Disconnect`).
     pub event_policies: std::collections::HashMap<String, SlowConsumerPolicy>,
+    /// Groups one connection may be in at once. Default
+    /// [`limits::DEFAULT_MAX_GROUPS_PER_CONNECTION`] (256).
+    pub max_groups_per_connection: usize,
     /// Upgrade-request headers kept for [`witrpc_core::CallContext::headers`] (lower-case
     /// names). Default: none.
     pub forwarded_headers: Vec<String>,
@@ -63,6 +67,7 @@ impl Default for ServerConfig {
             slow_consumer_timeout: limits::DEFAULT_SLOW_CONSUMER_TIMEOUT,
             rate_limit: None,
             forwarded_headers: Vec::new(),
+            max_groups_per_connection: limits::DEFAULT_MAX_GROUPS_PER_CONNECTION,
             event_policies: std::collections::HashMap::new(),
             keepalive_interval: Some(limits::DEFAULT_KEEPALIVE_INTERVAL),
             idle_timeout: limits::DEFAULT_IDLE_TIMEOUT,
@@ -98,6 +103,7 @@ pub struct WitServerBuilder<T = NoTransport> {
     encryptor_v2: Option<Option<Arc<dyn ServerEncryptor>>>,
     protocol_versions: Option<Vec<ProtocolVersion>>,
     config: ServerConfig,
+    broker: Option<Arc<dyn Broker>>,
 }
 
 impl Default for WitServerBuilder<NoTransport> {
@@ -110,6 +116,7 @@ impl Default for WitServerBuilder<NoTransport> {
             encryptor: None,
             encryptor_v2: None,
             protocol_versions: None,
+            broker: None,
             config: ServerConfig::default(),
         }
     }
@@ -147,6 +154,7 @@ impl<T> WitServerBuilder<T> {
             encryptor: self.encryptor,
             encryptor_v2: self.encryptor_v2,
             protocol_versions: self.protocol_versions,
+            broker: self.broker,
             config: self.config,
         }
     }
@@ -314,6 +322,28 @@ impl<T> WitServerBuilder<T> {
         self
     }
 
+    /// Joins a cluster through `broker`: events, groups and presence span every server
+    /// built with a broker of the same cluster (e.g. `witrpc-broker-redis`). Default: an
+    /// [`InMemoryBroker`], a single node.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use witrpc_server::WitServerBuilder;
+    /// use witrpc_server::broker::InMemoryBroker;
+    /// let builder = WitServerBuilder::new().with_broker(Arc::new(InMemoryBroker::new("node-1")));
+    /// ```
+    pub fn with_broker(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
+    /// Groups one connection may be in at once (default 256); joining one more fails
+    /// with `GroupError::TooManyGroups`.
+    pub fn with_max_groups_per_connection(mut self, n: usize) -> Self {
+        self.config.max_groups_per_connection = n;
+        self
+    }
+
     /// Replaces every limit at once.
     pub fn with_config(mut self, config: ServerConfig) -> Self {
         self.config = config;
@@ -355,7 +385,16 @@ impl<T> WitServerBuilder<T> {
         let serializer = serializer.with_max_decoded_len(self.config.max_message_size).unwrap_or(serializer);
         let protocols = protocols(self.encryptor, self.encryptor_v2, self.protocol_versions)?;
         let registry = Registry::new(self.services)?;
-        let hub = Arc::new(EventHub::new(serializer.clone(), self.config.event_policies.clone()));
+        let broker = self.broker.unwrap_or_else(|| Arc::new(InMemoryBroker::default()));
+        let hub = Arc::new(EventHub::new(
+            serializer.clone(),
+            self.config.event_policies.clone(),
+            broker.clone(),
+            registry.services(),
+            self.config.max_groups_per_connection,
+        ));
+        let inbound: Arc<dyn BrokerInbound> = hub.clone();
+        broker.attach(Arc::downgrade(&inbound));
         let shared = Shared {
             config: self.config,
             registry,

@@ -102,12 +102,12 @@ pub(crate) async fn serve(
             finished: false,
             batch: VecDeque::new(),
             authorized_token: String::new(),
-            context: CallContext::new(id, peer, None, headers.into()),
+            context: CallContext::new(id, peer, None, headers.into()).with_membership(shared.hub.clone()),
             calls,
             on_authorized,
         };
         task.run(inbound, drain).await;
-        shared.hub.remove(&id);
+        shared.hub.remove(id).await;
         task.context.closed.close();
         // Write what is left and the close; a peer that stopped reading cannot hold the
         // connection (and its slot) open past the grace period, and an unauthorized peer
@@ -367,7 +367,7 @@ impl ConnectionTask {
         if let Some(lift_limits) = self.on_authorized.take() {
             lift_limits();
         }
-        self.shared.hub.insert(self.id, self.outbox.clone());
+        self.shared.hub.insert(self.id, self.outbox.clone(), self.context.identity.as_ref()).await;
     }
 
     /// Answers a call in place: events the call queued first go out first.

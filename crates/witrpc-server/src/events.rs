@@ -1,45 +1,398 @@
-//! The event hub: encodes each event once and queues it to every authorized connection.
+//! The event hub: encodes each event once, queues it to its local receivers, and hands
+//! it to the cluster's [`Broker`] when receivers may be elsewhere. It also keeps the
+//! node's group membership and answers presence.
+//!
+//! Routing is exact: an event for a connection, a user or a group is queued only to the
+//! authorized connections that match at that moment. Local receivers come first; a frame
+//! is built (parameters as encoded here, once) and published only when the audience may
+//! include other nodes, so an event whose receivers are all local never leaves the node.
+//! The node subscribes to a topic only while it has receivers for it, counting them.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use uuid::Uuid;
-use witrpc_core::{EventSink, ParameterError, ParameterSerializer, ServiceDescriptor, WitRequest};
-
 use witrpc_core::session::{EventTag, Queued, SlowConsumerPolicy};
+use witrpc_core::{
+    Audience, BoxFuture, EventSink, GroupError, Identity, Member, Membership, ParameterError, ParameterSerializer,
+    Service, ServiceDescriptor, Target, WitRequest, check_group_name,
+};
 
+use crate::broker::frame::Frame;
+use crate::broker::{Broker, BrokerError, BrokerInbound, PresenceKey};
 use crate::outbox::Outbox;
 
-/// Authorized connections by id. The lock is taken for writing only when a connection
-/// authorizes or leaves; raising an event takes it for reading. The request path never
-/// touches it.
+/// The topic every node with an authorized connection subscribes to: broadcasts and
+/// events for one connection on another node.
+pub(crate) const TOPIC_ALL: &str = "all";
+
+fn group_topic(group: &str) -> String {
+    format!("g:{group}")
+}
+
+fn user_topic(user: &str) -> String {
+    format!("u:{user}")
+}
+
+#[derive(Debug)]
+struct Local {
+    outbox: Arc<Outbox>,
+    user: Option<Arc<str>>,
+    groups: HashSet<Arc<str>>,
+}
+
+/// Authorized connections of this node and who is in which group.
+#[derive(Debug, Default)]
+struct Routes {
+    connections: HashMap<Uuid, Local>,
+    groups: HashMap<Arc<str>, HashSet<Uuid>>,
+    users: HashMap<Arc<str>, HashSet<Uuid>>,
+}
+
+impl Routes {
+    /// Calls `f` with each local receiver of `audience`.
+    fn each(&self, audience: &Audience, mut f: impl FnMut(Uuid, &Outbox)) {
+        let except = audience.excluded();
+        let mut send = |id: &Uuid| {
+            if Some(*id) != except {
+                if let Some(local) = self.connections.get(id) {
+                    f(*id, &local.outbox);
+                }
+            }
+        };
+        match audience.target() {
+            Target::Connection(id) => send(id),
+            Target::User(u) => self.users.get(u).into_iter().flatten().for_each(send),
+            Target::Group(g) => self.groups.get(g).into_iter().flatten().for_each(send),
+            // `All`, and any target added later: everyone (no narrower rule exists yet).
+            _ => self.connections.keys().for_each(send),
+        }
+    }
+}
+
+/// One event of a served contract, for frames that name it by contract id and name.
+type EventIndex = HashMap<i64, Vec<(&'static ServiceDescriptor, usize)>>;
+
+/// The hub. Its route lock is taken for writing only when a connection authorizes,
+/// joins, leaves or closes; raising an event takes it for reading. The request path
+/// never touches it.
 #[derive(Debug)]
 pub(crate) struct EventHub {
     serializer: Arc<dyn ParameterSerializer>,
-    connections: RwLock<HashMap<Uuid, Arc<Outbox>>>,
+    routes: RwLock<Routes>,
     /// Slow-consumer policy by event wire name; absent = `Disconnect`.
     policies: HashMap<String, SlowConsumerPolicy>,
+    broker: Arc<dyn Broker>,
+    /// Local receivers per topic; a topic is subscribed while its count is above 0.
+    /// An async lock: subscribing waits for the broker, and the order of subscribe and
+    /// unsubscribe of one topic must be kept.
+    topics: tokio::sync::Mutex<HashMap<String, usize>>,
+    events: EventIndex,
+    max_groups: usize,
 }
 
 impl EventHub {
-    pub(crate) fn new(serializer: Arc<dyn ParameterSerializer>, policies: HashMap<String, SlowConsumerPolicy>) -> Self {
-        Self { serializer, connections: RwLock::new(HashMap::new()), policies }
+    pub(crate) fn new(
+        serializer: Arc<dyn ParameterSerializer>,
+        policies: HashMap<String, SlowConsumerPolicy>,
+        broker: Arc<dyn Broker>,
+        services: &[Arc<dyn Service>],
+        max_groups: usize,
+    ) -> Self {
+        let mut events: EventIndex = HashMap::new();
+        for service in services {
+            let d = service.descriptor();
+            for index in 0..d.events.len() {
+                events.entry(d.contract_id()).or_default().push((d, index));
+            }
+        }
+        Self {
+            serializer,
+            routes: RwLock::default(),
+            policies,
+            broker,
+            topics: tokio::sync::Mutex::default(),
+            events,
+            max_groups,
+        }
     }
 
-    pub(crate) fn insert(&self, id: Uuid, outbox: Arc<Outbox>) {
-        self.connections.write().unwrap_or_else(|e| e.into_inner()).insert(id, outbox);
+    fn read(&self) -> RwLockReadGuard<'_, Routes> {
+        // A poisoned lock only means a panic mid-update of maps that stay consistent.
+        self.routes.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn remove(&self, id: &Uuid) {
-        self.connections.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+    fn write(&self) -> RwLockWriteGuard<'_, Routes> {
+        self.routes.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn node_id(&self) -> &str {
+        self.broker.node_id()
+    }
+
+    fn member(&self, id: Uuid, user: Option<&Arc<str>>) -> Member {
+        Member::new(id, self.broker.node_id(), user.map(|u| u.to_string()))
+    }
+
+    /// A connection authorized: it receives events from now on.
+    pub(crate) async fn insert(&self, id: Uuid, outbox: Arc<Outbox>, identity: Option<&Identity>) {
+        let user: Option<Arc<str>> = identity.map(|i| i.name().into());
+        {
+            let mut routes = self.write();
+            if let Some(u) = &user {
+                routes.users.entry(u.clone()).or_default().insert(id);
+            }
+            routes.connections.insert(id, Local { outbox, user: user.clone(), groups: HashSet::new() });
+        }
+        if let Err(e) = self.retain(TOPIC_ALL).await {
+            tracing::warn!(error = %e, "backplane: cannot subscribe to broadcasts yet; retried when it is back");
+        }
+        if let Some(u) = &user {
+            // Both run even when the first fails: the broker keeps what it was told and
+            // repeats it when the backend is back.
+            let subscribed = self.retain(&user_topic(u)).await;
+            let present = self.broker.add_presence(&PresenceKey::User(u.clone()), &self.member(id, Some(u))).await;
+            if let Err(e) = subscribed.and(present) {
+                tracing::warn!(error = %e, "backplane: cannot register the user's connection yet");
+            }
+        }
+    }
+
+    /// A connection closed: it leaves every group and receives nothing more.
+    pub(crate) async fn remove(&self, id: Uuid) {
+        let Some(local) = ({
+            let mut routes = self.write();
+            let local = routes.connections.remove(&id);
+            if let Some(local) = &local {
+                for g in &local.groups {
+                    forget(&mut routes.groups, g, id);
+                }
+                if let Some(u) = &local.user {
+                    forget(&mut routes.users, u, id);
+                }
+            }
+            local
+        }) else {
+            return;
+        };
+        for g in &local.groups {
+            self.release_presence(&group_topic(g), &PresenceKey::Group(g.clone()), id).await;
+        }
+        if let Some(u) = &local.user {
+            self.release_presence(&user_topic(u), &PresenceKey::User(u.clone()), id).await;
+        }
+        if let Err(e) = self.release(TOPIC_ALL).await {
+            tracing::debug!(error = %e, "backplane: unsubscribe failed");
+        }
+    }
+
+    async fn release_presence(&self, topic: &str, key: &PresenceKey, id: Uuid) {
+        if let Err(e) = self.broker.remove_presence(key, id).await {
+            tracing::debug!(error = %e, "backplane: presence removal failed; the entry expires with the refresh");
+        }
+        if let Err(e) = self.release(topic).await {
+            tracing::debug!(error = %e, "backplane: unsubscribe failed");
+        }
+    }
+
+    /// One more local receiver for `topic`: subscribes on the first.
+    async fn retain(&self, topic: &str) -> Result<(), BrokerError> {
+        if !self.broker.is_clustered() {
+            return Ok(());
+        }
+        let mut topics = self.topics.lock().await;
+        let count = topics.entry(topic.to_owned()).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            return self.broker.subscribe(topic).await;
+        }
+        Ok(())
+    }
+
+    /// One local receiver fewer for `topic`: unsubscribes after the last.
+    async fn release(&self, topic: &str) -> Result<(), BrokerError> {
+        if !self.broker.is_clustered() {
+            return Ok(());
+        }
+        let mut topics = self.topics.lock().await;
+        let Some(count) = topics.get_mut(topic) else { return Ok(()) };
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            topics.remove(topic);
+            return self.broker.unsubscribe(topic).await;
+        }
+        Ok(())
+    }
+
+    /// The slow-consumer tag of event `event` of `contract`.
+    fn tag(&self, contract_id: i64, name: &'static str) -> EventTag {
+        EventTag { key: (contract_id, name), policy: self.policies.get(name).copied().unwrap_or_default() }
+    }
+
+    /// Queues `payload` to the local receivers of `audience`; returns how many.
+    fn deliver_local(&self, audience: &Audience, payload: &Bytes, tag: EventTag) -> usize {
+        let routes = self.read();
+        let mut n = 0;
+        routes.each(audience, |id, outbox| {
+            n += 1;
+            outbox.send_event(Queued::Event { id, payload: payload.clone(), tag });
+        });
+        n
+    }
+
+    /// Whether `audience` may have receivers on another node.
+    fn may_be_remote(&self, audience: &Audience) -> bool {
+        if !self.broker.is_clustered() {
+            return false;
+        }
+        match audience.target() {
+            // A local connection is only here.
+            Target::Connection(id) if self.read().connections.contains_key(id) => false,
+            _ => self.broker.has_remote_receivers(&Self::topic_of(audience)),
+        }
+    }
+
+    fn topic_of(audience: &Audience) -> String {
+        match audience.target() {
+            Target::User(u) => user_topic(u),
+            Target::Group(g) => group_topic(g),
+            _ => TOPIC_ALL.to_owned(),
+        }
+    }
+
+    /// Builds the WitRPC request of an event from its encoded parameters.
+    fn payload(descriptor: &'static ServiceDescriptor, event: usize, parameters: Vec<Bytes>, id: Uuid) -> Bytes {
+        let resolved = descriptor.resolved();
+        let request = WitRequest {
+            method_name: descriptor.events.get(event).map_or("", |e| e.name).to_owned(),
+            parameters,
+            parameter_types_by_name: resolved.event_parameter_types.get(event).cloned().unwrap_or_default(),
+            invocation_id: id,
+            contract_id: resolved.contract_id,
+            ..WitRequest::default()
+        };
+        Bytes::from(request.encode())
+    }
+
+    fn check_connection(routes: &Routes, connection: Uuid) -> Result<&Local, GroupError> {
+        routes.connections.get(&connection).ok_or(GroupError::UnknownConnection { connection })
+    }
+
+    async fn join_group(&self, connection: Uuid, group: &str) -> Result<(), GroupError> {
+        check_group_name(group)?;
+        let (group, user) = {
+            let mut routes = self.write();
+            let local = routes.connections.get_mut(&connection).ok_or(GroupError::UnknownConnection { connection })?;
+            if local.groups.contains(group) {
+                return Ok(());
+            }
+            if local.groups.len() >= self.max_groups {
+                return Err(GroupError::TooManyGroups { max: self.max_groups });
+            }
+            let group: Arc<str> = group.into();
+            local.groups.insert(group.clone());
+            let user = local.user.clone();
+            routes.groups.entry(group.clone()).or_default().insert(connection);
+            (group, user)
+        };
+        tracing::debug!(%connection, group = %group, "joined group");
+        let subscribed = self.retain(&group_topic(&group)).await;
+        let member = self.member(connection, user.as_ref());
+        let present = self.broker.add_presence(&PresenceKey::Group(group), &member).await;
+        subscribed.and(present).map_err(backplane)
+    }
+
+    async fn leave_group(&self, connection: Uuid, group: &str) -> Result<(), GroupError> {
+        check_group_name(group)?;
+        let group = {
+            let mut routes = self.write();
+            let Some(local) = routes.connections.get_mut(&connection) else { return Ok(()) };
+            let Some(group) = local.groups.take(group) else { return Ok(()) };
+            forget(&mut routes.groups, &group, connection);
+            group
+        };
+        tracing::debug!(%connection, group = %group, "left group");
+        let absent = self.broker.remove_presence(&PresenceKey::Group(group.clone()), connection).await;
+        let released = self.release(&group_topic(&group)).await;
+        absent.and(released).map_err(backplane)
+    }
+
+    /// Whether `connection` is authorized here.
+    pub(crate) fn is_local(&self, connection: Uuid) -> bool {
+        Self::check_connection(&self.read(), connection).is_ok()
+    }
+}
+
+fn backplane(e: BrokerError) -> GroupError {
+    GroupError::Backplane(Box::new(e))
+}
+
+/// Removes `id` from the set at `key`, and the set when it is empty.
+fn forget(map: &mut HashMap<Arc<str>, HashSet<Uuid>>, key: &Arc<str>, id: Uuid) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(&id);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+impl Membership for EventHub {
+    fn join<'a>(&'a self, connection: Uuid, group: &'a str) -> BoxFuture<'a, Result<(), GroupError>> {
+        Box::pin(self.join_group(connection, group))
+    }
+
+    fn leave<'a>(&'a self, connection: Uuid, group: &'a str) -> BoxFuture<'a, Result<(), GroupError>> {
+        Box::pin(self.leave_group(connection, group))
+    }
+
+    fn group_members<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Vec<Member>, GroupError>> {
+        Box::pin(async move {
+            check_group_name(group)?;
+            self.broker.presence(&PresenceKey::Group(group.into())).await.map_err(backplane)
+        })
+    }
+
+    fn user_connections<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Vec<Member>, GroupError>> {
+        Box::pin(async move { self.broker.presence(&PresenceKey::User(user.into())).await.map_err(backplane) })
+    }
+}
+
+impl BrokerInbound for EventHub {
+    fn deliver(&self, frame: Bytes) {
+        let frame = match Frame::decode(&frame) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "backplane: dropping an unreadable frame");
+                metrics::counter!(crate::metrics::BACKPLANE_LOST, "reason" => "malformed").increment(1);
+                return;
+            }
+        };
+        if frame.origin == self.broker.node_id() {
+            return; // our own echo: delivered locally already
+        }
+        let found = self
+            .events
+            .get(&frame.contract_id)
+            .and_then(|events| events.iter().find(|(d, i)| d.events.get(*i).is_some_and(|e| e.name == frame.event)));
+        let Some(&(descriptor, index)) = found else {
+            tracing::warn!(event = %frame.event, "backplane: event of a contract this node does not serve; dropped");
+            metrics::counter!(crate::metrics::BACKPLANE_LOST, "reason" => "unknown_event").increment(1);
+            return;
+        };
+        let name = descriptor.events.get(index).map_or("", |e| e.name);
+        let tag = self.tag(frame.contract_id, name);
+        let payload = Self::payload(descriptor, index, frame.parameters, frame.invocation_id);
+        let n = self.deliver_local(&frame.audience, &payload, tag);
+        metrics::counter!(crate::metrics::BACKPLANE_RECEIVED).increment(1);
+        tracing::trace!(event = name, origin = %frame.origin, receivers = n, "backplane event");
     }
 }
 
 impl EventSink for EventHub {
-    fn room(&self) -> witrpc_core::BoxFuture<'_, ()> {
-        let outboxes: Vec<Arc<Outbox>> =
-            self.connections.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+    fn room(&self) -> BoxFuture<'_, ()> {
+        let outboxes: Vec<Arc<Outbox>> = self.read().connections.values().map(|l| l.outbox.clone()).collect();
         Box::pin(async move {
             for outbox in outboxes {
                 outbox.wait_for_room().await;
@@ -53,8 +406,17 @@ impl EventSink for EventHub {
         event: usize,
         args: &[&(dyn witrpc_core::erased_serde::Serialize + Sync)],
     ) -> Result<(), ParameterError> {
+        self.emit_to(&Audience::all(), contract, event, args)
+    }
+
+    fn emit_to(
+        &self,
+        audience: &Audience,
+        contract: &'static ServiceDescriptor,
+        event: usize,
+        args: &[&(dyn witrpc_core::erased_serde::Serialize + Sync)],
+    ) -> Result<(), ParameterError> {
         let Some(descriptor) = contract.events.get(event) else { return Ok(()) };
-        let resolved = contract.resolved();
         let mut parameters = Vec::with_capacity(args.len());
         for (i, arg) in args.iter().enumerate() {
             let blob = self
@@ -63,23 +425,29 @@ impl EventSink for EventHub {
                 .map_err(|e| e.for_value(format!("argument {i} of event {}", descriptor.name)))?;
             parameters.push(Bytes::from(blob));
         }
-        let request = WitRequest {
-            method_name: descriptor.name.to_owned(),
-            parameters,
-            parameter_types_by_name: resolved.event_parameter_types.get(event).cloned().unwrap_or_default(),
-            invocation_id: Uuid::new_v4(),
-            contract_id: resolved.contract_id,
-            ..WitRequest::default()
-        };
-        let payload = Bytes::from(request.encode());
-        let tag = EventTag {
-            key: (resolved.contract_id, descriptor.name),
-            policy: self.policies.get(descriptor.name).copied().unwrap_or_default(),
-        };
-        let connections = self.connections.read().unwrap_or_else(|e| e.into_inner());
-        tracing::trace!(event = descriptor.name, connections = connections.len(), "event");
-        for (id, outbox) in connections.iter() {
-            outbox.send_event(Queued::Event { id: *id, payload: payload.clone(), tag });
+        let invocation_id = Uuid::new_v4();
+        let remote = self.may_be_remote(audience);
+        // Parameter blobs are reference-counted: the frame shares them with the payload.
+        let frame_parameters = remote.then(|| parameters.clone());
+        let payload = Self::payload(contract, event, parameters, invocation_id);
+        let n = self.deliver_local(audience, &payload, self.tag(contract.contract_id(), descriptor.name));
+        tracing::trace!(event = descriptor.name, receivers = n, "event");
+        if let Some(parameters) = frame_parameters {
+            let frame = Frame {
+                origin: self.broker.node_id().to_owned(),
+                audience: audience.clone(),
+                contract_id: contract.contract_id(),
+                event: descriptor.name.to_owned(),
+                invocation_id,
+                parameters,
+            };
+            match frame.encode() {
+                Ok(bytes) => self.broker.publish(&Self::topic_of(audience), bytes),
+                Err(e) => {
+                    tracing::warn!(error = %e, event = descriptor.name, "backplane: event not sent to other nodes");
+                    metrics::counter!(crate::metrics::BACKPLANE_LOST, "reason" => "too_long").increment(1);
+                }
+            }
         }
         Ok(())
     }

@@ -29,6 +29,7 @@
 //! | `msgpack` | MessagePack parameters: `with_msgpack()` |
 
 mod auth;
+pub mod broker;
 mod builder;
 mod connection;
 mod error;
@@ -46,7 +47,7 @@ pub use error::ServerError;
 pub use server::WitServer;
 pub use witrpc_core::session::{RateLimit, SlowConsumerPolicy};
 pub use witrpc_core::v2::ProtocolVersion;
-pub use witrpc_core::{CallContext, Identity};
+pub use witrpc_core::{Audience, CallContext, GroupError, Identity, Member, Target};
 
 /// Re-exported for implementors of [`AccessTokenValidator`].
 pub use async_trait::async_trait;

@@ -41,3 +41,7 @@ pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// How long a connection may stay silent (no message, ping or pong) before it is closed
 /// and its slot freed: 30 s, two missed keepalive rounds.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Groups one connection may be in at once: 256. A bound, so a peer calling a method
+/// that joins groups cannot make the server track an unbounded set for it.
+pub const DEFAULT_MAX_GROUPS_PER_CONNECTION: usize = 256;

@@ -11,6 +11,9 @@
 //! | `witrpc_outbound_queue_bytes` | gauge (all connections) | |
 //! | `witrpc_messages_in_total`, `witrpc_messages_out_total` | counter | |
 //! | `witrpc_request_duration_seconds` | histogram | `method`, `status` |
+//! | `witrpc_backplane_published_total` | counter (frames sent to other nodes) | |
+//! | `witrpc_backplane_received_total` | counter (frames from other nodes) | |
+//! | `witrpc_backplane_lost_total` | counter (frames not sent or not delivered) | `reason` |
 
 /// `witrpc_connections_active`.
 pub const CONNECTIONS_ACTIVE: &str = "witrpc_connections_active";
@@ -45,3 +48,11 @@ pub(crate) fn request(method: &'static str, status: i32, elapsed: std::time::Dur
     };
     metrics::histogram!(REQUEST_DURATION, "method" => method, "status" => status).record(elapsed.as_secs_f64());
 }
+
+/// `witrpc_backplane_published_total`: event frames handed to the cluster broker's backend.
+pub const BACKPLANE_PUBLISHED: &str = "witrpc_backplane_published_total";
+/// `witrpc_backplane_received_total`: event frames received from other nodes.
+pub const BACKPLANE_RECEIVED: &str = "witrpc_backplane_received_total";
+/// `witrpc_backplane_lost_total`: event frames lost between nodes, by `reason`
+/// (`queue_full`, `publish_failed`, `inbound_full`, `malformed`, `unknown_event`, `too_long`).
+pub const BACKPLANE_LOST: &str = "witrpc_backplane_lost_total";

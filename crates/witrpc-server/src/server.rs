@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use uuid::Uuid;
 use witrpc_core::session::Protocols;
-use witrpc_core::{EmitterAttachment, EventSink, ParameterSerializer};
+use witrpc_core::{EmitterAttachment, EventSink, GroupError, Member, Membership, ParameterSerializer};
 
 use crate::auth::AccessTokenValidator;
 use crate::builder::ServerConfig;
@@ -213,6 +214,63 @@ impl WitServer {
     /// overflowed (they did not read their events fast enough).
     pub fn slow_consumer_disconnects(&self) -> u64 {
         self.shared.stats.slow_consumers.load(Ordering::Relaxed)
+    }
+
+    /// This node's id in its cluster (the broker's; `"local"` without one).
+    pub fn node_id(&self) -> &str {
+        self.shared.hub.node_id()
+    }
+
+    /// Adds connection `connection` (open and authorized on this server) to `group`,
+    /// from outside a method (for one, use [`witrpc_core::CallContext::join_group`]). Events raised
+    /// to the group reach it, on every node of the cluster, once this returns.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownConnection`] when it is not open here, an invalid name, too
+    /// many groups, or [`GroupError::Backplane`] (local membership changed regardless).
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe: dropped part-way, the join may be visible on this node only.
+    pub async fn join_group(&self, connection: Uuid, group: &str) -> Result<(), GroupError> {
+        self.shared.hub.join(connection, group).await
+    }
+
+    /// Removes connection `connection` from `group` (a no-op when it is not in it).
+    ///
+    /// # Errors
+    /// An invalid name or [`GroupError::Backplane`].
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe, as [`WitServer::join_group`].
+    pub async fn leave_group(&self, connection: Uuid, group: &str) -> Result<(), GroupError> {
+        self.shared.hub.leave(connection, group).await
+    }
+
+    /// The connections in `group` on every node of the cluster.
+    ///
+    /// # Errors
+    /// An invalid name or [`GroupError::Backplane`].
+    ///
+    /// # Cancel safety
+    /// Cancel-safe.
+    pub async fn group_members(&self, group: &str) -> Result<Vec<Member>, GroupError> {
+        self.shared.hub.group_members(group).await
+    }
+
+    /// The connections of user `user` on every node of the cluster.
+    ///
+    /// # Errors
+    /// [`GroupError::Backplane`].
+    ///
+    /// # Cancel safety
+    /// Cancel-safe.
+    pub async fn user_connections(&self, user: &str) -> Result<Vec<Member>, GroupError> {
+        self.shared.hub.user_connections(user).await
+    }
+
+    /// Whether connection `connection` is open and authorized on this server.
+    pub fn is_connected(&self, connection: Uuid) -> bool {
+        self.shared.hub.is_local(connection)
     }
 
     /// Authorizations refused since the server was built.

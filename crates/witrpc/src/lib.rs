@@ -60,8 +60,8 @@
 pub use witrpc_macros::{DotNetType, service};
 
 pub use witrpc_core::{
-    ByteArray, CallContext, CodecError, DotNetType, EventEmitter, EventError, EventStream, Identity, ParameterError,
-    ParameterSerializer, Service, ServiceDescriptor,
+    Audience, ByteArray, CallContext, CodecError, DotNetType, EventEmitter, EventError, EventStream, GroupError,
+    Identity, Member, ParameterError, ParameterSerializer, Service, ServiceDescriptor, Target,
 };
 
 /// Protocol-3 wire types, ids and plug-in traits (the `witrpc-core` crate).

@@ -18,12 +18,25 @@ export interface DemoService {
   /** Sleeps `milliseconds` (negative = 0) and returns it. */
   delay(milliseconds: number, options?: CallOptions): Promise<number>;
   /**
-   * Returns `true` at once when `steps >= 1` (else `false`), then raises
-   * `ProgressChanged` once per step and `ProcessingCompleted(steps)`.
+   * Returns `true` at once when `1 <= steps <= 100_000` (else `false`), then raises
+   * `ProgressChanged` once per step and `ProcessingCompleted(steps)`; the job stops
+   * early if the caller's connection closes.
    */
   startProcessing(steps: number, options?: CallOptions): Promise<boolean>;
   /** Raises `Message(text)` to every connected, authorized client. */
   broadcast(text: string, options?: CallOptions): Promise<void>;
+  /** Adds the caller to `group` (on every node of a cluster once it returns). */
+  joinGroup(group: string, options?: CallOptions): Promise<void>;
+  /** Removes the caller from `group`. */
+  leaveGroup(group: string, options?: CallOptions): Promise<void>;
+  /** Raises `Message(text)` to the connections in `group`, on every node. */
+  sendToGroup(group: string, text: string, options?: CallOptions): Promise<void>;
+  /** Raises `Message(text)` to every connection of user `user`, on every node. */
+  sendToUser(user: string, text: string, options?: CallOptions): Promise<void>;
+  /** The caller's user name (its identity), `""` when anonymous. */
+  whoAmI(options?: CallOptions): Promise<string>;
+  /** How many connections are in `group`, on every node. */
+  groupSize(group: string, options?: CallOptions): Promise<number>;
 }
 
 /** Events of `DemoService`: wire name → argument tuple. */
@@ -72,8 +85,9 @@ export class DemoServiceClient implements DemoService {
   }
 
   /**
-   * Returns `true` at once when `steps >= 1` (else `false`), then raises
-   * `ProgressChanged` once per step and `ProcessingCompleted(steps)`.
+   * Returns `true` at once when `1 <= steps <= 100_000` (else `false`), then raises
+   * `ProgressChanged` once per step and `ProcessingCompleted(steps)`; the job stops
+   * early if the caller's connection closes.
    */
   startProcessing(steps: number, options?: CallOptions): Promise<boolean> {
     return this.client.call<unknown>("StartProcessing", [steps], { ...options, contract: DEMO_SERVICE_CONTRACT, parameterTypes: ["System.Int32"] }).then((v) => v as boolean);
@@ -82,6 +96,36 @@ export class DemoServiceClient implements DemoService {
   /** Raises `Message(text)` to every connected, authorized client. */
   broadcast(text: string, options?: CallOptions): Promise<void> {
     return this.client.call<unknown>("Broadcast", [text], { ...options, contract: DEMO_SERVICE_CONTRACT, parameterTypes: ["System.String"] }).then(() => undefined);
+  }
+
+  /** Adds the caller to `group` (on every node of a cluster once it returns). */
+  joinGroup(group: string, options?: CallOptions): Promise<void> {
+    return this.client.call<unknown>("JoinGroup", [group], { ...options, contract: DEMO_SERVICE_CONTRACT, parameterTypes: ["System.String"] }).then(() => undefined);
+  }
+
+  /** Removes the caller from `group`. */
+  leaveGroup(group: string, options?: CallOptions): Promise<void> {
+    return this.client.call<unknown>("LeaveGroup", [group], { ...options, contract: DEMO_SERVICE_CONTRACT, parameterTypes: ["System.String"] }).then(() => undefined);
+  }
+
+  /** Raises `Message(text)` to the connections in `group`, on every node. */
+  sendToGroup(group: string, text: string, options?: CallOptions): Promise<void> {
+    return this.client.call<unknown>("SendToGroup", [group, text], { ...options, contract: DEMO_SERVICE_CONTRACT, parameterTypes: ["System.String", "System.String"] }).then(() => undefined);
+  }
+
+  /** Raises `Message(text)` to every connection of user `user`, on every node. */
+  sendToUser(user: string, text: string, options?: CallOptions): Promise<void> {
+    return this.client.call<unknown>("SendToUser", [user, text], { ...options, contract: DEMO_SERVICE_CONTRACT, parameterTypes: ["System.String", "System.String"] }).then(() => undefined);
+  }
+
+  /** The caller's user name (its identity), `""` when anonymous. */
+  whoAmI(options?: CallOptions): Promise<string> {
+    return this.client.call<unknown>("WhoAmI", [], { ...options, contract: DEMO_SERVICE_CONTRACT, parameterTypes: [] }).then((v) => v as string);
+  }
+
+  /** How many connections are in `group`, on every node. */
+  groupSize(group: string, options?: CallOptions): Promise<number> {
+    return this.client.call<unknown>("GroupSize", [group], { ...options, contract: DEMO_SERVICE_CONTRACT, parameterTypes: ["System.String"] }).then((v) => v as number);
   }
 
   /** Calls `listener` with the typed arguments of every `event`; returns the unsubscribe function. */

@@ -1,0 +1,56 @@
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr))]
+//! A Redis backplane for witrpc: several servers (nodes) behind a load balancer behave
+//! as one. Events raised on any node reach their receivers on every node; groups and
+//! presence (who is in a group, which connections a user has) span the cluster.
+//!
+//! Part of an independent, WitRPC-compatible Rust implementation (not the official
+//! .NET WitRPC). The server's event hub decides what to send (see
+//! `witrpc_server::broker`); this crate carries it over Redis pub/sub and keeps presence
+//! in Redis keys. The wire (topics, frames, keys) is described in `ARCHITECTURE.md`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use witrpc_broker_redis::{RedisBroker, RedisBrokerConfig};
+//!
+//! let broker = RedisBroker::connect(RedisBrokerConfig::new("redis://127.0.0.1:6379").with_node_id("node-1")).await?;
+//! let builder = witrpc_server::WitServerBuilder::new().with_broker(Arc::new(broker));
+//! # Ok(()) }
+//! ```
+//!
+//! # What it guarantees, and what not
+//!
+//! - Delivery between nodes is at most once, in order per origin node and topic. When
+//!   Redis is unreachable, local delivery goes on, cross-node events are dropped and
+//!   counted ([`RedisBroker::lost_frames`], metric `witrpc_backplane_lost_total`, a
+//!   warning in the log), and delivery resumes by itself when Redis is back
+//!   (subscriptions and presence are restored).
+//! - A node's presence entries expire [`RedisBrokerConfig::with_presence_ttl`] after its
+//!   last heartbeat (default 6 s), so a crashed node disappears from presence within 10 s.
+//! - Everything is bounded: the publish queue and the inbound queue have fixed
+//!   capacities; what does not fit is dropped and counted, never buffered.
+//!
+//! # Security
+//!
+//! Encryption is per client connection, at the edge: frames carry event parameters in
+//! plain text. Use `rediss://` (feature `tls`) and a Redis ACL user limited to the
+//! prefix's keys and channels, and set a shared secret
+//! ([`RedisBrokerConfig::with_secret`]) so every frame carries an HMAC-SHA256 that
+//! receivers check: a client of the same Redis without the secret cannot inject events.
+//!
+//! # Feature flags
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `tls` | `rediss://` URLs (rustls) |
+
+mod broker;
+mod config;
+mod control;
+mod error;
+mod keys;
+
+pub use broker::RedisBroker;
+pub use config::RedisBrokerConfig;
+pub use error::RedisBrokerError;

@@ -1,0 +1,114 @@
+//! Three real `demo_server` processes on one `redis-server`: targeting across
+//! processes, presence, and a node killed with SIGKILL leaving presence within 10 s.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use witrpc::prelude::*;
+use witrpc_demo::DemoServiceClient;
+
+use crate::cluster::Redis;
+use crate::util::within;
+
+/// How soon a killed node must be gone from presence (the bound).
+const CRASH_BOUND: Duration = Duration::from_secs(10);
+
+struct DemoServer {
+    child: Child,
+    url: String,
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo_server example, built by `cargo test` next to this test binary.
+fn demo_server_path() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("WITRPC_DEMO_SERVER") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let debug = exe.parent().and_then(|deps| deps.parent()).expect("target/debug");
+    debug.join("examples").join("demo_server")
+}
+
+async fn spawn(redis: &Redis, node: &str) -> DemoServer {
+    let path = demo_server_path();
+    let mut child = Command::new(&path)
+        .args(["--listen", "http://127.0.0.1:0/ws", "--redis", &redis.url(), "--node-id", node, "--user-tokens"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {} ({e}); `cargo test` builds the examples first", path.display()));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = within(
+        "demo_server ready line",
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        }),
+    )
+    .await
+    .expect("reader task")
+    .expect("ready line");
+    let url =
+        line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected line {line:?}")).to_owned();
+    DemoServer { child, url }
+}
+
+async fn client(server: &DemoServer, user: &str) -> DemoServiceClient<WitClient> {
+    let builder = WitClientBuilder::new().with_websocket(&server.url).with_access_token(format!("user:{user}"));
+    DemoServiceClient::new(within("connect", builder.connect(Duration::from_secs(10))).await.expect("client connects"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_demo_server_processes_act_as_one_and_a_killed_node_leaves_presence() {
+    let redis = Redis::start().await;
+    let one = spawn(&redis, "one").await;
+    let two = spawn(&redis, "two").await;
+    let mut three = spawn(&redis, "three").await;
+    let c1 = client(&one, "ann").await;
+    let c2 = client(&two, "bob").await;
+    let c3 = client(&three, "ann").await;
+    let (mut m1, mut m2, mut m3) = (c1.message(), c2.message(), c3.message());
+    assert_eq!(within("whoami", c2.who_am_i()).await.unwrap(), "bob");
+    for c in [&c1, &c2, &c3] {
+        within("join", c.join_group("room".into())).await.unwrap();
+    }
+    assert_eq!(within("size", c1.group_size("room".into())).await.unwrap(), 3);
+
+    within("send", c3.send_to_group("room".into(), "hello room".into())).await.unwrap();
+    for m in [&mut m1, &mut m2, &mut m3] {
+        assert_eq!(within("group message", m.next()).await.unwrap().unwrap(), "hello room");
+    }
+    within("send", c2.send_to_user("ann".into(), "hello ann".into())).await.unwrap();
+    within("fence", c2.broadcast("fence".into())).await.unwrap();
+    for m in [&mut m1, &mut m3] {
+        assert_eq!(within("user message", m.next()).await.unwrap().unwrap(), "hello ann");
+        assert_eq!(within("fence", m.next()).await.unwrap().unwrap(), "fence");
+    }
+    assert_eq!(within("fence on bob", m2.next()).await.unwrap().unwrap(), "fence", "bob got ann's message");
+
+    // SIGKILL: no goodbye; its entries must expire.
+    three.child.kill().expect("SIGKILL node three");
+    let _ = three.child.wait();
+    let killed = Instant::now();
+    loop {
+        let size = within("size", c1.group_size("room".into())).await.unwrap();
+        if size == 2 {
+            break;
+        }
+        assert!(killed.elapsed() < CRASH_BOUND, "the killed node was still in presence after {CRASH_BOUND:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The survivors go on.
+    within("send", c1.send_to_group("room".into(), "still here".into())).await.unwrap();
+    for m in [&mut m1, &mut m2] {
+        assert_eq!(within("after the crash", m.next()).await.unwrap().unwrap(), "still here");
+    }
+}
