@@ -26,7 +26,7 @@ use witrpc_client::WitClientBuilder;
 
 mod transport;
 
-/// Re-exported for [`WebSocketClientExt::with_tls_client_config`].
+/// Re-exported for [`WebSocketClientOptions::with_tls_client_config`].
 pub use rustls;
 pub use transport::WebSocketTransport;
 

@@ -6,7 +6,7 @@
 //! The server listens on an `http://host:port/path` URL; clients connect to
 //! `ws://host:port/path`. A hyper HTTP/1.1 accept loop upgrades requests at that
 //! path (with or without a trailing slash) to WebSockets with tokio-tungstenite:
-//! - other paths get **404**, or the answer of [`WebSocketServerExt::with_http_handler`]
+//! - other paths get **404**, or the answer of [`WebSocketOptions::with_http_handler`]
 //!   (static files of a dashboard on the same origin); a plain request at the path gets
 //!   **400**;
 //! - when `max_clients` connections are open, the next request gets **503 before
@@ -25,9 +25,9 @@
 //!   (**503**, **429**); see [`WebSocketLimits`] and the table in `SECURITY.md`;
 //!   [`WebSocketTransport::stats`] shows what peers make the transport hold;
 //! - a browser request whose `Origin` is neither the server's host nor allowed
-//!   ([`WebSocketServerExt::with_allowed_origins`]) gets **403** (cross-site WebSocket
+//!   ([`WebSocketOptions::with_allowed_origins`]) gets **403** (cross-site WebSocket
 //!   hijacking); native clients send no `Origin` and pass;
-//! - `https://` URLs serve `wss://` with rustls ([`WebSocketServerExt::with_tls_pem`]);
+//! - `https://` URLs serve `wss://` with rustls ([`WebSocketOptions::with_tls_pem`]);
 //! - per-connection buffers start small (2 KiB read buffer, a write buffer that grows
 //!   only while frames are queued, up to 16 KiB per write), so an
 //!   idle connection costs a few KB rather than tungstenite's 128 KiB defaults.
@@ -59,11 +59,11 @@ mod tls;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Re-exported for [`WebSocketServerExt::with_http_handler`].
+/// Re-exported for [`WebSocketOptions::with_http_handler`].
 pub use hyper::http;
 pub use limits::{ConnectRate, WebSocketLimits};
 pub use listener::WebSocketTransport;
-/// Re-exported for [`WebSocketServerExt::with_tls_config`].
+/// Re-exported for [`WebSocketOptions::with_tls_config`].
 pub use rustls;
 pub use stats::WebSocketStats;
 

@@ -55,7 +55,7 @@ impl ConnectRate {
 }
 
 /// Limits on what peers may make the WebSocket transport hold, set with
-/// [`crate::WebSocketServerExt::with_websocket_limits`].
+/// [`crate::WebSocketOptions::with_websocket_limits`].
 ///
 /// Start from [`Default`] and change what you need:
 ///

@@ -3,7 +3,7 @@
 //! A session is a deterministic state machine in the style of `quinn-proto` and
 //! rustls' `ConnectionCommon`: it takes inbound messages and the time, and hands back
 //! events to act on and frames to write. It owns the handshake state, the connection's
-//! [`Sealer`](crate::crypto::Sealer) and [`Opener`](crate::crypto::Opener), the
+//! `Sealer` and `Opener` (see [`crate::crypto`]), the
 //! envelope encoding (into one reused buffer, payload sealed in place) and the
 //! keepalive, idle and handshake deadlines. It never reads a clock, a socket or a
 //! runtime: the runtime code around it (a tokio task per connection in `witrpc-server`

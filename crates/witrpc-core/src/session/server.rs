@@ -223,7 +223,7 @@ impl ServerSession {
         self.common.is_closing()
     }
 
-    /// The next frame to write, in order; after [`Transmit::Close`] nothing follows.
+    /// The next frame to write, in order; after [`super::Transmit::Close`] nothing follows.
     pub fn poll_transmit(&mut self) -> Option<super::Transmit> {
         self.common.poll_transmit()
     }
