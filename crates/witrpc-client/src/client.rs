@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -15,10 +14,10 @@ use witrpc_core::{
     WitResponse, event_channel,
 };
 
-use crate::builder::ReconnectPolicy;
-use crate::connection::{Outgoing, Shared, Subscriptions, map_response};
+use crate::connection::{Conn, Outgoing, Shared, Subscriptions, map_response};
 use crate::connector::Connector;
 use crate::error::ClientError;
+use crate::reconnect::ReconnectPolicy;
 
 /// A connected WitRPC client. Clones share one connection; calls on it run
 /// concurrently and are matched to responses by id.
@@ -27,21 +26,6 @@ use crate::error::ClientError;
 #[derive(Clone)]
 pub struct WitClient {
     inner: Arc<Inner>,
-}
-
-/// One live connection: its state and its task.
-pub(crate) struct Conn {
-    pub(crate) shared: Arc<Shared>,
-    /// Requests for the connection's task, which ends by itself once the connection
-    /// is shut (sending the transport's close, bounded by a timeout).
-    pub(crate) outbound: mpsc::Sender<Outgoing>,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // Nobody can use this connection any more: the close signal stops its task.
-        self.shared.shut("the client was dropped".to_owned());
-    }
 }
 
 pub(crate) struct Inner {

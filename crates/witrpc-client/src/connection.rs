@@ -366,3 +366,18 @@ async fn drive(
         }
     }
 }
+
+/// One live connection: its state and its task.
+pub(crate) struct Conn {
+    pub(crate) shared: Arc<Shared>,
+    /// Requests for the connection's task, which ends by itself once the connection
+    /// is shut (sending the transport's close, bounded by a timeout).
+    pub(crate) outbound: mpsc::Sender<Outgoing>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Nobody can use this connection any more: the close signal stops its task.
+        self.shared.shut("the client was dropped".to_owned());
+    }
+}

@@ -14,8 +14,7 @@ use witrpc_core::crypto::{ClientEncryptor, CryptoError};
 use witrpc_core::session::{ClientEvent, ClientSession, Keepalive, SessionError};
 use witrpc_core::v2::ProtocolVersion;
 
-use crate::client::Conn;
-use crate::connection::{Shared, Subscriptions, Unwritten, now, run};
+use crate::connection::{Conn, Shared, Subscriptions, Unwritten, now, run};
 use crate::error::ClientError;
 use crate::transport::{ClientTransport, Inbound, TransportError};
 

@@ -36,6 +36,7 @@ mod client;
 mod connection;
 mod connector;
 mod error;
+mod reconnect;
 pub mod transport;
 
 #[cfg(test)]
@@ -43,10 +44,11 @@ mod tests;
 
 pub use builder::{
     DEFAULT_EVENT_CAPACITY, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_REQUEST_TIMEOUT, NoTransport, ReconnectPolicy, WitClientBuilder,
+    DEFAULT_REQUEST_TIMEOUT, NoTransport, WitClientBuilder,
 };
 pub use client::WitClient;
 pub use error::ClientError;
+pub use reconnect::ReconnectPolicy;
 pub use transport::{ClientTransport, Inbound, Outbound, TransportError};
 pub use witrpc_core::v2::ProtocolVersion;
 

@@ -32,7 +32,7 @@ use witrpc_core::{CallContext, CommunicationStatus, Identity, MethodCall, Method
 use crate::auth::Authorization;
 use crate::outbox::Outbox;
 use crate::registry::Target;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::transport::{Connection, FrameError, FrameSink, FrameStream, Inbound, Outbound};
 
 /// Queued frames that make the connection task write before it reads on.

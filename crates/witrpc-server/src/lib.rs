@@ -31,6 +31,7 @@
 mod auth;
 pub mod broker;
 mod builder;
+mod config;
 mod connection;
 mod error;
 mod events;
@@ -39,10 +40,12 @@ pub mod metrics;
 mod outbox;
 mod registry;
 mod server;
+mod shared;
 pub mod transport;
 
 pub use auth::{AccessTokenValidator, Authorization, NoAccessToken, StaticAccessToken, constant_time_eq};
-pub use builder::{NoTransport, ServerConfig, WitServerBuilder};
+pub use builder::{NoTransport, WitServerBuilder};
+pub use config::ServerConfig;
 pub use error::ServerError;
 pub use server::WitServer;
 pub use witrpc_core::session::{RateLimit, SlowConsumerPolicy};

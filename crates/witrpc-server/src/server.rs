@@ -1,60 +1,19 @@
 //! `WitServer`: lifecycle (start, stop) and the state shared by all connections.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
-use witrpc_core::session::Protocols;
-use witrpc_core::{EmitterAttachment, EventSink, GroupError, Member, Membership, ParameterSerializer};
+use witrpc_core::{EmitterAttachment, EventSink, GroupError, Member, Membership};
 
-use crate::auth::AccessTokenValidator;
-use crate::builder::ServerConfig;
 use crate::connection;
 use crate::error::ServerError;
-use crate::events::EventHub;
-use crate::registry::Registry;
+use crate::shared::Shared;
 use crate::transport::{Connection, ConnectionHandler, ServerTransport, TransportHandle, TransportOptions};
-
-/// Counters, readable while the server runs.
-#[derive(Debug, Default)]
-pub(crate) struct Stats {
-    pub(crate) active: AtomicUsize,
-    pub(crate) accepted: AtomicU64,
-    pub(crate) auth_failures: AtomicU64,
-    pub(crate) messages_in: AtomicU64,
-    pub(crate) slow_consumers: Arc<AtomicU64>,
-}
-
-/// Everything a connection task needs; immutable except for counters and the hub.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: ServerConfig,
-    pub(crate) registry: Registry,
-    pub(crate) serializer: Arc<dyn ParameterSerializer>,
-    pub(crate) validator: Arc<dyn AccessTokenValidator>,
-    /// The accepted protocol versions and their key exchanges.
-    pub(crate) protocols: Protocols,
-    pub(crate) hub: Arc<EventHub>,
-    pub(crate) stats: Stats,
-}
-
-impl Shared {
-    pub(crate) fn connection_opened(&self) {
-        self.stats.active.fetch_add(1, Ordering::Relaxed);
-        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        metrics::gauge!(crate::metrics::CONNECTIONS_ACTIVE).increment(1.0);
-        metrics::counter!(crate::metrics::CONNECTIONS_TOTAL).increment(1);
-    }
-
-    pub(crate) fn connection_closed(&self) {
-        self.stats.active.fetch_sub(1, Ordering::Relaxed);
-        metrics::gauge!(crate::metrics::CONNECTIONS_ACTIVE).decrement(1.0);
-    }
-}
 
 struct Handler {
     shared: Arc<Shared>,

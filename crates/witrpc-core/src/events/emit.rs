@@ -1,24 +1,12 @@
-//! Events: raising them on the server, receiving them on the client.
-//!
-//! Server side, a service raises events through an [`EventEmitter`]; the server
-//! attaches an [`EventSink`] to it while it runs, which encodes each event once and
-//! queues it to every authorized connection. Client side, the connection publishes
-//! each received event to the matching [`EventSubscription`]s, which typed
-//! [`EventStream`]s decode.
+//! The emitting half: a service raises events through an [`EventEmitter`]; the server
+//! attaches an [`EventSink`] to it while it runs.
 
 use std::fmt;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
-
-use bytes::Bytes;
-use futures_core::Stream;
-use tokio::sync::mpsc;
 
 use crate::error::ParameterError;
 use crate::groups::Audience;
-use crate::serializer::ParameterSerializer;
 use crate::service::ServiceDescriptor;
 
 /// Receives events raised through an [`EventEmitter`]; implemented by the server.
@@ -185,152 +173,5 @@ impl Drop for EmitterAttachment {
     fn drop(&mut self) {
         let id = self.id;
         self.emitter.sinks_mut(|s| s.retain(|(i, _)| *i != id));
-    }
-}
-
-/// Something a subscription may yield instead of an event.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EventError {
-    /// The subscriber fell behind and `missed` events were dropped at this point.
-    #[error(
-        "{missed} events were dropped because the subscriber did not keep up; read the stream faster or raise the subscription capacity"
-    )]
-    Lagged {
-        /// How many events were dropped.
-        missed: u64,
-    },
-    /// The event's arguments could not be decoded as the declared types.
-    #[error("cannot decode event arguments")]
-    Decode(#[source] ParameterError),
-    /// The connection was lost and re-established here: events raised in between were
-    /// not received. The stream goes on with events from the new connection.
-    #[error("the connection was re-established; events raised while it was down were missed")]
-    Reconnected,
-}
-
-#[derive(Debug)]
-enum Item {
-    Event(Vec<Bytes>),
-    Lagged(u64),
-    Reconnected,
-}
-
-/// Creates a bounded subscription and its publishing end.
-///
-/// The publisher never blocks: when the subscriber's buffer of `capacity` events is
-/// full, events are counted and the stream later yields [`EventError::Lagged`] at
-/// exactly the place they were dropped.
-pub fn event_channel(capacity: usize) -> (EventPublisher, EventSubscription) {
-    let (tx, rx) = mpsc::channel(capacity.max(2));
-    (EventPublisher { tx, missed: 0 }, EventSubscription { rx })
-}
-
-/// The publishing end of an [`EventSubscription`], held by the client connection.
-#[derive(Debug)]
-pub struct EventPublisher {
-    tx: mpsc::Sender<Item>,
-    missed: u64,
-}
-
-impl EventPublisher {
-    /// Publishes one event's raw arguments. Returns `false` once the subscription was dropped.
-    pub fn publish(&mut self, parameters: Vec<Bytes>) -> bool {
-        if self.missed > 0 {
-            match self.tx.try_send(Item::Lagged(self.missed)) {
-                Ok(()) => self.missed = 0,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.missed += 1;
-                    return true;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            }
-        }
-        match self.tx.try_send(Item::Event(parameters)) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.missed += 1;
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Marks the place where the connection was re-established. Returns `false` once the
-    /// subscription was dropped. A full buffer counts the marker as a lag instead.
-    pub fn publish_reconnected(&mut self) -> bool {
-        match self.tx.try_send(Item::Reconnected) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.missed += 1;
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Whether the subscriber is gone.
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-}
-
-/// A stream of one event's raw arguments; ends when the connection closes.
-#[derive(Debug)]
-pub struct EventSubscription {
-    rx: mpsc::Receiver<Item>,
-}
-
-impl Stream for EventSubscription {
-    type Item = Result<Vec<Bytes>, EventError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx).map(|item| {
-            item.map(|i| match i {
-                Item::Event(p) => Ok(p),
-                Item::Lagged(missed) => Err(EventError::Lagged { missed }),
-                Item::Reconnected => Err(EventError::Reconnected),
-            })
-        })
-    }
-}
-
-/// Decodes one event's raw arguments into `T`.
-pub type EventDecoder<T> = fn(&dyn ParameterSerializer, &[Bytes]) -> Result<T, ParameterError>;
-
-/// A typed stream of events; generated clients return these.
-pub struct EventStream<T> {
-    subscription: EventSubscription,
-    serializer: Arc<dyn ParameterSerializer>,
-    decode: EventDecoder<T>,
-}
-
-impl<T> fmt::Debug for EventStream<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventStream").field("serializer", &self.serializer.name()).finish()
-    }
-}
-
-impl<T> EventStream<T> {
-    /// Wraps a raw subscription with a decoder.
-    pub fn new(
-        subscription: EventSubscription,
-        serializer: Arc<dyn ParameterSerializer>,
-        decode: EventDecoder<T>,
-    ) -> Self {
-        Self { subscription, serializer, decode }
-    }
-}
-
-impl<T> Unpin for EventStream<T> {}
-
-impl<T> Stream for EventStream<T> {
-    type Item = Result<T, EventError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        Pin::new(&mut this.subscription).poll_next(cx).map(|item| {
-            item.map(|r| r.and_then(|p| (this.decode)(this.serializer.as_ref(), &p).map_err(EventError::Decode)))
-        })
     }
 }
