@@ -3,10 +3,10 @@
 use bytes::Bytes;
 use std::sync::Arc;
 
+use crate::descriptor::{BoxFuture, ServiceDescriptor};
 use crate::error::ParameterError;
 use crate::events::EventSubscription;
 use crate::serializer::ParameterSerializer;
-use crate::service::{BoxFuture, ServiceDescriptor};
 
 /// One outgoing method call, before it is put in a `WitRequest`.
 #[derive(Debug)]

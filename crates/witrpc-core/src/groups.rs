@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::service::BoxFuture;
+use crate::descriptor::BoxFuture;
 
 /// Longest group name, in bytes (UTF-8). A bound, so a peer that names groups (through
 /// a method that joins them) cannot make the server keep arbitrarily long keys.

@@ -26,6 +26,7 @@
 
 mod channel;
 pub mod crypto;
+mod descriptor;
 pub mod dotnet;
 mod error;
 mod events;

@@ -5,9 +5,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::descriptor::ServiceDescriptor;
 use crate::error::ParameterError;
 use crate::groups::Audience;
-use crate::service::ServiceDescriptor;
 
 /// Receives events raised through an [`EventEmitter`]; implemented by the server.
 pub trait EventSink: Send + Sync + 'static {

@@ -10,8 +10,8 @@
 
 use bytes::Bytes;
 
+use crate::descriptor::ServiceDescriptor;
 use crate::payload::{CommunicationStatus, ParameterType};
-use crate::service::ServiceDescriptor;
 use crate::v2::payload::{WitRequest, WitResponse};
 use crate::v2::texts;
 
