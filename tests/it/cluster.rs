@@ -80,7 +80,7 @@ impl Drop for Redis {
 }
 
 /// Sends one inline command to Redis and returns its first reply line.
-async fn command(port: u16, line: &str) -> String {
+pub(crate) async fn command(port: u16, line: &str) -> String {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect to redis");
     s.write_all(format!("{line}\r\n").as_bytes()).await.expect("write");
@@ -89,7 +89,7 @@ async fn command(port: u16, line: &str) -> String {
     reply
 }
 
-async fn ping(port: u16) -> bool {
+pub(crate) async fn ping(port: u16) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return false };
     if s.write_all(b"PING\r\n").await.is_err() {
@@ -139,7 +139,16 @@ impl Node {
         id: &str,
         configure: impl FnOnce(RedisBrokerConfig) -> RedisBrokerConfig,
     ) -> Self {
-        let config = RedisBrokerConfig::new(redis.url())
+        Self::clustered_at(redis.url(), id, configure).await
+    }
+
+    /// A node whose broker connects to the Redis (server or cluster) at `url`.
+    pub(crate) async fn clustered_at(
+        url: String,
+        id: &str,
+        configure: impl FnOnce(RedisBrokerConfig) -> RedisBrokerConfig,
+    ) -> Self {
+        let config = RedisBrokerConfig::new(url)
             .with_node_id(id)
             .with_heartbeat(Duration::from_millis(200))
             .with_presence_ttl(Duration::from_secs(2))
@@ -187,7 +196,7 @@ impl Peer {
     }
 }
 
-async fn fence(from: &Peer) {
+pub(crate) async fn fence(from: &Peer) {
     within("fence", from.demo.broadcast("fence".to_owned())).await.expect("broadcast");
 }
 

@@ -18,6 +18,7 @@ mod limits;
 mod observability;
 mod protocol2;
 mod reconnect;
+mod redis_cluster;
 mod robustness;
 mod security;
 mod send_sync;

@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use redis::{IntoConnectionInfo, PushInfo, PushKind, Value};
 use ring::hmac;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -28,6 +27,7 @@ use crate::config::RedisBrokerConfig;
 use crate::control::{self, Control};
 use crate::error::RedisBrokerError;
 use crate::keys;
+use crate::link::{self, Link, LinkOptions, TimedOut};
 
 /// Length of the HMAC-SHA256 tag appended to a signed frame.
 const TAG_LEN: usize = 32;
@@ -53,7 +53,7 @@ struct Inner {
     ttl: Duration,
     timeout: Duration,
     key: Option<hmac::Key>,
-    conn: ConnectionManager,
+    conn: Link,
     publish: mpsc::Sender<(String, Bytes)>,
     inbound: Inbound,
     local: Mutex<LocalState>,
@@ -121,10 +121,6 @@ fn backend(e: impl std::error::Error + Send + Sync + 'static) -> BrokerError {
     BrokerError::Backend(Box::new(e))
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("Redis did not answer within {0:?}")]
-struct TimedOut(Duration);
-
 impl RedisBroker {
     /// Connects to Redis and starts the broker's tasks (they stop when the last clone
     /// is dropped).
@@ -141,15 +137,12 @@ impl RedisBroker {
             return Err(RedisBrokerError::InvalidNodeId);
         }
         let info = config.url.as_str().into_connection_info().map_err(|e| RedisBrokerError::InvalidUrl(Box::new(e)))?;
-        let redis_settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-        let info = info.set_redis_settings(redis_settings);
-        let client = redis::Client::open(info).map_err(|e| RedisBrokerError::InvalidUrl(Box::new(e)))?;
 
         let stats = Arc::new(Stats::default());
         let (push_tx, push_rx) = mpsc::channel::<PushInfo>(config.inbound_capacity);
         let push_stats = stats.clone();
         let push_sender = move |info: PushInfo| -> Result<(), ()> {
-            if !matches!(info.kind, PushKind::Message | PushKind::Disconnection) {
+            if !matches!(info.kind, PushKind::Message | PushKind::SMessage | PushKind::Disconnection) {
                 return Ok(());
             }
             match push_tx.try_send(info) {
@@ -161,16 +154,7 @@ impl RedisBroker {
                 Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
             }
         };
-        let manager_config = ConnectionManagerConfig::new()
-            .set_push_sender(push_sender)
-            .set_automatic_resubscription()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_max_delay(Duration::from_secs(1));
-        let conn = tokio::time::timeout(config.timeout, ConnectionManager::new_with_config(client, manager_config))
-            .await
-            .map_err(|_| RedisBrokerError::Connect(Box::new(TimedOut(config.timeout))))?
-            .map_err(|e| RedisBrokerError::Connect(Box::new(e)))?;
+        let conn = link::connect(info, LinkOptions { timeout: config.timeout, push_sender }).await?;
 
         let (publish_tx, publish_rx) = mpsc::channel(config.publish_capacity);
         let inbound: Inbound = Arc::default();
@@ -252,7 +236,7 @@ impl Inner {
 
     /// Runs `f` on a clone of the connection within the timeout; a failure marks the
     /// broker dirty (repaired by the next heartbeat).
-    async fn run<T, F>(&self, f: impl FnOnce(ConnectionManager) -> F) -> Result<T, BrokerError>
+    async fn run<T, F>(&self, f: impl FnOnce(Link) -> F) -> Result<T, BrokerError>
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
@@ -279,9 +263,9 @@ impl Inner {
         let message = Control { kind, node: self.node.clone(), seq, acked: acked.to_owned(), topics }.encode();
         let channel = self.ctl_channel();
         let signed = self.sign(&channel, Bytes::from(message));
-        self.run(
-            |mut c| async move { redis::cmd("PUBLISH").arg(channel).arg(&signed[..]).query_async::<()>(&mut c).await },
-        )
+        self.run(|mut c| async move {
+            redis::cmd(c.publish_command()).arg(channel).arg(&signed[..]).query_async::<()>(&mut c).await
+        })
         .await
     }
 
@@ -503,19 +487,15 @@ fn user_value(user: Option<&str>) -> String {
 }
 
 async fn publish_task(
-    mut conn: ConnectionManager,
+    mut conn: Link,
     mut rx: mpsc::Receiver<(String, Bytes)>,
     stats: Arc<Stats>,
     timeout: Duration,
 ) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-        let mut pipe = redis::pipe();
-        for (channel, frame) in &batch {
-            pipe.cmd("PUBLISH").arg(channel).arg(&frame[..]).ignore();
-        }
         let n = batch.len() as u64;
-        match tokio::time::timeout(timeout, pipe.query_async::<()>(&mut conn)).await {
+        match tokio::time::timeout(timeout, publish_batch(&mut conn, &batch)).await {
             Ok(Ok(())) => {
                 stats.published.fetch_add(n, Ordering::Relaxed);
                 metrics::counter!(BACKPLANE_PUBLISHED).increment(n);
@@ -528,6 +508,24 @@ async fn publish_task(
         }
         batch.clear();
     }
+}
+
+/// Publishes a batch: one pipeline on a single server; on a cluster, where a pipeline
+/// may not cross hash slots, one `SPUBLISH` per frame, all in flight at once on the
+/// multiplexed connection (so still one round trip per batch).
+async fn publish_batch(conn: &mut Link, batch: &[(String, Bytes)]) -> redis::RedisResult<()> {
+    if conn.is_cluster() {
+        let sends = batch.iter().map(|(channel, frame)| {
+            let mut c = conn.clone();
+            async move { redis::cmd("SPUBLISH").arg(channel).arg(&frame[..]).query_async::<()>(&mut c).await }
+        });
+        return futures_util::future::try_join_all(sends).await.map(drop);
+    }
+    let mut pipe = redis::pipe();
+    for (channel, frame) in batch {
+        pipe.cmd("PUBLISH").arg(channel).arg(&frame[..]).ignore();
+    }
+    pipe.query_async::<()>(conn).await
 }
 
 async fn receive_task(mut rx: mpsc::Receiver<PushInfo>, inbound: Inbound, broker: Weak<Inner>, stats: Arc<Stats>) {

@@ -1,4 +1,8 @@
 //! Channel and key names, all under the configured prefix (see `ARCHITECTURE.md`).
+//!
+//! Keys carry the prefix as a hash tag (`{P}`), so on a Redis Cluster they share one
+//! hash slot and the scripts and pipelines over them stay legal; channels do not, so
+//! sharded pub/sub spreads the topics over the cluster's shards.
 
 /// The pub/sub channel of hub topic `topic`.
 pub(crate) fn channel(prefix: &str, topic: &str) -> String {
@@ -7,13 +11,13 @@ pub(crate) fn channel(prefix: &str, topic: &str) -> String {
 
 /// The sorted set of live nodes: member = node id, score = last heartbeat (Redis time, ms).
 pub(crate) fn nodes(prefix: &str) -> String {
-    format!("{prefix}:nodes")
+    format!("{{{prefix}}}:nodes")
 }
 
 /// The hash of one node's members under a presence key: field = connection id, value =
 /// `=` + user name, or empty for no identity.
 pub(crate) fn presence(prefix: &str, node: &str, kind: char, name: &str) -> String {
-    format!("{prefix}:p:{node}:{kind}:{name}")
+    format!("{{{prefix}}}:p:{node}:{kind}:{name}")
 }
 
 /// Whether `id` is a valid node id (it is part of keys, so no `:`).
@@ -48,6 +52,8 @@ mod tests {
         assert!(!valid_node_id(""));
         assert!(!valid_node_id("a:b"));
         assert!(!valid_node_id(&"n".repeat(65)));
-        assert_eq!(presence("w", "n1", 'g', "a:b"), "w:p:n1:g:a:b");
+        assert_eq!(presence("w", "n1", 'g', "a:b"), "{w}:p:n1:g:a:b");
+        assert_eq!(nodes("w"), "{w}:nodes");
+        assert_eq!(channel("w", "g:x"), "w:t:g:x");
     }
 }

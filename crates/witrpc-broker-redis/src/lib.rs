@@ -19,9 +19,21 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # One server or a Redis Cluster
+//!
+//! At connect the broker asks the server at the URL whether it runs in cluster mode. A
+//! single server gets classic pub/sub; a **Redis Cluster** (7.0+) gets sharded pub/sub
+//! (`SSUBSCRIBE`/`SPUBLISH`): each topic's channel lives on the shard owning its hash
+//! slot, so event traffic spreads over the shards instead of being copied to every
+//! cluster node. The cluster's other nodes are discovered from the one in the URL.
+//! Presence keys share one slot (the prefix is their hash tag).
+//!
 //! # What it guarantees, and what not
 //!
-//! - Delivery between nodes is at most once, in order per origin node and topic. When
+//! - Delivery between nodes is at most once, in order per origin node and topic (on a
+//!   single Redis server also across topics; on a cluster two topics may sit on two
+//!   shards, so a group event and a broadcast raised after it may arrive in either
+//!   order). When
 //!   Redis is unreachable, local delivery goes on, cross-node events are dropped and
 //!   counted ([`RedisBroker::lost_frames`], metric `witrpc_backplane_lost_total`, a
 //!   warning in the log), and delivery resumes by itself when Redis is back
@@ -50,6 +62,7 @@ mod config;
 mod control;
 mod error;
 mod keys;
+mod link;
 
 pub use broker::RedisBroker;
 pub use config::RedisBrokerConfig;
