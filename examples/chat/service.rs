@@ -94,6 +94,9 @@ pub(crate) enum ChatError {
     /// The connection closed while the call ran.
     #[error("the connection closed")]
     Closed,
+    /// The method ran outside a server (no caller to act for).
+    #[error("not called through a server")]
+    NotServed,
     /// The server's group membership refused or failed.
     #[error("room membership failed: {0}")]
     Group(#[source] GroupError),
@@ -152,7 +155,7 @@ fn check_text(text: &str) -> Result<(), ChatError> {
 
 /// The caller's context and user name.
 fn caller() -> Result<(CallContext, String), ChatError> {
-    let context = CallContext::current().ok_or(ChatError::Closed)?;
+    let context = CallContext::current().ok_or(ChatError::NotServed)?;
     let user = context.identity.as_ref().map(|i| i.name().to_owned()).ok_or(ChatError::Anonymous)?;
     Ok((context, user))
 }
@@ -262,10 +265,19 @@ impl Chat {
     fn is_in(&self, id: Uuid, room: &str) -> bool {
         in_room(&self.lock(), id, room)
     }
+
+    /// How many rooms connection `id` is in, besides `room`.
+    fn room_count(&self, id: Uuid, room: &str) -> usize {
+        room_count(&self.lock(), id, room)
+    }
 }
 
 fn in_room(state: &State, id: Uuid, room: &str) -> bool {
     state.connections.get(&id).is_some_and(|c| c.rooms.contains(room))
+}
+
+fn room_count(state: &State, id: Uuid, room: &str) -> usize {
+    state.connections.get(&id).map_or(0, |c| c.rooms.iter().filter(|r| *r != room).count())
 }
 
 /// The user names of `members`, sorted, each once.
@@ -279,12 +291,8 @@ impl ChatService for Chat {
         check_room(&room)?;
         let (context, user) = caller()?;
         let id = context.connection_id;
-        {
-            let state = self.lock();
-            let rooms = state.connections.get(&id).map(|c| c.rooms.len()).unwrap_or(0);
-            if rooms >= MAX_ROOMS_PER_CONNECTION && !in_room(&state, id, &room) {
-                return Err(ChatError::TooManyRooms);
-            }
+        if self.room_count(id, &room) >= MAX_ROOMS_PER_CONNECTION {
+            return Err(ChatError::TooManyRooms);
         }
         context.join_group(&room).await.map_err(ChatError::Group)?;
         let first = {
@@ -294,16 +302,29 @@ impl ChatService for Chat {
             if context.closed.is_closed() {
                 return Err(ChatError::Closed);
             }
-            if !state.connections.contains_key(&id) {
-                let weak = Arc::downgrade(&self.state);
-                Chat::watch(&mut state, weak, self.events.clone(), id, context.closed.clone());
-                state.connections.insert(id, Joined { user: user.clone(), rooms: BTreeSet::new() });
+            // Again under the lock: concurrent joins of one connection stay in the bound.
+            if room_count(&state, id, &room) >= MAX_ROOMS_PER_CONNECTION {
+                None
+            } else {
+                if !state.connections.contains_key(&id) {
+                    let weak = Arc::downgrade(&self.state);
+                    Chat::watch(&mut state, weak, self.events.clone(), id, context.closed.clone());
+                    state.connections.insert(id, Joined { user: user.clone(), rooms: BTreeSet::new() });
+                }
+                let newly = state.connections.get_mut(&id).is_some_and(|c| c.rooms.insert(room.clone()));
+                Some(newly && state.enter(&room, &user))
             }
-            let newly = state.connections.get_mut(&id).is_some_and(|c| c.rooms.insert(room.clone()));
-            newly && state.enter(&room, &user)
         };
-        if first {
-            self.events.to_group(room.clone()).except_caller().joined(room.clone(), user).map_err(ChatError::Event)?;
+        match first {
+            None => {
+                context.leave_group(&room).await.map_err(ChatError::Group)?;
+                return Err(ChatError::TooManyRooms);
+            }
+            Some(true) => {
+                let others = self.events.to_group(room.clone()).except_caller();
+                others.joined(room.clone(), user).map_err(ChatError::Event)?;
+            }
+            Some(false) => {}
         }
         let members = context.group_members(&room).await.map_err(ChatError::Group)?;
         Ok(user_names(members))
