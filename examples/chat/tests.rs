@@ -248,3 +248,30 @@ async fn room_names_texts_and_rooms_per_connection_are_bounded() {
     assert_eq!(alice.next_message().await.2.len(), MAX_TEXT_CHARS);
     server.server.shutdown(Duration::from_secs(1)).await;
 }
+
+/// One HTTP/1.1 request to `addr`; the whole response as text.
+async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = within("HTTP connect", tokio::net::TcpStream::connect(addr)).await.expect("connects");
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    within("HTTP write", stream.write_all(request.as_bytes())).await.expect("writes");
+    let mut response = Vec::new();
+    within("HTTP response", stream.read_to_end(&mut response)).await.expect("reads");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn the_page_is_served_on_the_endpoints_port() {
+    let server = Server::start().await;
+    let addr = server.server.local_addr().expect("bound address");
+    let page = http(addr, "GET", "/").await.to_ascii_lowercase();
+    assert!(page.starts_with("http/1.1 200"), "{page}");
+    assert!(page.contains("content-type: text/html"), "{page}");
+    assert!(page.contains("<title>witrpc chat</title>"), "{page}");
+    let script = http(addr, "GET", "/app.js").await.to_ascii_lowercase();
+    assert!(script.starts_with("http/1.1 200") && script.contains("content-type: text/javascript"), "{script}");
+    assert!(script.contains("witrpc.chat.ichatservice"), "the bundle is not the chat page's");
+    assert!(http(addr, "GET", "/secrets").await.starts_with("HTTP/1.1 404"));
+    assert!(http(addr, "POST", "/").await.starts_with("HTTP/1.1 405"));
+    server.server.shutdown(Duration::from_secs(1)).await;
+}
