@@ -1689,6 +1689,8 @@ async function enter(room) {
   const pending = room.pending ?? [];
   room.pending = null;
   for (const change of pending) change();
+  renderRooms();
+  renderRoom();
 }
 async function join(name) {
   showError(void 0);
@@ -1742,10 +1744,11 @@ async function signIn() {
     unsubscribe = [
       connected.onStateChange((state) => {
         setState(state);
+        if (state === "reconnecting") wasReconnecting = true;
         if (state === "open" && wasReconnecting) {
+          wasReconnecting = false;
           for (const room of rooms.values()) enter(room).catch((e) => showError(`Cannot rejoin ${room.name}: ${describe(e)}`));
         }
-        wasReconnecting = state === "reconnecting";
       }),
       chat.on(
         "Message",

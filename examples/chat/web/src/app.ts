@@ -162,6 +162,8 @@ async function enter(room: Room): Promise<void> {
   const pending = room.pending ?? [];
   room.pending = null;
   for (const change of pending) change();
+  renderRooms();
+  renderRoom();
 }
 
 async function join(name: string): Promise<void> {
@@ -219,11 +221,12 @@ async function signIn(): Promise<void> {
     unsubscribe = [
       connected.onStateChange((state) => {
         setState(state);
+        if (state === "reconnecting") wasReconnecting = true;
         // A new connection is in no room: join them all again.
         if (state === "open" && wasReconnecting) {
+          wasReconnecting = false;
           for (const room of rooms.values()) enter(room).catch((e) => showError(`Cannot rejoin ${room.name}: ${describe(e)}`));
         }
-        wasReconnecting = state === "reconnecting";
       }),
       chat.on(
         "Message",

@@ -35,13 +35,13 @@ after(async () => {
   await server?.stop();
 });
 
-/** A new browser profile on the page, signed in as `name`. */
-async function signIn(name) {
+/** A new browser profile on the page at `url`, signed in as `name`. */
+async function signIn(name, url = server.url) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${server.url}/`);
+  await page.goto(`${url}/`);
   await page.fill("#name", name);
   await page.click("#login-button");
   await page.waitForSelector('#status[data-state="open"]', WAIT);
@@ -93,7 +93,11 @@ async function membersAre(user, names) {
     )
     .catch(async (e) => {
       const shown = await user.page.$$eval("#members li", (items) => items.map((li) => li.dataset.user));
-      throw new Error(`${user.name} shows members ${JSON.stringify(shown)}, not ${JSON.stringify(names)}: ${e.message}`);
+      const lines = JSON.stringify(await texts(user));
+      const banner = await user.page.textContent("#error");
+      throw new Error(
+        `${user.name} shows members ${JSON.stringify(shown)}, not ${JSON.stringify(names)} (lines ${lines}, error ${JSON.stringify(banner)}): ${e.message}`,
+      );
     });
 }
 
@@ -179,4 +183,35 @@ test("the server's refusals show on the page", async () => {
   assert.equal(await dave.page.$$eval("#rooms li", (items) => items.length), 0);
   assert.deepEqual(dave.errors, []);
   await dave.close();
+});
+
+test("after a server restart the pages reconnect, rejoin their rooms and talk again", async () => {
+  // A server of its own, restarted on the same port; the client reconnects with backoff.
+  const build = { build: "cargo build --example chat" };
+  const first = await startExample(binary, ["--listen", "127.0.0.1:0"], build);
+  const users = [];
+  let second;
+  try {
+    const alice = await signIn("alice", first.url);
+    const bob = await signIn("bob", first.url);
+    users.push(alice, bob);
+    await join(alice, "lobby");
+    await join(bob, "lobby");
+    await membersAre(alice, ["alice", "bob"]);
+
+    await first.stop();
+    await alice.page.waitForSelector('#status[data-state="reconnecting"]', WAIT);
+    second = await startExample(binary, ["--listen", `127.0.0.1:${new URL(first.url).port}`], build);
+    for (const user of users) {
+      await user.page.waitForSelector('#status[data-state="open"]', WAIT);
+      await membersAre(user, ["alice", "bob"]);
+    }
+    await say(bob, "back again");
+    await sees(alice, "bob", "back again");
+    for (const user of users) assert.deepEqual(user.errors, [], `${user.name}'s page threw`);
+  } finally {
+    for (const user of users) await user.close();
+    await first.stop();
+    await second?.stop();
+  }
 });
