@@ -65,6 +65,11 @@ const TS_JOBS: &[gen_ts::Job] = &[
         output: "examples/dashboard/web/src/generated/dashboard_service.ts",
         client_import: "../../../../../clients/typescript/src/index.js",
     },
+    gen_ts::Job {
+        source: "examples/chat/service.rs",
+        output: "examples/chat/web/src/generated/chat_service.ts",
+        client_import: "../../../../../clients/typescript/src/index.js",
+    },
 ];
 
 struct Step<'a> {
@@ -129,6 +134,7 @@ fn test_all() -> Result<(), String> {
     eprintln!("\n==> smoke: demo_server + demo_client");
     smoke()?;
     typescript()?;
+    chat_page()?;
     eprintln!("\n==> package: the crates and the npm package are ready to publish");
     publish::run(&root())?;
     eprintln!("\n==> bench --quick: every benchmark scenario briefly, so the harness never rots");
@@ -203,6 +209,35 @@ fn typescript() -> Result<(), String> {
         ("RUST_LOG", "warn".to_owned()),
     ];
     run_in(web, "npm", &["test"], &env, "the dashboard failed in Chromium; the screenshot is target/dashboard.png")
+}
+
+/// The chat example's page: its build (the committed bundle must be current) and its
+/// end-to-end test in headless Chromium, three users on three pages.
+fn chat_page() -> Result<(), String> {
+    let web = "examples/chat/web";
+    run_in(
+        web,
+        "npm",
+        &["ci", "--no-audit", "--no-fund"],
+        &[],
+        "needs Node 20 and npm (npm ci reads package-lock.json from the registry)",
+    )?;
+    let bundle = root().join(web).join("dist/app.js");
+    let before = std::fs::read(&bundle).unwrap_or_default();
+    run_in(web, "npm", &["run", "build"], &[], "the chat page does not type-check or bundle")?;
+    if std::fs::read(&bundle).unwrap_or_default() != before {
+        return Err(format!("{web}/dist/app.js was stale; it has been rebuilt: commit it"));
+    }
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    if !Path::new(&chromium).exists() {
+        return Err(format!("{chromium} is missing: install Chromium (`apt-get install -y chromium`) or set CHROMIUM"));
+    }
+    let env = [
+        ("WITRPC_CHAT", example("chat").display().to_string()),
+        ("CHROMIUM", chromium),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    run_in(web, "npm", &["test"], &env, "the chat failed in Chromium; the screenshot is target/chat.png")
 }
 
 /// Builds the harness in release mode and runs it. A full run also saves the report as
