@@ -21,12 +21,12 @@ use witrpc::server::stats::{ServerStats, StatsSnapshot};
 pub struct MetricsSample {
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
-    /// CPU used by the server process since the previous sample, in percent of one core
-    /// (0 where the platform does not report it).
+    /// CPU used by the server process over the last second, in percent of one core (0
+    /// where the platform does not report it).
     pub cpu_percent: f64,
     /// Resident memory of the server process, MiB (0 where the platform does not report it).
     pub memory_mb: f64,
-    /// Calls finished per second since the previous sample.
+    /// Calls finished per second, over the last second.
     pub requests_per_second: f64,
     /// Clients connected to this server right now.
     pub connected_clients: i32,
@@ -153,12 +153,16 @@ impl Dashboard {
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(period);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let mut previous = stats.snapshot();
+            // Rates over the last second: CPU time comes in 10 ms ticks, too coarse for 100 ms.
+            let mut window = std::collections::VecDeque::from([stats.snapshot()]);
             loop {
                 ticker.tick().await;
                 let now = stats.snapshot();
-                let sample = sample_between(&previous, &now);
-                previous = now;
+                let sample = window.front().map_or_else(|| sample_between(&now, &now), |first| sample_between(first, &now));
+                if window.len() * period.as_millis().max(1) as usize >= 1000 {
+                    window.pop_front();
+                }
+                window.push_back(now);
                 {
                     let mut history = this.shared.history.lock().unwrap_or_else(|e| e.into_inner());
                     if history.len() == HISTORY {
