@@ -158,7 +158,8 @@ impl Dashboard {
             loop {
                 ticker.tick().await;
                 let now = stats.snapshot();
-                let sample = window.front().map_or_else(|| sample_between(&now, &now), |first| sample_between(first, &now));
+                let sample =
+                    window.front().map_or_else(|| sample_between(&now, &now), |first| sample_between(first, &now));
                 if window.len() * period.as_millis().max(1) as usize >= 1000 {
                     window.pop_front();
                 }
