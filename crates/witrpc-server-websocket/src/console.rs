@@ -24,6 +24,7 @@
 //! | `GET P/`, `P/console.js`, `P/console.css` | the page, compiled into the binary; public (it holds no figures) |
 //! | `GET P/figures?after=N` with `Authorization: Bearer <console token>` | JSON: the samples newer than sequence number `N` |
 //! | `P/figures` without the token, or with another one | **401** |
+//! | any other path | not the console's: the application's handler answers |
 //!
 //! The page takes the token from the URL fragment (`P/#token=...`, which browsers do not
 //! send to the server) or a form, and polls `P/figures` once per sampling interval.
@@ -182,6 +183,9 @@ impl Console {
         if !(rest.is_empty() || rest.starts_with('/')) {
             return None; // `/consoleX` is not ours
         }
+        if !matches!(rest, "" | "/" | "/index.html" | "/console.js" | "/console.css" | "/figures") {
+            return None;
+        }
         if request.method != Method::GET && request.method != Method::HEAD {
             return plain(StatusCode::METHOD_NOT_ALLOWED, "the console answers GET only\n");
         }
@@ -195,7 +199,9 @@ impl Console {
             "/console.js" => asset("text/javascript; charset=utf-8", SCRIPT),
             "/console.css" => asset("text/css; charset=utf-8", STYLE),
             "/figures" => Some(self.figures(request)),
-            _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+            // Not the console's: the application's handler (or a 404) answers, so a
+            // console mounted at `/` hides nothing but its own four paths.
+            _ => None,
         }
     }
 
@@ -390,6 +396,12 @@ mod tests {
         // Not ours: the application's handler answers these.
         assert!(c.answer(&get("/consoled", None)).is_none());
         assert!(c.answer(&get("/", None)).is_none());
+        assert!(c.answer(&get("/console/other", None)).is_none());
+        // At the root, the console claims only its own paths.
+        let root =
+            Console::new("/", ConsoleOptions::without_token(), ServerStats::default(), WebSocketStats::default());
+        assert_eq!(root.answer(&get("/figures", None)).unwrap().status(), StatusCode::OK);
+        assert!(root.answer(&get("/app.js", None)).is_none());
     }
 
     #[test]

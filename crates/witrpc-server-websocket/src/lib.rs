@@ -34,6 +34,12 @@
 //!
 //! Part of an independent, WitRPC-compatible implementation (not the official WitRPC).
 //!
+//! # Feature flags
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `console` | `WebSocketOptions::with_console`: the server's live console page at a path (module `console`) |
+//!
 //! ```no_run
 //! use witrpc_server::WitServerBuilder;
 //! use witrpc_server_websocket::WebSocketServerExt;

@@ -190,7 +190,8 @@ pub struct StatsSnapshot {
     pub calls: u64,
     /// Calls finished with a status other than 200.
     pub call_errors: u64,
-    /// Events queued to connections (one per receiving connection).
+    /// Events queued to connections (one per receiving connection); those a
+    /// `DropOldest` / `CoalesceLatest` policy later dropped are also in `events_dropped`.
     pub events_out: u64,
     /// Events dropped or replaced by a `DropOldest` / `CoalesceLatest` policy.
     pub events_dropped: u64,

@@ -1,8 +1,10 @@
 // End-to-end: the dashboard example in headless Chromium, asserting what a user sees.
 //
 // Needs the example binary (`cargo build --example dashboard`; WITRPC_DASHBOARD to
-// point elsewhere) and Chromium (CHROMIUM, default /usr/bin/chromium). Saves a
-// screenshot to target/dashboard.png (WITRPC_SCREENSHOT to change).
+// point elsewhere), Chromium (CHROMIUM, default /usr/bin/chromium) and, for the call
+// load, the built TypeScript client (`npm ci && npm run build` in clients/typescript,
+// which `cargo xtask test-all` does first). Saves a screenshot to target/dashboard.png
+// (WITRPC_SCREENSHOT to change).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
