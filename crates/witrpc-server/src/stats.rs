@@ -424,6 +424,8 @@ fn parse_rss(status: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
 
     #[test]
     fn buckets_are_contiguous_and_ordered() {
@@ -523,6 +525,101 @@ mod tests {
         assert_eq!(stats.snapshot().outbound_queue_bytes, 0);
         stats.outbound_bytes(25);
         assert_eq!(stats.snapshot().outbound_queue_bytes, 15);
+    }
+
+    /// A `metrics` recorder that sums what it is fed, per metric name (counters: the
+    /// increments; gauges: the net change; histograms: the number of values).
+    #[derive(Default)]
+    struct Tallies(Mutex<HashMap<String, Arc<Tally>>>);
+
+    #[derive(Default)]
+    struct Tally(Mutex<f64>);
+
+    impl Tally {
+        fn add(&self, v: f64) {
+            *self.0.lock().unwrap() += v;
+        }
+    }
+    impl metrics::CounterFn for Tally {
+        fn increment(&self, value: u64) {
+            self.add(value as f64);
+        }
+        fn absolute(&self, _: u64) {}
+    }
+    impl metrics::GaugeFn for Tally {
+        fn increment(&self, value: f64) {
+            self.add(value);
+        }
+        fn decrement(&self, value: f64) {
+            self.add(-value);
+        }
+        fn set(&self, _: f64) {}
+    }
+    impl metrics::HistogramFn for Tally {
+        fn record(&self, _: f64) {
+            self.add(1.0);
+        }
+    }
+
+    impl Tallies {
+        fn tally(&self, key: &metrics::Key) -> Arc<Tally> {
+            self.0.lock().unwrap().entry(key.name().to_owned()).or_default().clone()
+        }
+        fn get(&self, name: &str) -> f64 {
+            self.0.lock().unwrap().get(name).map_or(0.0, |t| *t.0.lock().unwrap())
+        }
+    }
+
+    impl metrics::Recorder for Tallies {
+        fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+        fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+            metrics::Counter::from_arc(self.tally(key))
+        }
+        fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::from_arc(self.tally(key))
+        }
+        fn register_histogram(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+            metrics::Histogram::from_arc(self.tally(key))
+        }
+    }
+
+    #[test]
+    fn the_metrics_facade_is_fed_by_the_same_recordings() {
+        use crate::metrics as m;
+        let recorder = Tallies::default();
+        let stats = ServerStats::default();
+        metrics::with_local_recorder(&recorder, || {
+            for _ in 0..3 {
+                stats.connection_opened();
+            }
+            stats.authorized();
+            stats.connection_closed(true);
+            stats.auth_failed();
+            for len in [10, 20, 30] {
+                stats.message_in(len);
+            }
+            stats.message_out(7);
+            stats.call_finished("Add", 200, Duration::from_micros(50));
+            stats.call_finished("Fail", 500, Duration::from_millis(2));
+            stats.event_queued(0);
+            stats.event_queued(2);
+            stats.slow_consumer();
+            stats.outbound_bytes(100);
+            stats.outbound_bytes(-40);
+        });
+        let s = stats.snapshot();
+        assert_eq!(recorder.get(m::CONNECTIONS_ACTIVE), s.connections as f64);
+        assert_eq!(recorder.get(m::CONNECTIONS_TOTAL), s.connections_accepted as f64);
+        assert_eq!(recorder.get(m::AUTH_FAILURES), s.auth_failures as f64);
+        assert_eq!(recorder.get(m::MESSAGES_IN), s.messages_in as f64);
+        assert_eq!(recorder.get(m::MESSAGES_OUT), s.messages_out as f64);
+        assert_eq!(recorder.get(m::REQUEST_DURATION), s.calls as f64);
+        assert_eq!(recorder.get(m::EVENTS_DROPPED), s.events_dropped as f64);
+        assert_eq!(recorder.get(m::SLOW_CONSUMERS), s.slow_consumer_disconnects as f64);
+        assert_eq!(recorder.get(m::OUTBOUND_BYTES), s.outbound_queue_bytes as f64);
+        assert_eq!((s.connections, s.messages_in, s.bytes_in, s.calls, s.outbound_queue_bytes), (2, 3, 60, 2, 60));
     }
 
     #[test]
