@@ -179,18 +179,18 @@ impl WitServer {
 
     /// Connections accepted since the server was built.
     pub fn accepted_connections(&self) -> u64 {
-        self.shared.stats.counter(|c| &c.accepted)
+        self.shared.stats.counter(|c| &c.life.accepted)
     }
 
     /// WitRPC messages received (all connections) since the server was built.
     pub fn messages_received(&self) -> u64 {
-        self.shared.stats.counter(|c| &c.messages_in)
+        self.shared.stats.counter(|c| &c.read.messages_in)
     }
 
     /// Clients disconnected since the server was built because their outbound queue
     /// overflowed (they did not read their events fast enough).
     pub fn slow_consumer_disconnects(&self) -> u64 {
-        self.shared.stats.counter(|c| &c.slow_consumers)
+        self.shared.stats.counter(|c| &c.life.slow_consumers)
     }
 
     /// This node's id in its cluster (the broker's; `"local"` without one).
@@ -252,6 +252,6 @@ impl WitServer {
 
     /// Authorizations refused since the server was built.
     pub fn authorization_failures(&self) -> u64 {
-        self.shared.stats.counter(|c| &c.auth_failures)
+        self.shared.stats.counter(|c| &c.life.auth_failures)
     }
 }
