@@ -1,5 +1,7 @@
-//! The dashboard service behind `examples/dashboard`: live metrics at 10 Hz, jobs that
-//! report progress, and a few calls, for a browser page built on the TypeScript client.
+//! The dashboard service behind `examples/dashboard`: the server's own figures at 10 Hz
+//! (from its `ServerStats`, the counters its console and the `metrics` facade show),
+//! jobs that report progress, and a few calls, for a browser page built on the
+//! TypeScript client.
 //!
 //! `cargo xtask gen-ts` turns this file into
 //! `examples/dashboard/web/src/generated/dashboard_service.ts`; keep every type the
@@ -11,18 +13,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use witrpc::DotNetType;
+use witrpc::server::stats::{ServerStats, StatsSnapshot};
 
-/// One sample of the (simulated) load figures the dashboard charts.
+/// One sample of the server's own figures, as the dashboard charts them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MetricsSample {
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
-    /// Simulated CPU load, 0–100.
+    /// CPU used by the server process over the last second, in percent of one core (0
+    /// where the platform does not report it).
     pub cpu_percent: f64,
-    /// Simulated memory in use, MB.
+    /// Resident memory of the server process, MiB (0 where the platform does not report it).
     pub memory_mb: f64,
-    /// Simulated request rate.
+    /// Calls finished per second, over the last second.
     pub requests_per_second: f64,
     /// Clients connected to this server right now.
     pub connected_clients: i32,
@@ -98,7 +102,7 @@ pub trait DashboardService {
     /// The last `count` (at most 600) metrics samples, oldest first.
     async fn history(&self, count: i32) -> Vec<MetricsSample>;
 
-    /// A new metrics sample (10 per second).
+    /// A new sample of the server's figures (10 per second).
     #[event]
     fn metrics(&self, sample: MetricsSample);
     /// A job advanced.
@@ -142,18 +146,24 @@ impl Dashboard {
         Self { events, shared: Arc::new(shared) }
     }
 
-    /// Raises `Metrics` every `period` until the process ends; `clients` reports how
-    /// many clients are connected.
-    pub fn run_metrics(&self, period: Duration, clients: impl Fn() -> usize + Send + 'static) {
+    /// Raises `Metrics` every `period` until the process ends, with the figures of
+    /// `stats` (the server's live counters, `WitServerBuilder::stats`).
+    pub fn run_metrics(&self, period: Duration, stats: ServerStats) {
         let this = self.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(period);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let mut tick = 0u64;
+            // Rates over the last second: CPU time comes in 10 ms ticks, too coarse for 100 ms.
+            let mut window = std::collections::VecDeque::from([stats.snapshot()]);
             loop {
                 ticker.tick().await;
-                tick += 1;
-                let sample = simulated_sample(tick, i32::try_from(clients()).unwrap_or(i32::MAX));
+                let now = stats.snapshot();
+                let sample =
+                    window.front().map_or_else(|| sample_between(&now, &now), |first| sample_between(first, &now));
+                if window.len() * period.as_millis().max(1) as usize >= 1000 {
+                    window.pop_front();
+                }
+                window.push_back(now);
                 {
                     let mut history = this.shared.history.lock().unwrap_or_else(|e| e.into_inner());
                     if history.len() == HISTORY {
@@ -169,17 +179,16 @@ impl Dashboard {
     }
 }
 
-/// Smooth, plausible load figures: slow waves plus a little deterministic jitter.
-fn simulated_sample(tick: u64, connected_clients: i32) -> MetricsSample {
-    let t = tick as f64 / 10.0;
-    let jitter = ((tick.wrapping_mul(2_654_435_761) % 1000) as f64 / 1000.0 - 0.5) * 6.0;
+/// The figures between two snapshots of the server's counters.
+fn sample_between(earlier: &StatsSnapshot, now: &StatsSnapshot) -> MetricsSample {
+    let interval = now.since(earlier);
     let timestamp_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     MetricsSample {
         timestamp_ms,
-        cpu_percent: (45.0 + 25.0 * (t / 3.0).sin() + 10.0 * (t / 0.7).sin() + jitter).clamp(0.0, 100.0),
-        memory_mb: 512.0 + 64.0 * (t / 20.0).sin() + jitter,
-        requests_per_second: (1200.0 + 400.0 * (t / 5.0).cos() + 30.0 * jitter).max(0.0),
-        connected_clients,
+        cpu_percent: interval.cpu_percent.unwrap_or(0.0),
+        memory_mb: now.process.rss_bytes.map_or(0.0, |b| b as f64 / (1024.0 * 1024.0)),
+        requests_per_second: interval.calls_per_second,
+        connected_clients: i32::try_from(now.connections).unwrap_or(i32::MAX),
     }
 }
 
@@ -241,11 +250,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn simulated_figures_stay_in_range() {
-        for tick in 0..10_000 {
-            let s = simulated_sample(tick, 3);
-            assert!((0.0..=100.0).contains(&s.cpu_percent), "{s:?}");
-            assert!(s.memory_mb > 400.0 && s.requests_per_second >= 0.0, "{s:?}");
-        }
+    fn samples_are_the_servers_figures() {
+        let stats = ServerStats::default();
+        let a = stats.snapshot();
+        let b = stats.snapshot();
+        let s = sample_between(&a, &b);
+        assert_eq!((s.requests_per_second, s.connected_clients), (0.0, 0));
+        assert!(s.cpu_percent >= 0.0 && s.timestamp_ms > 0, "{s:?}");
+        #[cfg(target_os = "linux")]
+        assert!(s.memory_mb > 0.0, "{s:?}");
     }
 }

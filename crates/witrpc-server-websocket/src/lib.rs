@@ -34,6 +34,12 @@
 //!
 //! Part of an independent, WitRPC-compatible implementation (not the official WitRPC).
 //!
+//! # Feature flags
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `console` | `WebSocketOptions::with_console`: the server's live console page at a path (module `console`) |
+//!
 //! ```no_run
 //! use witrpc_server::WitServerBuilder;
 //! use witrpc_server_websocket::WebSocketServerExt;
@@ -46,6 +52,8 @@
 //! ```
 
 mod accept;
+#[cfg(feature = "console")]
+pub mod console;
 mod driver;
 mod endpoint;
 pub mod limits;
@@ -168,6 +176,27 @@ pub trait WebSocketOptions: Sized {
     /// # Ok(()) }
     /// ```
     fn with_websocket_limits(self, limits: WebSocketLimits) -> Self;
+
+    /// Mounts the live console of this server at `path` (feature `console`): a page at
+    /// `path/` charting the server's own figures, read from `path/figures` with the
+    /// console's own token. Requests under `path` are answered before the handler of
+    /// [`WebSocketOptions::with_http_handler`]; see [`console`] for what is served and
+    /// what each figure means.
+    ///
+    /// ```no_run
+    /// use witrpc_server::WitServerBuilder;
+    /// use witrpc_server_websocket::console::ConsoleOptions;
+    /// use witrpc_server_websocket::{WebSocketOptions, WebSocketServerExt};
+    /// # fn demo(service: impl witrpc_core::Service) -> Result<(), witrpc_server::ServerError> {
+    /// let server = WitServerBuilder::new()
+    ///     .with_service(service)
+    ///     .with_websocket("http://127.0.0.1:5000/ws", 100)
+    ///     .with_console("/console", ConsoleOptions::new("console-secret"))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "console")]
+    fn with_console(self, path: &str, options: console::ConsoleOptions) -> Self;
 }
 
 impl WebSocketOptions for WebSocketServerBuilder {
@@ -205,6 +234,15 @@ impl WebSocketOptions for WebSocketServerBuilder {
 
     fn with_websocket_limits(mut self, limits: WebSocketLimits) -> Self {
         self.transport_mut().set_limits(limits);
+        self
+    }
+
+    #[cfg(feature = "console")]
+    fn with_console(mut self, path: &str, options: console::ConsoleOptions) -> Self {
+        let stats = self.stats();
+        let transport_stats = self.transport_mut().stats();
+        let console = console::Console::new(path, options, stats, transport_stats);
+        self.transport_mut().mount_console(console::handler(Arc::new(console)));
         self
     }
 }

@@ -37,6 +37,8 @@ pub struct WebSocketTransport {
     tls: Option<TlsMaterial>,
     origins: OriginPolicy,
     http: Option<HttpHandler>,
+    /// A console mounted with `with_console`: answers before `http`.
+    console: Option<HttpHandler>,
     limits: WebSocketLimits,
     stats: WebSocketStats,
 }
@@ -64,6 +66,7 @@ impl WebSocketTransport {
             tls: None,
             origins: OriginPolicy::default(),
             http: None,
+            console: None,
             limits: WebSocketLimits::default(),
             stats: WebSocketStats::default(),
         }
@@ -112,6 +115,22 @@ impl WebSocketTransport {
         F: Fn(&hyper::http::request::Parts) -> Option<Response<Bytes>> + Send + Sync + 'static,
     {
         self.http = Some(HttpHandler(Arc::new(handler)));
+    }
+
+    /// Answers requests under a console's path before the HTTP handler sees them.
+    #[cfg_attr(not(feature = "console"), allow(dead_code))]
+    pub(crate) fn mount_console(&mut self, console: HttpHandler) {
+        self.console = Some(console);
+    }
+
+    /// The console first, then the application's handler.
+    fn plain_http(&self) -> Option<HttpHandler> {
+        match (self.console.clone(), self.http.clone()) {
+            (Some(console), Some(app)) => {
+                Some(HttpHandler(Arc::new(move |parts| (console.0)(parts).or_else(|| (app.0)(parts)))))
+            }
+            (console, app) => console.or(app),
+        }
     }
 
     fn endpoint(&self) -> Result<&Endpoint, ServerError> {
@@ -216,7 +235,7 @@ impl ServerTransport for WebSocketTransport {
                 tasks: tasks.clone(),
                 tls,
                 origins: self.origins.clone(),
-                http: self.http.clone(),
+                http: self.plain_http(),
                 counters: self.stats.0.clone(),
                 lingering: Arc::new(Semaphore::new(MAX_LINGERING)),
                 limits,

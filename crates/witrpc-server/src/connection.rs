@@ -13,7 +13,6 @@ use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::Semaphore;
@@ -79,11 +78,11 @@ pub(crate) async fn serve(
         tracing::info_span!("connection", conn_id = %id, peer = ?peer, transport, protocol = tracing::field::Empty);
     async move {
         tracing::info!("connected");
-        shared.connection_opened();
+        shared.stats.connection_opened();
         let config = &shared.config;
         let limits =
             QueueLimits::new(config.outbound_queue_capacity, config.max_outbound_bytes, config.slow_consumer_timeout);
-        let outbox = Arc::new(Outbox::new(limits, shared.stats.slow_consumers.clone(), shutdown.child_token()));
+        let outbox = Arc::new(Outbox::new(limits, shared.stats.clone(), shutdown.child_token()));
         let session_config = SessionConfig::new(
             Keepalive::new(config.keepalive_interval, config.idle_timeout),
             config.handshake_timeout,
@@ -118,7 +117,7 @@ pub(crate) async fn serve(
         }
         task.outbox.closer().cancel();
         drop(slot);
-        shared.connection_closed();
+        shared.stats.connection_closed(task.session.is_authorized());
         tracing::info!("disconnected");
     }
     .instrument(span)
@@ -223,8 +222,7 @@ impl ConnectionTask {
             };
             tracing::trace!(len = bytes.len(), "frame in");
             if !bytes.is_empty() {
-                self.shared.stats.messages_in.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(crate::metrics::MESSAGES_IN).increment(1);
+                self.shared.stats.message_in(bytes.len());
             }
             match self.session.handle_message(at, bytes) {
                 None => {}
@@ -279,7 +277,7 @@ impl ConnectionTask {
             let outbound = match transmit {
                 Transmit::Message(frame) => {
                     tracing::trace!(len = frame.len(), "frame out");
-                    metrics::counter!(crate::metrics::MESSAGES_OUT).increment(1);
+                    self.shared.stats.message_out(frame.len());
                     Outbound::Message(frame)
                 }
                 Transmit::Ping => Outbound::Ping,
@@ -352,12 +350,12 @@ impl ConnectionTask {
         };
         let Authorization::Allow(identity) = decision else {
             self.session.authorization_decided(false);
-            self.shared.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(crate::metrics::AUTH_FAILURES).increment(1);
+            self.shared.stats.auth_failed();
             return;
         };
         tracing::debug!(identity = ?identity.as_ref().map(Identity::name), "authorized");
         self.session.authorization_decided(true);
+        self.shared.stats.authorized();
         self.context.identity = identity;
         self.context.protocol = self.session.protocol();
         if let Some(version) = self.context.protocol {
@@ -450,15 +448,16 @@ impl ConnectionTask {
         // here and answer at once; only a method that is still pending gets its own task.
         // (The task polls it again with its own waker, so nothing is lost.)
         if let Some(result) = span.in_scope(|| (&mut future).now_or_never()) {
-            let response = span.in_scope(|| finish(result, method_name, started));
+            let response = span.in_scope(|| finish(result, method_name, started, &self.shared.stats));
             self.respond(id, &response);
             drop(permit);
             return;
         }
         let outbox = self.outbox.clone();
+        let stats = self.shared.stats.clone();
         self.calls.spawn(
             async move {
-                let response = finish(future.await, method_name, started);
+                let response = finish(future.await, method_name, started, &stats);
                 // A closed queue means the connection is going away; nobody to answer.
                 let _closed = outbox.send(Queued::Response { id, response });
                 drop(permit);
@@ -491,6 +490,7 @@ fn finish(
     result: std::thread::Result<Result<Option<Vec<u8>>, MethodError>>,
     method_name: &'static str,
     started: std::time::Instant,
+    stats: &crate::stats::ServerStats,
 ) -> WitResponse {
     let response = match result {
         Ok(result) => response_for(result),
@@ -505,7 +505,7 @@ fn finish(
     };
     let elapsed = started.elapsed();
     tracing::debug!(status = response.status.to_i32(), elapsed_us = elapsed.as_micros() as u64, "done");
-    crate::metrics::request(method_name, response.status.to_i32(), elapsed);
+    stats.call_finished(method_name, response.status.to_i32(), elapsed);
     response
 }
 

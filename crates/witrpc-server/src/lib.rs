@@ -41,6 +41,7 @@ mod outbox;
 mod registry;
 mod server;
 mod shared;
+pub mod stats;
 pub mod transport;
 
 pub use auth::{AccessTokenValidator, Authorization, NoAccessToken, StaticAccessToken, constant_time_eq};

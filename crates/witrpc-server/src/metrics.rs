@@ -1,6 +1,12 @@
 //! Metrics through the `metrics` facade. Nothing is recorded unless the application
 //! installs a recorder (e.g. `metrics-exporter-prometheus`; see `examples/prometheus.rs`).
 //!
+//! The server's figures are fed from one place: the recording functions of
+//! [`ServerStats`](crate::stats::ServerStats) update its counters and call the
+//! functions below, so the facade and [`WitServer::stats`](crate::WitServer::stats)
+//! count the same events. (The backplane counters are recorded where frames cross
+//! nodes, in `events.rs` and the broker crates.)
+//!
 //! | name | kind | labels |
 //! |---|---|---|
 //! | `witrpc_connections_active` | gauge | |
@@ -36,7 +42,7 @@ pub const REQUEST_DURATION: &str = "witrpc_request_duration_seconds";
 /// `CoalesceLatest` policy.
 pub const EVENTS_DROPPED: &str = "witrpc_events_dropped_total";
 
-/// Records a finished call.
+/// Records a finished call (from `ServerStats::call_finished`).
 pub(crate) fn request(method: &'static str, status: i32, elapsed: std::time::Duration) {
     // Static labels for the statuses a server sends: no allocation per call.
     let status: std::borrow::Cow<'static, str> = match status {
@@ -47,6 +53,39 @@ pub(crate) fn request(method: &'static str, status: i32, elapsed: std::time::Dur
         other => other.to_string().into(),
     };
     metrics::histogram!(REQUEST_DURATION, "method" => method, "status" => status).record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn connection_opened() {
+    metrics::gauge!(CONNECTIONS_ACTIVE).increment(1.0);
+    metrics::counter!(CONNECTIONS_TOTAL).increment(1);
+}
+
+pub(crate) fn connection_closed() {
+    metrics::gauge!(CONNECTIONS_ACTIVE).decrement(1.0);
+}
+
+pub(crate) fn auth_failed() {
+    metrics::counter!(AUTH_FAILURES).increment(1);
+}
+
+pub(crate) fn message_in() {
+    metrics::counter!(MESSAGES_IN).increment(1);
+}
+
+pub(crate) fn message_out() {
+    metrics::counter!(MESSAGES_OUT).increment(1);
+}
+
+pub(crate) fn events_dropped(n: u64) {
+    metrics::counter!(EVENTS_DROPPED).increment(n);
+}
+
+pub(crate) fn slow_consumer() {
+    metrics::counter!(SLOW_CONSUMERS).increment(1);
+}
+
+pub(crate) fn outbound_bytes(delta: i64) {
+    metrics::gauge!(OUTBOUND_BYTES).increment(delta as f64);
 }
 
 /// `witrpc_backplane_published_total`: event frames handed to the cluster broker's backend.

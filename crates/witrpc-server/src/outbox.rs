@@ -9,12 +9,13 @@
 //! and the close signal.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use witrpc_core::session::{CloseReason, EventPushed, OutQueue, QueueLimits, Queued};
+
+use crate::stats::ServerStats;
 
 /// The sending side of a connection's queue, shared by the connection task, running
 /// calls and the event hub.
@@ -28,8 +29,8 @@ pub(crate) struct Outbox {
     capacity: usize,
     closer: CancellationToken,
     reason: Mutex<Option<CloseReason>>,
-    /// Server-wide count of clients closed for not keeping up.
-    slow_consumers: Arc<AtomicU64>,
+    /// The server's counters (queued bytes, events, slow consumers).
+    stats: ServerStats,
 }
 
 /// The connection is closed; the item was not queued.
@@ -37,7 +38,7 @@ pub(crate) struct Outbox {
 pub(crate) struct Closed;
 
 impl Outbox {
-    pub(crate) fn new(limits: QueueLimits, slow_consumers: Arc<AtomicU64>, closer: CancellationToken) -> Self {
+    pub(crate) fn new(limits: QueueLimits, stats: ServerStats, closer: CancellationToken) -> Self {
         Self {
             queue: Mutex::new(OutQueue::new(limits)),
             item_ready: Notify::new(),
@@ -45,7 +46,7 @@ impl Outbox {
             capacity: limits.capacity,
             closer,
             reason: Mutex::new(None),
-            slow_consumers,
+            stats,
         }
     }
 
@@ -67,9 +68,9 @@ impl Outbox {
             let mut queue = self.lock();
             let before = queue.bytes();
             queue.push(item);
-            queue.bytes() - before
+            queue.bytes() as i64 - before as i64
         };
-        metrics::gauge!(crate::metrics::OUTBOUND_BYTES).increment(before as f64);
+        self.stats.outbound_bytes(before);
         self.item_ready.notify_one();
         Ok(())
     }
@@ -85,20 +86,17 @@ impl Outbox {
             let mut queue = self.lock();
             let before = queue.bytes();
             let pushed = queue.push_event(item, now);
-            (pushed, queue.bytes() as f64 - before as f64)
+            (pushed, queue.bytes() as i64 - before as i64)
         };
-        metrics::gauge!(crate::metrics::OUTBOUND_BYTES).increment(added);
+        self.stats.outbound_bytes(added);
         match pushed {
             EventPushed::Queued { dropped } => {
-                if dropped > 0 {
-                    metrics::counter!(crate::metrics::EVENTS_DROPPED).increment(dropped as u64);
-                }
+                self.stats.event_queued(dropped);
                 self.item_ready.notify_one();
             }
             EventPushed::Slow(slow) => {
                 tracing::warn!(reason = %slow.reason, "disconnecting slow client");
-                self.slow_consumers.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(crate::metrics::SLOW_CONSUMERS).increment(1);
+                self.stats.slow_consumer();
                 self.close(CloseReason::new(witrpc_core::session::CloseCode::Policy, slow.reason));
             }
         }
@@ -136,7 +134,7 @@ impl Outbox {
             queue.drain_into(out);
             bytes
         };
-        metrics::gauge!(crate::metrics::OUTBOUND_BYTES).decrement(bytes as f64);
+        self.stats.outbound_bytes(-(bytes as i64));
         self.room.notify_waiters();
     }
 
@@ -180,20 +178,23 @@ mod tests {
 
     #[test]
     fn a_slow_consumer_is_closed_with_a_reason_and_counted() {
-        let o =
-            Outbox::new(QueueLimits::new(100, 25, Duration::from_secs(5)), Arc::default(), CancellationToken::new());
+        let o = Outbox::new(
+            QueueLimits::new(100, 25, Duration::from_secs(5)),
+            ServerStats::default(),
+            CancellationToken::new(),
+        );
         for v in 0..3 {
             o.send_event(event(v));
         }
         assert!(o.closer().is_cancelled());
-        assert_eq!(o.slow_consumers.load(Ordering::Relaxed), 1);
+        assert_eq!(o.stats.snapshot().slow_consumer_disconnects, 1);
         assert!(o.take_reason().is_some_and(|r| r.reason.contains("with_max_outbound_bytes")));
         assert!(o.send(Queued::Close(CloseReason::new(CloseCode::Normal, "late"))).is_err());
     }
 
     #[test]
     fn items_leave_in_order() {
-        let o = Outbox::new(QueueLimits::default(), Arc::default(), CancellationToken::new());
+        let o = Outbox::new(QueueLimits::default(), ServerStats::default(), CancellationToken::new());
         o.send_event(event(1));
         o.send(Queued::Close(CloseReason::new(CloseCode::Normal, "bye"))).unwrap();
         let mut out = VecDeque::new();

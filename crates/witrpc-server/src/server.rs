@@ -1,7 +1,6 @@
 //! `WitServer`: lifecycle (start, stop) and the state shared by all connections.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -156,23 +155,42 @@ impl WitServer {
 
     /// Connections currently open (authorized or not).
     pub fn connection_count(&self) -> usize {
-        self.shared.stats.active.load(Ordering::Relaxed)
+        self.shared.stats.connections()
+    }
+
+    /// The server's figures now: connections, calls and their latency, events, bytes,
+    /// queued bytes, slow consumers, and the process's CPU time and memory. The same
+    /// counters feed the [`metrics`](crate::metrics) facade.
+    ///
+    /// ```
+    /// # fn demo(server: &witrpc_server::WitServer) {
+    /// let figures = server.stats();
+    /// println!("{} calls, {} open connections", figures.calls, figures.connections);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> crate::stats::StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    /// The live counters (cheap to clone), for a sampler that snapshots them itself.
+    pub fn live_stats(&self) -> crate::stats::ServerStats {
+        self.shared.stats.clone()
     }
 
     /// Connections accepted since the server was built.
     pub fn accepted_connections(&self) -> u64 {
-        self.shared.stats.accepted.load(Ordering::Relaxed)
+        self.shared.stats.counter(|c| &c.life.accepted)
     }
 
     /// WitRPC messages received (all connections) since the server was built.
     pub fn messages_received(&self) -> u64 {
-        self.shared.stats.messages_in.load(Ordering::Relaxed)
+        self.shared.stats.counter(|c| &c.read.messages_in)
     }
 
     /// Clients disconnected since the server was built because their outbound queue
     /// overflowed (they did not read their events fast enough).
     pub fn slow_consumer_disconnects(&self) -> u64 {
-        self.shared.stats.slow_consumers.load(Ordering::Relaxed)
+        self.shared.stats.counter(|c| &c.life.slow_consumers)
     }
 
     /// This node's id in its cluster (the broker's; `"local"` without one).
@@ -234,6 +252,6 @@ impl WitServer {
 
     /// Authorizations refused since the server was built.
     pub fn authorization_failures(&self) -> u64 {
-        self.shared.stats.auth_failures.load(Ordering::Relaxed)
+        self.shared.stats.counter(|c| &c.life.auth_failures)
     }
 }

@@ -53,6 +53,7 @@
 //! | `json`    | JSON parameters, `with_json()` (the default serializer) |
 //! | `msgpack` | MessagePack parameters, `with_msgpack()` |
 //! | `macros`  | `#[witrpc::service]`, `#[derive(witrpc::DotNetType)]` |
+//! | `console` | `with_console(..)`: the server's live console page (`witrpc::server::console`) |
 //!
 //! Crate map: see `ARCHITECTURE.md` in the repository.
 
@@ -81,6 +82,9 @@ pub mod crypto {
 #[cfg(feature = "server")]
 pub mod server {
     pub use witrpc_server::*;
+    /// The live console: `with_console(path, ConsoleOptions::new(token))`.
+    #[cfg(feature = "console")]
+    pub use witrpc_server_websocket::console;
     pub use witrpc_server_websocket::{
         ConnectRate, WebSocketLimits, WebSocketOptions, WebSocketServerBuilder, WebSocketServerExt, WebSocketStats,
         WebSocketTransport, http, limits as websocket_limits,

@@ -1722,7 +1722,18 @@ async function startJob() {
     log("error", `StartJob failed: ${error.message}`);
   }
 }
-function init() {
+async function settings() {
+  try {
+    const response = await fetch("/settings.json", { cache: "no-store" });
+    return response.ok ? await response.json() : void 0;
+  } catch {
+    return void 0;
+  }
+}
+function openConsole(token) {
+  $("console").src = token ? `console/#token=${encodeURIComponent(token)}` : "console/";
+}
+async function init() {
   const params = new URLSearchParams(location.search);
   $("token").value = params.get("token") ?? "";
   $("format").value = params.get("format") === "msgpack" ? "msgpack" : "json";
@@ -1735,6 +1746,12 @@ function init() {
   $("add").addEventListener("click", () => void add());
   $("start-job").addEventListener("click", () => void startJob());
   setState("closed");
-  if (params.get("connect") === "1") void connect();
+  openConsole(params.get("console_token"));
+  if (params.get("connect") === "1") return connect();
+  const server = await settings();
+  if (!server) return;
+  if (!params.has("format")) $("format").value = server.format;
+  if (!params.has("encryption")) $("encryption").checked = server.encryption;
+  if (!server.token_required || params.has("token")) await connect();
 }
-init();
+void init();

@@ -1,8 +1,11 @@
 // The dashboard page: connects to the WitRPC endpoint on the page's own origin with the
 // TypeScript client and the types generated from `src/dashboard.rs`.
 //
+// On load the page asks the server (`/settings.json`) whether an access token is needed
+// and which format and encryption it uses; when no token is needed it connects at once.
 // Query parameters preset the connection form: `?token=…&format=msgpack&encryption=1`,
-// and `&connect=1` connects at once.
+// and `&connect=1` connects at once. `console_token=…` opens the server's console
+// (shown beside the job demo) with its own token.
 
 import { WitRpcClient, type ConnectionState } from "../../../../clients/typescript/src/index.js";
 import { DashboardServiceClient, type MetricsSample, type JobProgress } from "./generated/dashboard_service.js";
@@ -159,7 +162,29 @@ async function startJob(): Promise<void> {
   }
 }
 
-function init(): void {
+interface Settings {
+  token_required: boolean;
+  format: "json" | "msgpack";
+  encryption: boolean;
+  console_token_required: boolean;
+}
+
+/** What the server says the page needs; `undefined` when it does not say. */
+async function settings(): Promise<Settings | undefined> {
+  try {
+    const response = await fetch("/settings.json", { cache: "no-store" });
+    return response.ok ? ((await response.json()) as Settings) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The console page in its frame; the token travels in the fragment, never to the server's logs. */
+function openConsole(token: string | null): void {
+  $<HTMLIFrameElement>("console").src = token ? `console/#token=${encodeURIComponent(token)}` : "console/";
+}
+
+async function init(): Promise<void> {
   const params = new URLSearchParams(location.search);
   $<HTMLInputElement>("token").value = params.get("token") ?? "";
   $<HTMLSelectElement>("format").value = params.get("format") === "msgpack" ? "msgpack" : "json";
@@ -172,7 +197,13 @@ function init(): void {
   $("add").addEventListener("click", () => void add());
   $("start-job").addEventListener("click", () => void startJob());
   setState("closed");
-  if (params.get("connect") === "1") void connect();
+  openConsole(params.get("console_token"));
+  if (params.get("connect") === "1") return connect();
+  const server = await settings();
+  if (!server) return;
+  if (!params.has("format")) $<HTMLSelectElement>("format").value = server.format;
+  if (!params.has("encryption")) $<HTMLInputElement>("encryption").checked = server.encryption;
+  if (!server.token_required || params.has("token")) await connect();
 }
 
-init();
+void init();

@@ -29,15 +29,18 @@ function decodeServerInfo(v: unknown): ServerInfo {
   };
 }
 
-/** One sample of the (simulated) load figures the dashboard charts. */
+/** One sample of the server's own figures, as the dashboard charts them. */
 export interface MetricsSample {
   /** Milliseconds since the Unix epoch. */
   TimestampMs: number;
-  /** Simulated CPU load, 0–100. */
+  /**
+   * CPU used by the server process over the last second, in percent of one core (0
+   * where the platform does not report it).
+   */
   CpuPercent: number;
-  /** Simulated memory in use, MB. */
+  /** Resident memory of the server process, MiB (0 where the platform does not report it). */
   MemoryMb: number;
-  /** Simulated request rate. */
+  /** Calls finished per second, over the last second. */
   RequestsPerSecond: number;
   /** Clients connected to this server right now. */
   ConnectedClients: number;
@@ -100,7 +103,7 @@ export interface DashboardService {
 
 /** Events of `DashboardService`: wire name → argument tuple. */
 export interface DashboardServiceEvents {
-  /** A new metrics sample (10 per second). */
+  /** A new sample of the server's figures (10 per second). */
   Metrics: [sample: MetricsSample];
   /** A job advanced. */
   JobProgress: [progress: JobProgress];
