@@ -168,16 +168,22 @@ async fn a_refresh_for_another_identity_is_refused_and_closes_with_a_typed_error
     let node = Node::start(Duration::from_secs(1), Duration::from_secs(5), None).await;
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
-    let builder = WitClientBuilder::new().with_websocket(&node.url).with_token_provider(move || {
-        let n = counter.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(Ok::<_, std::io::Error>(if n == 0 { "user:ann".into() } else { "user:mallory".into() }))
-    });
+    // With reconnecting on: a refused refresh still closes the client for good (it does
+    // not reconnect with the provider's other identity).
+    let builder = WitClientBuilder::new()
+        .with_websocket(&node.url)
+        .with_reconnect(witrpc::ReconnectPolicy::default())
+        .with_token_provider(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(Ok::<_, std::io::Error>(if n == 0 { "user:ann".into() } else { "user:mallory".into() }))
+        });
     let client = within("connect", builder.connect(Duration::from_secs(10))).await.expect("client connects");
     let demo = DemoServiceClient::new(client.clone());
-    within("refused refresh closes", client.closed()).await;
+    within("refused refresh closes the client for good", client.closed()).await;
     assert!(calls.load(Ordering::SeqCst) >= 2, "the provider was asked for a refresh");
     let error = within("call", demo.who_am_i()).await.expect_err("closed");
     assert!(matches!(error, ClientError::TokenRefreshRefused), "{error:?}");
+    assert_eq!(node.server.accepted_connections(), 1, "no reconnect");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -205,8 +205,8 @@ impl<T> WitClientBuilder<T> {
     /// expires (our `token-refresh` extension), the client refreshes it in-band at
     /// about 80 % of its lifetime (at most 5 s before the expiry, at least half-way),
     /// without reconnecting; requests are stamped with the new token once the server
-    /// accepted it. A refused refresh closes the connection
-    /// ([`ClientError::TokenRefreshRefused`]); a failing provider is asked again a
+    /// accepted it. A refused refresh closes the client for good, even with
+    /// `with_reconnect` ([`ClientError::TokenRefreshRefused`]); a failing provider is asked again a
     /// second later, until the token expires. Replaces `with_access_token`.
     ///
     /// ```

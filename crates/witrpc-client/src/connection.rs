@@ -133,13 +133,18 @@ impl Shared {
         &self.writer_done
     }
 
+    /// Whether the server refused a refreshed token (the client then does not reconnect).
+    pub(crate) fn was_refresh_refused(&self) -> bool {
+        self.refresh_refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(crate) fn close_reason(&self) -> String {
         lock(&self.close_reason).clone().unwrap_or_else(|| "the connection was closed".to_owned())
     }
 
     /// The error a call fails with once the connection is closed.
     pub(crate) fn closed_error(&self) -> ClientError {
-        if self.refresh_refused.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.was_refresh_refused() {
             return ClientError::TokenRefreshRefused;
         }
         ClientError::ConnectionClosed { reason: self.close_reason() }
