@@ -6,6 +6,7 @@
 //! cargo run --example demo_server -- --encryption
 //! cargo run --example demo_server -- --protocol 3   # refuse .NET 2.x (protocol 2) clients
 //! cargo run --example demo_server -- --redis redis://127.0.0.1:6379 --node-id a --user-tokens
+//! cargo run --example demo_server -- --user-tokens --token-ttl 60   # tokens expire; clients refresh
 //! cargo run --example demo_server -- --listen https://127.0.0.1:5443/ws --tls-cert cert.pem --tls-key key.pem
 //! ```
 //!
@@ -70,6 +71,13 @@ struct Args {
     /// A token `user:<name>` authorizes as user `<name>`; any other token is refused.
     #[arg(long, conflicts_with = "token")]
     user_tokens: bool,
+    /// With `--user-tokens`: each token expires this many seconds (fractions allowed)
+    /// after it was accepted; clients must refresh it in-band or are closed.
+    #[arg(long, requires = "user_tokens")]
+    token_ttl: Option<f64>,
+    /// How long past its token's expiry a connection stays open, in seconds (default 2).
+    #[arg(long)]
+    token_grace: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -101,8 +109,16 @@ async fn main() -> anyhow::Result<()> {
     if let Some(token) = &args.token {
         builder = builder.with_access_token(token);
     }
-    if args.user_tokens {
-        builder = builder.with_access_token_validator(witrpc_demo::UserTokens);
+    match (args.user_tokens, args.token_ttl) {
+        (true, Some(ttl)) => {
+            let ttl = std::time::Duration::try_from_secs_f64(ttl)?;
+            builder = builder.with_access_token_validator(witrpc_demo::ExpiringUserTokens { ttl });
+        }
+        (true, None) => builder = builder.with_access_token_validator(witrpc_demo::UserTokens),
+        _ => {}
+    }
+    if let Some(grace) = args.token_grace {
+        builder = builder.with_token_expiry_grace(std::time::Duration::try_from_secs_f64(grace)?);
     }
     let node_id = args.node_id.clone().unwrap_or_else(|| {
         let random = witrpc::protocol::Uuid::new_v4().simple().to_string();

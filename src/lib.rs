@@ -90,6 +90,33 @@ impl witrpc::server::AccessTokenValidator for UserTokens {
     }
 }
 
+/// [`UserTokens`] whose tokens expire `ttl` after each authorization (the demo's
+/// `--user-tokens --token-ttl <secs>`): a connection is closed shortly after, unless its
+/// client refreshes the token in-band (the Rust and TypeScript clients with a token
+/// provider do).
+#[derive(Debug, Clone, Copy)]
+pub struct ExpiringUserTokens {
+    /// How long each accepted token lives.
+    pub ttl: std::time::Duration,
+}
+
+#[witrpc::server::async_trait]
+impl witrpc::server::AccessTokenValidator for ExpiringUserTokens {
+    async fn validate(&self, token: &str) -> bool {
+        UserTokens.validate(token).await
+    }
+
+    async fn authorize(&self, token: &str, connection: &witrpc::CallContext) -> witrpc::server::Authorization {
+        match UserTokens.authorize(token, connection).await {
+            witrpc::server::Authorization::Allow(identity) => witrpc::server::Authorization::AllowUntil {
+                identity,
+                expires_at: std::time::SystemTime::now() + self.ttl,
+            },
+            other => other,
+        }
+    }
+}
+
 /// The calling connection's context, or a failure naming the method.
 fn caller() -> Result<witrpc::CallContext, String> {
     witrpc::CallContext::current().ok_or_else(|| "not called through a server".to_owned())

@@ -23,4 +23,5 @@ mod robustness;
 mod security;
 mod send_sync;
 mod shutdown;
+mod tokens;
 mod util;

@@ -52,6 +52,15 @@ export interface ClientOptions {
   /** Access token, re-read on every (re)connect and stamped on every request. */
   token?: string | (() => string | Promise<string>);
   /**
+   * Gives a fresh access token: called at every (re)connect and, when the server says
+   * the token expires (our `token-refresh` extension), again before it does; the new
+   * token is sent in-band (no reconnect) at about 80 % of its lifetime (at most 5 s
+   * before the expiry, at least half-way). Requests are stamped with it once the
+   * server accepted it; a refused refresh closes the client with an
+   * {@link UnauthorizedError}. Takes precedence over `token`.
+   */
+  tokenProvider?: () => string | Promise<string>;
+  /**
    * Encryption via WebCrypto; must match the server (default false). Protocol 3:
    * RSA + HKDF + AES-256-GCM. Protocol 2: RSA + AES-256-CBC with a fixed IV (no MAC).
    */
@@ -135,6 +144,25 @@ function abortReason(signal: AbortSignal): Error {
   return new DOMException("the call was aborted", "AbortError");
 }
 
+/** Our wire extensions announced at Initialization (ARCHITECTURE.md, "Wire extensions of ours"). */
+const ANNOUNCED_EXTENSIONS = "witrpc/1 token-refresh";
+
+/** Whether the server's `Extensions` answer accepts `token-refresh`. */
+function acceptsTokenRefresh(extensions: string | null): boolean {
+  const tokens = (extensions ?? "").split(/\s+/).filter((t) => t.length > 0);
+  return tokens[0] === "witrpc/1" && tokens.includes("token-refresh");
+}
+
+/**
+ * Wait before refreshing a token that expires in `remainingMs`: 80 % of it, at most
+ * 5 s before the expiry, never before half-way (no refresh loop for short tokens).
+ */
+export function refreshDelayMs(remainingMs: number): number {
+  const remaining = Math.max(0, remainingMs);
+  const margin = Math.max(remaining / 5, Math.min(5000, remaining / 2));
+  return Math.max(Math.min(100, remaining), remaining - margin);
+}
+
 /** What a .NET 2.x server's null Initialization reply tells a protocol-3 client. */
 const SERVER_SPEAKS_2 = "the server speaks protocol 2 (WitRPC 2.x)";
 
@@ -208,6 +236,9 @@ export class WitRpcClient {
   private receiveChain: Promise<unknown> = Promise.resolve();
   private rsaKey: Promise<RsaKey> | undefined;
   private currentToken = "";
+  /** The server accepted our `token-refresh` extension on the current connection. */
+  private tokenRefresh = false;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private stateValue: ConnectionState = "connecting";
   private closedByUser = false;
   private openWaiters: Array<() => void> = [];
@@ -381,6 +412,8 @@ export class WitRpcClient {
   async close(): Promise<void> {
     if (this.closedByUser && this.stateValue === "closed") return;
     this.closedByUser = true;
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
     const socket = this.socket;
     this.failPending(new ConnectionClosedError("the client was closed"));
     this.setState("closed");
@@ -493,7 +526,7 @@ export class WitRpcClient {
   }
 
   private async handshake(): Promise<void> {
-    const token = typeof this.options.token === "function" ? await this.options.token() : (this.options.token ?? "");
+    const token = await this.freshToken();
     const encryption = this.options.encryption ?? false;
     if (encryption) this.rsaKey ??= generateRsaKey(this.protocol === 2);
     const rsa = encryption ? await this.rsaKey : undefined;
@@ -529,7 +562,10 @@ export class WitRpcClient {
     const v2 = this.protocol === 2;
     try {
       const publicKey = rsa ? rsa.publicJson : new Uint8Array([0]);
-      const initReply = await this.exchange(MessageType.Initialization, (v2 ? encodeInitializationV2 : encodeInitialization)(publicKey), false);
+      // Our extensions are announced to every protocol-3 server; .NET ones skip them.
+      const initRequest = v2 ? encodeInitializationV2(publicKey) : encodeInitialization(publicKey, ANNOUNCED_EXTENSIONS);
+      const initReply = await this.exchange(MessageType.Initialization, initRequest, false);
+      this.tokenRefresh = false;
       if (v2) {
         this.cipher = await initializeV2(initReply, rsa);
       } else {
@@ -537,6 +573,7 @@ export class WitRpcClient {
         if (!initReply) throw new ProtocolError(`${SERVER_SPEAKS_2}: connect with \`protocol: 2\``);
         const init = decodeInitializationReply(rsa ? await rsaDecrypt(rsa, initReply) : initReply);
         if (init.errorMessage) throw new ProtocolError(`the server refused the connection: ${init.errorMessage}`);
+        this.tokenRefresh = acceptsTokenRefresh(init.extensions);
         if (rsa) {
           this.cipher = await clientCipher(init.symmetricKey ?? new Uint8Array(), init.vector ?? new Uint8Array());
         } else if ((init.symmetricKey?.length ?? 0) > 1) {
@@ -549,6 +586,8 @@ export class WitRpcClient {
         throw new UnauthorizedError("the server rejected the access token");
       }
       this.currentToken = token;
+      const expiresAt = "expiresAtUnixMs" in auth ? (auth.expiresAtUnixMs as number | null) : null;
+      if (this.tokenRefresh && expiresAt) this.scheduleRefresh(socket, expiresAt, null);
     } catch (e) {
       socket.close();
       throw describe(e);
@@ -612,7 +651,61 @@ export class WitRpcClient {
     }
   }
 
+  /** A token from `tokenProvider`, or `token`. */
+  private async freshToken(): Promise<string> {
+    if (this.options.tokenProvider) return this.options.tokenProvider();
+    return typeof this.options.token === "function" ? this.options.token() : (this.options.token ?? "");
+  }
+
+  /** Plans the in-band refresh of a token that expires at `expiresAt` (ms since the epoch). */
+  private scheduleRefresh(socket: Socket, expiresAt: number, previous: number | null): void {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    const refreshable = this.options.tokenProvider !== undefined || typeof this.options.token === "function";
+    // A refresh that did not move the expiry hands out the same token: stop there.
+    if (!refreshable || (previous !== null && expiresAt <= previous)) return;
+    const delay = refreshDelayMs(expiresAt - Date.now());
+    this.refreshTimer = setTimeout(() => void this.refresh(socket, expiresAt), delay);
+  }
+
+  /** Sends a fresh token on the open connection; a refusal closes the client. */
+  private async refresh(socket: Socket, expiresAt: number): Promise<void> {
+    this.refreshTimer = undefined;
+    if (socket !== this.socket || this.stateValue !== "open") return;
+    let token: string;
+    try {
+      token = await this.freshToken();
+    } catch {
+      // The provider failed: ask again in a second (the server closes at the expiry).
+      this.refreshTimer = setTimeout(() => void this.refresh(socket, expiresAt), 1000);
+      return;
+    }
+    let reply: Uint8Array | null;
+    try {
+      reply = await this.exchange(MessageType.Authorization, encodeAuthorization(token), true);
+    } catch {
+      return; // the connection closed meanwhile: the reconnect path takes over
+    }
+    if (socket !== this.socket) return;
+    const answer = reply ? decodeAuthorizationReply(reply) : { isAuthorized: false, expiresAtUnixMs: null };
+    if (!answer.isAuthorized) {
+      const error = new UnauthorizedError("the server refused the refreshed access token and closed the connection");
+      this.closedByUser = true;
+      this.failPending(error);
+      this.setState("closed", error);
+      for (const w of this.openWaiters.splice(0)) w();
+      socket.close();
+      return;
+    }
+    this.currentToken = token;
+    if (answer.expiresAtUnixMs) this.scheduleRefresh(socket, answer.expiresAtUnixMs, expiresAt);
+  }
+
   private onSocketClosed(socket: Socket, info: string): void {
+    if (socket === this.socket) {
+      clearTimeout(this.refreshTimer);
+      this.refreshTimer = undefined;
+    }
     // Calls still waiting for a connection keep waiting (bounded by their timeout).
     this.failPending(new ConnectionClosedError(`the connection closed (${info})`), socket);
     if (socket !== this.socket) return;

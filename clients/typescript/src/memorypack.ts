@@ -351,13 +351,32 @@ export function decodeResponse(bytes: Uint8Array): WitResponse {
   };
 }
 
-export function encodeInitialization(publicKey: Uint8Array): Uint8Array {
+/**
+ * `WitRequestInitialization`; `extensions` is our trailing member 2 (`"witrpc/1 ..."`,
+ * see ARCHITECTURE.md "Wire extensions of ours"), skipped by .NET servers.
+ */
+export function encodeInitialization(publicKey: Uint8Array, extensions?: string): Uint8Array {
   const t = new TolerantWriter();
   t.body.byteArray(publicKey);
   t.endMember();
   t.body.i32(3);
   t.endMember();
+  if (extensions !== undefined) {
+    t.body.string(extensions);
+    t.endMember();
+  }
   return t.finish();
+}
+
+/** A trailing member of ours, or null when absent or of another type. */
+function lenient<T>(member: Reader | null, read: (r: Reader) => T): T | null {
+  if (!member) return null;
+  try {
+    const value = read(member);
+    return member.remaining === 0 ? value : null;
+  } catch {
+    return null;
+  }
 }
 
 export interface InitializationReply {
@@ -365,17 +384,20 @@ export interface InitializationReply {
   vector: Uint8Array | null;
   protocolVersion: number;
   errorMessage: string | null;
+  /** Our member 4: the features the server accepted (`"witrpc/1 ..."`); null from .NET. */
+  extensions: string | null;
 }
 
 export function decodeInitializationReply(bytes: Uint8Array): InitializationReply {
   const r = new Reader(bytes, "WitResponseInitialization");
-  const m = readTolerant(r, 4);
+  const m = readTolerant(r, 5);
   if (!m) throw new ProtocolError("null initialization reply");
   return {
     symmetricKey: m[0] ? m[0].byteArray() : null,
     vector: m[1] ? m[1].byteArray() : null,
     protocolVersion: m[2] ? m[2].i32() : 0,
     errorMessage: m[3] ? m[3].string() : null,
+    extensions: lenient(m[4], (r) => r.string()),
   };
 }
 
@@ -386,9 +408,22 @@ export function encodeAuthorization(token: string): Uint8Array {
   return t.finish();
 }
 
-export function decodeAuthorizationReply(bytes: Uint8Array): { isAuthorized: boolean; message: string | null } {
+/**
+ * `WitResponseAuthorization`; `expiresAtUnixMs` is our member 2 (ms since the epoch,
+ * 0 = no expiry), sent only to clients that negotiated `token-refresh`.
+ */
+export function decodeAuthorizationReply(bytes: Uint8Array): {
+  isAuthorized: boolean;
+  message: string | null;
+  expiresAtUnixMs: number | null;
+} {
   const r = new Reader(bytes, "WitResponseAuthorization");
-  const m = readTolerant(r, 2);
+  const m = readTolerant(r, 3);
   if (!m) throw new ProtocolError("null authorization reply");
-  return { isAuthorized: m[0] ? m[0].u8() !== 0 : false, message: m[1] ? m[1].string() : null };
+  const expires = lenient(m[2], (r) => Number(r.i64()));
+  return {
+    isAuthorized: m[0] ? m[0].u8() !== 0 : false,
+    message: m[1] ? m[1].string() : null,
+    expiresAtUnixMs: expires && expires > 0 ? expires : null,
+  };
 }

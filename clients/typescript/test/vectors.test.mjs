@@ -57,7 +57,7 @@ test("MemoryPack: the worked examples of §3.3-3.4", () => {
   // Encrypted-mode WitResponseInitialization: 69 bytes, lengths 24 14 04 04.
   const reply = Uint8Array.from([0x04, 0x24, 0x14, 0x04, 0x04, 32, 0, 0, 0, ...range(0, 32), 16, 0, 0, 0, ...range(0x20, 16), 3, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
   assert.equal(reply.length, 69);
-  assert.deepEqual(decodeInitializationReply(reply), { symmetricKey: range(0, 32), vector: range(0x20, 16), protocolVersion: 3, errorMessage: null });
+  assert.deepEqual(decodeInitializationReply(reply), { symmetricKey: range(0, 32), vector: range(0x20, 16), protocolVersion: 3, errorMessage: null, extensions: null });
   // Strings: ~utf8Count, utf16Length, bytes.
   const auth = encodeAuthorization("héllo");
   assert.equal(toHex(auth), "01" + "0e" + "f9ffffff" + "05000000" + toHex(new TextEncoder().encode("héllo")));

@@ -367,6 +367,14 @@ impl Inner {
                 }
             }
             control::ACK if message.acked == self.node => self.answered(message.seq, &message.node),
+            control::REVOKE => {
+                let target = self.inbound.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(Weak::upgrade);
+                if let Some(target) = target {
+                    for user in &message.topics {
+                        target.revoke_user(user);
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -617,6 +625,10 @@ impl Broker for RedisBroker {
             }
             Err(_) => self.inner.stats.lost(1, "queue_full"),
         }
+    }
+
+    async fn revoke_user(&self, user: &str) -> Result<(), BrokerError> {
+        self.inner.send_control(control::REVOKE, self.inner.next_seq(), "", vec![user.to_owned()]).await
     }
 
     async fn add_presence(&self, key: &PresenceKey, member: &Member) -> Result<(), BrokerError> {

@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! u8 kind         '+' node added topics, '-' removed them, 'S' its full set (replaces),
-//!                 '?' asks every node for its full set, 'A' acknowledges (node, seq)
+//!                 '?' asks every node for its full set, 'A' acknowledges (node, seq),
+//!                 'R' revokes the users listed (in place of topics): every other node
+//!                 closes their connections
 //! u8 len, bytes   the sending node
 //! u64             sequence number (of the message, or the one acknowledged)
 //! u8 len, bytes   'A': the node acknowledged; otherwise empty
@@ -30,6 +32,7 @@ pub(crate) const REMOVE: u8 = b'-';
 pub(crate) const FULL: u8 = b'S';
 pub(crate) const ASK: u8 = b'?';
 pub(crate) const ACK: u8 = b'A';
+pub(crate) const REVOKE: u8 = b'R';
 
 impl Control {
     pub(crate) fn encode(&self) -> Vec<u8> {

@@ -10,7 +10,7 @@ use witrpc_core::v2::ProtocolVersion;
 
 use crate::client::{Inner, WitClient};
 use crate::connection::Subscriptions;
-use crate::connector::{Connector, EncryptorFactory};
+use crate::connector::{Connector, EncryptorFactory, TokenProvider};
 use crate::error::ClientError;
 use crate::reconnect::ReconnectPolicy;
 use crate::transport::ClientTransport;
@@ -46,6 +46,7 @@ pub struct WitClientBuilder<T = NoTransport> {
     transport: T,
     serializer: Option<Arc<dyn ParameterSerializer>>,
     token: String,
+    provider: Option<TokenProvider>,
     request_timeout: Duration,
     event_capacity: usize,
     max_message_size: usize,
@@ -61,6 +62,7 @@ impl<T: std::fmt::Debug> std::fmt::Debug for WitClientBuilder<T> {
             .field("transport", &self.transport)
             .field("serializer", &self.serializer.as_ref().map(|s| s.name()))
             .field("token", &if self.token.is_empty() { "<none>" } else { "<redacted>" })
+            .field("token_provider", &self.provider.is_some())
             .field("encryption", &self.encryptor.is_some())
             .finish_non_exhaustive()
     }
@@ -79,6 +81,7 @@ impl WitClientBuilder<NoTransport> {
             transport: NoTransport,
             serializer: None,
             token: String::new(),
+            provider: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
@@ -160,6 +163,7 @@ impl<T> WitClientBuilder<T> {
             transport,
             serializer: self.serializer,
             token: self.token,
+            provider: self.provider,
             request_timeout: self.request_timeout,
             event_capacity: self.event_capacity,
             max_message_size: self.max_message_size,
@@ -188,9 +192,43 @@ impl<T> WitClientBuilder<T> {
         self
     }
 
-    /// The access token sent at authorization and on every request.
+    /// The access token sent at authorization and on every request (a constant
+    /// provider: it replaces `with_token_provider`).
     pub fn with_access_token(mut self, token: impl Into<String>) -> Self {
+        self.provider = None;
         self.token = token.into();
+        self
+    }
+
+    /// Asks `provider` for an access token at every connect (reconnects included) and
+    /// again before the current one expires: when the server says when the token
+    /// expires (our `token-refresh` extension), the client refreshes it in-band at
+    /// about 80 % of its lifetime (at most 5 s before the expiry, at least half-way),
+    /// without reconnecting; requests are stamped with the new token once the server
+    /// accepted it. A refused refresh closes the client for good, even with
+    /// `with_reconnect` ([`ClientError::TokenRefreshRefused`]); a failing provider is asked again a
+    /// second later, until the token expires. Replaces `with_access_token`.
+    ///
+    /// ```
+    /// use witrpc_client::WitClientBuilder;
+    /// let builder = WitClientBuilder::new().with_token_provider(|| async {
+    ///     // e.g. ask the identity provider for a fresh token
+    ///     Ok::<_, std::io::Error>("fresh-token".to_owned())
+    /// });
+    /// # drop(builder);
+    /// ```
+    pub fn with_token_provider<F, Fut, E>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
+        let provider: TokenProvider = Arc::new(move || {
+            let token = provider();
+            Box::pin(async move { token.await.map_err(Into::into) })
+        });
+        self.provider = Some(provider);
+        self.token = String::new();
         self
     }
 
@@ -236,6 +274,7 @@ impl<T> WitClientBuilder<T> {
             encryptor: self.encryptor.clone(),
             protocol: self.protocol,
             token: self.token.clone(),
+            provider: self.provider.clone(),
             keepalive: self.keepalive,
             timeout,
         });

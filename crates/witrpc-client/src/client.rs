@@ -246,8 +246,11 @@ async fn supervise(inner: Weak<Inner>, reconnect: Option<(Arc<Connector>, Reconn
     loop {
         let Some(conn) = inner.upgrade().map(|i| i.current()) else { return };
         conn.shared.closed_token().cancelled().await;
+        // A refused refresh is a credentials problem, not a lost connection: reconnecting
+        // would only ask the same provider again.
+        let refused = conn.shared.was_refresh_refused();
         drop(conn);
-        let Some((connector, policy)) = &reconnect else {
+        let (Some((connector, policy)), false) = (&reconnect, refused) else {
             if let Some(i) = inner.upgrade() {
                 i.finish();
             }

@@ -10,15 +10,17 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use witrpc_core::session::{ClientEvent, ClientSession, Transmit};
-use witrpc_core::{EventPublisher, WitRequest, WitResponse};
+use witrpc_core::session::{ClientEvent, ClientSession, SessionError, Transmit};
+use witrpc_core::{BoxFuture, EventPublisher, WitRequest, WitResponse};
 
+use crate::connector::{TokenError, TokenProvider};
 use crate::error::ClientError;
 use crate::transport::{FrameSink, FrameStream, Inbound, Outbound, TransportError};
 
@@ -93,6 +95,9 @@ pub(crate) struct Shared {
     subscriptions: std::sync::Arc<Subscriptions>,
     closed: CancellationToken,
     close_reason: Mutex<Option<String>>,
+    /// The server refused a refreshed token: calls fail with
+    /// [`ClientError::TokenRefreshRefused`].
+    refresh_refused: std::sync::atomic::AtomicBool,
     /// Cancelled when the writer task has ended (it closed the transport or gave up).
     writer_done: CancellationToken,
 }
@@ -111,6 +116,7 @@ impl Shared {
             subscriptions,
             closed: CancellationToken::new(),
             close_reason: Mutex::new(None),
+            refresh_refused: std::sync::atomic::AtomicBool::new(false),
             writer_done: CancellationToken::new(),
         }
     }
@@ -127,12 +133,20 @@ impl Shared {
         &self.writer_done
     }
 
+    /// Whether the server refused a refreshed token (the client then does not reconnect).
+    pub(crate) fn was_refresh_refused(&self) -> bool {
+        self.refresh_refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(crate) fn close_reason(&self) -> String {
         lock(&self.close_reason).clone().unwrap_or_else(|| "the connection was closed".to_owned())
     }
 
     /// The error a call fails with once the connection is closed.
     pub(crate) fn closed_error(&self) -> ClientError {
+        if self.was_refresh_refused() {
+            return ClientError::TokenRefreshRefused;
+        }
         ClientError::ConnectionClosed { reason: self.close_reason() }
     }
 
@@ -173,10 +187,9 @@ impl Shared {
             }
         }
         self.closed.cancel();
-        let reason = self.close_reason();
         let pending: Vec<_> = lock(&self.pending).drain().collect();
         for (_, tx) in pending {
-            let _ignored = tx.send(Err(ClientError::ConnectionClosed { reason: reason.clone() })); // caller may be gone
+            let _ignored = tx.send(Err(self.closed_error())); // caller may be gone
         }
     }
 
@@ -218,12 +231,13 @@ pub(crate) fn run(
     session: ClientSession,
     io: (FrameSink, FrameStream),
     requests: mpsc::Receiver<Outgoing>,
+    refresher: Option<TokenProvider>,
 ) -> impl Future<Output = ()> + Send {
     let done = shared.writer_done.clone().drop_guard();
     async move {
         let _done = done;
         let (mut sink, inbound) = io;
-        let reason = drive(&shared, session, &mut sink, inbound, requests).await;
+        let reason = drive(&shared, session, &mut sink, inbound, requests, refresher).await;
         shared.shut(reason); // keeps an earlier reason
         // Best effort: the peer may already be gone, or have stopped reading.
         let _closed_or_gone = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
@@ -289,6 +303,78 @@ impl Unwritten {
     }
 }
 
+/// The shortest wait before a refresh, whatever the token's lifetime.
+const MIN_REFRESH_DELAY: Duration = Duration::from_millis(100);
+/// How long before its expiry a short-lived token is refreshed: 5 s.
+const REFRESH_MARGIN: Duration = Duration::from_secs(5);
+/// A failing token provider is asked again after this long.
+const PROVIDER_RETRY: Duration = Duration::from_secs(1);
+
+/// How long to wait before refreshing a token that expires in `remaining`: at 80 % of
+/// it, but at least [`REFRESH_MARGIN`] before the expiry, and never before half-way
+/// (a very short lifetime must not make the client refresh in a loop).
+pub(crate) fn refresh_delay(remaining: Duration) -> Duration {
+    let margin = (remaining / 5).max(REFRESH_MARGIN.min(remaining / 2));
+    remaining.saturating_sub(margin).max(MIN_REFRESH_DELAY.min(remaining))
+}
+
+/// When to refresh a token that expires at `expires_at_unix_ms` (wall clock).
+fn refresh_deadline(expires_at_unix_ms: Option<i64>) -> Option<tokio::time::Instant> {
+    let at = u64::try_from(expires_at_unix_ms?).ok()?;
+    let expires = std::time::UNIX_EPOCH + Duration::from_millis(at);
+    let remaining = expires.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    Some(tokio::time::Instant::now() + refresh_delay(remaining))
+}
+
+/// The token refresh of one connection: when it is due, and the provider call in flight.
+struct Refresh {
+    provider: Option<TokenProvider>,
+    due: Option<tokio::time::Instant>,
+    fetching: Option<BoxFuture<'static, Result<String, TokenError>>>,
+    /// The expiry the current schedule was computed for.
+    expires_at: Option<i64>,
+}
+
+impl Refresh {
+    fn new(provider: Option<TokenProvider>, session: &ClientSession) -> Self {
+        let mut refresh = Self { provider, due: None, fetching: None, expires_at: None };
+        refresh.schedule(session.token_expires_at_unix_ms());
+        refresh
+    }
+
+    /// Plans the next refresh for a token expiring at `expires_at` (with a provider and
+    /// a server that negotiated `token-refresh`). A refresh that did not move the
+    /// expiry plans none (the provider hands out the same token).
+    fn schedule(&mut self, expires_at: Option<i64>) {
+        let moved = match (self.expires_at, expires_at) {
+            (Some(before), Some(now)) => now > before,
+            _ => true,
+        };
+        self.due = if self.provider.is_some() && moved { refresh_deadline(expires_at) } else { None };
+        if !moved {
+            tracing::warn!("the refreshed token expires no later than the previous one; not refreshing again");
+        }
+        self.expires_at = expires_at;
+    }
+
+    /// Waits until a refresh is due, then asks the provider; the token once it has one.
+    async fn next(&mut self) -> Result<String, TokenError> {
+        if self.fetching.is_none() {
+            match self.due {
+                Some(due) => tokio::time::sleep_until(due).await,
+                None => std::future::pending().await,
+            }
+            let Some(provider) = self.provider.as_ref() else { return std::future::pending().await };
+            self.due = None;
+            self.fetching = Some(provider());
+        }
+        let Some(fetching) = self.fetching.as_mut() else { return std::future::pending().await };
+        let token = fetching.await;
+        self.fetching = None;
+        token
+    }
+}
+
 /// The connection loop; returns why the connection ended.
 async fn drive(
     shared: &Shared,
@@ -296,6 +382,7 @@ async fn drive(
     sink: &mut FrameSink,
     mut inbound: FrameStream,
     mut requests: mpsc::Receiver<Outgoing>,
+    provider: Option<TokenProvider>,
 ) -> String {
     let mut out = Unwritten::default();
     let far = || now() + std::time::Duration::from_secs(86_400 * 365);
@@ -304,6 +391,7 @@ async fn drive(
     tokio::pin!(timer);
     let closed = shared.closed.cancelled();
     tokio::pin!(closed);
+    let mut refresh = Refresh::new(provider, &session);
     loop {
         if let Some(reason) = out.take_from(&mut session) {
             return reason;
@@ -328,10 +416,28 @@ async fn drive(
                 }
                 continue;
             }
+            token = refresh.next(), if session.features().token_refresh() && !session.is_refreshing() => {
+                match token {
+                    Ok(token) => {
+                        tracing::debug!("refreshing the access token");
+                        session.refresh_token(token);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?PROVIDER_RETRY, "the token provider failed");
+                        refresh.due = Some(tokio::time::Instant::now() + PROVIDER_RETRY);
+                    }
+                }
+                continue;
+            }
             request = requests.recv(), if room => {
                 match request {
-                    Some(Outgoing { id, request }) => {
+                    Some(Outgoing { id, mut request }) => {
                         tracing::trace!(%id, method = %request.method_name, "sending");
+                        // Stamped here, in wire order: the token the server last accepted.
+                        if request.token != session.token() {
+                            request.token.clear();
+                            request.token.push_str(session.token());
+                        }
                         session.send_request(id, &request);
                     }
                     None => return "the client disconnected".to_owned(),
@@ -361,7 +467,15 @@ async fn drive(
                 shared.deliver_response(id, reply);
             }
             Ok(Some(ClientEvent::Callback(event))) => shared.deliver_event(event),
+            Ok(Some(ClientEvent::TokenRefreshed { expires_at_unix_ms })) => {
+                tracing::debug!(expires_at_unix_ms, "access token refreshed");
+                refresh.schedule(expires_at_unix_ms);
+            }
             Ok(Some(_)) => {}
+            Err(SessionError::RefreshRefused) => {
+                shared.refresh_refused.store(true, std::sync::atomic::Ordering::Relaxed);
+                return SessionError::RefreshRefused.to_string();
+            }
             Err(e) => return e.to_string(),
         }
     }
@@ -379,5 +493,20 @@ impl Drop for Conn {
     fn drop(&mut self) {
         // Nobody can use this connection any more: the close signal stops its task.
         self.shared.shut("the client was dropped".to_owned());
+    }
+}
+
+#[cfg(test)]
+mod refresh_tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_refreshed_at_80_percent_or_5_s_before_expiry_but_never_in_a_loop() {
+        let s = Duration::from_secs;
+        assert_eq!(refresh_delay(s(3600)), s(2880), "80 % of an hour");
+        assert_eq!(refresh_delay(s(20)), s(15), "5 s before a 20 s token expires");
+        assert_eq!(refresh_delay(s(10)), s(5));
+        assert_eq!(refresh_delay(s(4)), s(2), "half-way through a very short token");
+        assert_eq!(refresh_delay(Duration::ZERO), Duration::ZERO, "already expired: at once");
     }
 }

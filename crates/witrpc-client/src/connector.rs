@@ -8,9 +8,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::Instrument;
+use witrpc_core::BoxFuture;
 use witrpc_core::crypto::plain::PlainClientEncryptor;
 use witrpc_core::crypto::plain_v2::PlainClientEncryptor as PlainClientEncryptorV2;
 use witrpc_core::crypto::{ClientEncryptor, CryptoError};
+use witrpc_core::extensions::Features;
 use witrpc_core::session::{ClientEvent, ClientSession, Keepalive, SessionError};
 use witrpc_core::v2::ProtocolVersion;
 
@@ -26,6 +28,12 @@ const OUTBOUND_QUEUE: usize = 1024;
 pub(crate) type EncryptorFactory =
     Arc<dyn Fn(ProtocolVersion) -> Result<Box<dyn ClientEncryptor>, CryptoError> + Send + Sync>;
 
+/// A boxed error of a token provider.
+pub(crate) type TokenError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Gives a fresh access token each time it is called (`with_token_provider`).
+pub(crate) type TokenProvider = Arc<dyn Fn() -> BoxFuture<'static, Result<String, TokenError>> + Send + Sync>;
+
 /// Everything needed to open (and re-open) a connection.
 pub(crate) struct Connector {
     pub(crate) transport: Arc<dyn ClientTransport>,
@@ -33,6 +41,9 @@ pub(crate) struct Connector {
     /// `None`: no encryption.
     pub(crate) encryptor: Option<EncryptorFactory>,
     pub(crate) token: String,
+    /// Asked for a token at every connect and before the current one expires; `None`:
+    /// the constant `token`.
+    pub(crate) provider: Option<TokenProvider>,
     pub(crate) keepalive: Keepalive,
     pub(crate) timeout: Duration,
     pub(crate) protocol: ProtocolVersion,
@@ -68,8 +79,14 @@ impl Connector {
         };
         let span = tracing::debug_span!("witrpc_client", transport = ?self.transport);
         let handshake = async {
+            let token = match &self.provider {
+                Some(provider) => provider().await.map_err(ClientError::TokenProvider)?,
+                None => self.token.clone(),
+            };
             let (mut sink, mut stream) = self.transport.connect(self.max_message_size).await?;
-            let mut session = ClientSession::new(now(), self.keepalive, encryptor, self.token.clone(), protocol);
+            // Announced to every protocol-3 server: a .NET one skips it.
+            let mut session =
+                ClientSession::with_features(now(), self.keepalive, encryptor, token, protocol, Features::SUPPORTED);
             let mut out = Unwritten::default();
             loop {
                 out.flush_all(&mut session, &mut sink).await?;
@@ -92,7 +109,9 @@ impl Connector {
             .map_err(|_| ClientError::Timeout { after: self.timeout })??;
         let shared = Arc::new(Shared::new(subscriptions));
         let (outbound, requests) = mpsc::channel(OUTBOUND_QUEUE);
-        let _detached = tokio::spawn(run(shared.clone(), session, (sink, stream), requests).instrument(span));
+        let refresher = self.provider.clone();
+        let _detached =
+            tokio::spawn(run(shared.clone(), session, (sink, stream), requests, refresher).instrument(span));
         Ok(Conn { shared, outbound })
     }
 }
@@ -103,6 +122,7 @@ fn handshake_error(e: SessionError) -> ClientError {
         SessionError::Refused { message } => ClientError::HandshakeRefused { message },
         SessionError::ProtocolMismatch { message } => ClientError::ProtocolMismatch { message },
         SessionError::Unauthorized => ClientError::Unauthorized,
+        SessionError::RefreshRefused => ClientError::TokenRefreshRefused,
         SessionError::Crypto(e) => ClientError::Encryption(e),
         SessionError::Codec(e) => ClientError::Protocol(e),
         other => ClientError::HandshakeRefused { message: other.to_string() },

@@ -113,6 +113,14 @@ pub enum ClientError {
     /// The server answered a call with a frame that carries no response at all.
     #[error("the server answered with an empty response frame; is it a WitRPC protocol-3 server?")]
     EmptyResponse,
+    /// The token provider (`with_token_provider`) failed to give a token.
+    #[error("the token provider failed; check the provider passed to `with_token_provider`")]
+    TokenProvider(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The server refused a refreshed access token and closed the connection.
+    #[error(
+        "the server refused the refreshed access token and closed the connection; the token provider must return tokens of the same identity"
+    )]
+    TokenRefreshRefused,
 }
 
 impl ClientError {

@@ -30,6 +30,7 @@ mod descriptor;
 pub mod dotnet;
 mod error;
 mod events;
+pub mod extensions;
 mod groups;
 pub mod ids;
 mod memorypack;

@@ -386,11 +386,22 @@ impl WitRequestInitialization {
 
     /// Encodes the request.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with_extensions(None)
+    }
+
+    /// Encodes the request with our trailing member 2, `Extensions` (a string, see
+    /// [`crate::extensions`]); `None` writes exactly [`encode`](Self::encode)'s bytes.
+    /// A .NET 3.x server skips the member.
+    pub fn encode_with_extensions(&self, extensions: Option<&str>) -> Vec<u8> {
         let mut t = TolerantWriter::default();
         t.body.byte_array(self.public_key.as_deref());
         t.end_member();
         t.body.i32(self.protocol_version);
         t.end_member();
+        if let Some(extensions) = extensions {
+            t.body.string(Some(extensions));
+            t.end_member();
+        }
         let mut w = Writer::default();
         t.finish_into(&mut w);
         w.buf
@@ -401,16 +412,32 @@ impl WitRequestInitialization {
     /// # Errors
     /// [`CodecError`] on malformed or null input (a 2.x client's payload fails here).
     pub fn decode(bytes: Bytes) -> Result<Self, CodecError> {
+        Self::decode_with_extensions(bytes).map(|(request, _)| request)
+    }
+
+    /// Decodes the request and our trailing member 2, `Extensions`. The member is
+    /// `None` when absent, null, or not a string (a later .NET member of another type
+    /// must not make the request unreadable).
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input in the .NET members.
+    pub fn decode_with_extensions(bytes: Bytes) -> Result<(Self, Option<String>), CodecError> {
         decode_top(bytes, "WitRequestInitialization", |r| {
-            let Some(mut o) = TolerantObject::read(r, "WitRequestInitialization", 2)? else { return Ok(None) };
-            Ok(Some(Self {
+            let Some(mut o) = TolerantObject::read(r, "WitRequestInitialization", 3)? else { return Ok(None) };
+            let request = Self {
                 public_key: o.member(0, "WitRequestInitialization.PublicKey", None, |r| {
                     r.byte_array("WitRequestInitialization.PublicKey")
                 })?,
                 protocol_version: o.member(1, "WitRequestInitialization.ProtocolVersion", 0, |r| {
                     r.i32("WitRequestInitialization.ProtocolVersion")
                 })?,
-            }))
+            };
+            let extensions = o
+                .member(2, "WitRequestInitialization.Extensions", None, |r| {
+                    r.string("WitRequestInitialization.Extensions")
+                })
+                .unwrap_or(None);
+            Ok(Some((request, extensions)))
         })
     }
 }
@@ -451,6 +478,14 @@ impl WitResponseInitialization {
 
     /// Encodes the response.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with_extensions(None)
+    }
+
+    /// Encodes the response with our trailing member 4, `Extensions` (the accepted
+    /// features, see [`crate::extensions`]); `None` writes exactly
+    /// [`encode`](Self::encode)'s bytes, which is what a client that did not announce
+    /// any extension must get.
+    pub fn encode_with_extensions(&self, extensions: Option<&str>) -> Vec<u8> {
         let mut t = TolerantWriter::default();
         t.body.byte_array(self.symmetric_key.as_deref());
         t.end_member();
@@ -460,6 +495,10 @@ impl WitResponseInitialization {
         t.end_member();
         t.body.string(self.error_message.as_deref());
         t.end_member();
+        if let Some(extensions) = extensions {
+            t.body.string(Some(extensions));
+            t.end_member();
+        }
         let mut w = Writer::default();
         t.finish_into(&mut w);
         w.buf
@@ -470,9 +509,18 @@ impl WitResponseInitialization {
     /// # Errors
     /// [`CodecError`] on malformed or null input.
     pub fn decode(bytes: Bytes) -> Result<Self, CodecError> {
+        Self::decode_with_extensions(bytes).map(|(response, _)| response)
+    }
+
+    /// Decodes the response and our trailing member 4, `Extensions` (`None` when
+    /// absent, null or not a string).
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input in the .NET members.
+    pub fn decode_with_extensions(bytes: Bytes) -> Result<(Self, Option<String>), CodecError> {
         decode_top(bytes, "WitResponseInitialization", |r| {
-            let Some(mut o) = TolerantObject::read(r, "WitResponseInitialization", 4)? else { return Ok(None) };
-            Ok(Some(Self {
+            let Some(mut o) = TolerantObject::read(r, "WitResponseInitialization", 5)? else { return Ok(None) };
+            let response = Self {
                 symmetric_key: o.member(0, "WitResponseInitialization.SymmetricKey", None, |r| {
                     r.byte_array("WitResponseInitialization.SymmetricKey")
                 })?,
@@ -485,7 +533,13 @@ impl WitResponseInitialization {
                 error_message: o.member(3, "WitResponseInitialization.ErrorMessage", None, |r| {
                     r.string("WitResponseInitialization.ErrorMessage")
                 })?,
-            }))
+            };
+            let extensions = o
+                .member(4, "WitResponseInitialization.Extensions", None, |r| {
+                    r.string("WitResponseInitialization.Extensions")
+                })
+                .unwrap_or(None);
+            Ok(Some((response, extensions)))
         })
     }
 }
@@ -545,11 +599,23 @@ impl WitResponseAuthorization {
 
     /// Encodes the response.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with_expiry(None)
+    }
+
+    /// Encodes the response with our trailing member 2, `ExpiresAtUnixMs` (an `i64`,
+    /// milliseconds since the Unix epoch, 0 = the token does not expire); written only
+    /// to clients that negotiated `token-refresh`. `None` writes exactly
+    /// [`encode`](Self::encode)'s bytes.
+    pub fn encode_with_expiry(&self, expires_at_unix_ms: Option<i64>) -> Vec<u8> {
         let mut t = TolerantWriter::default();
         t.body.bool(self.is_authorized);
         t.end_member();
         t.body.string(self.message.as_deref());
         t.end_member();
+        if let Some(at) = expires_at_unix_ms {
+            t.body.i64(at);
+            t.end_member();
+        }
         let mut w = Writer::default();
         t.finish_into(&mut w);
         w.buf
@@ -560,16 +626,31 @@ impl WitResponseAuthorization {
     /// # Errors
     /// [`CodecError`] on malformed or null input.
     pub fn decode(bytes: Bytes) -> Result<Self, CodecError> {
+        Self::decode_with_expiry(bytes).map(|(response, _)| response)
+    }
+
+    /// Decodes the response and our trailing member 2, `ExpiresAtUnixMs` (`None`
+    /// when absent or unreadable).
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input in the .NET members.
+    pub fn decode_with_expiry(bytes: Bytes) -> Result<(Self, Option<i64>), CodecError> {
         decode_top(bytes, "WitResponseAuthorization", |r| {
-            let Some(mut o) = TolerantObject::read(r, "WitResponseAuthorization", 2)? else { return Ok(None) };
-            Ok(Some(Self {
+            let Some(mut o) = TolerantObject::read(r, "WitResponseAuthorization", 3)? else { return Ok(None) };
+            let response = Self {
                 is_authorized: o.member(0, "WitResponseAuthorization.IsAuthorized", false, |r| {
                     r.bool("WitResponseAuthorization.IsAuthorized")
                 })?,
                 message: o.member(1, "WitResponseAuthorization.Message", None, |r| {
                     r.string("WitResponseAuthorization.Message")
                 })?,
-            }))
+            };
+            let expires_at = o
+                .member(2, "WitResponseAuthorization.ExpiresAtUnixMs", None, |r| {
+                    r.i64("WitResponseAuthorization.ExpiresAtUnixMs").map(Some)
+                })
+                .unwrap_or(None);
+            Ok(Some((response, expires_at)))
         })
     }
 }
@@ -595,5 +676,55 @@ fn put_varint_len(out: &mut impl bytes::BufMut, n: usize) {
     } else {
         out.put_u8(0x82);
         out.put_i32_le(i32::try_from(n).unwrap_or(i32::MAX));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_members_round_trip_and_are_absent_unless_given() {
+        let init = WitRequestInitialization::plain();
+        assert_eq!(init.encode_with_extensions(None), init.encode());
+        let announced = init.encode_with_extensions(Some("witrpc/1 token-refresh"));
+        assert_eq!(announced[0], 3, "a third member");
+        assert_eq!(WitRequestInitialization::decode(announced.clone().into()).unwrap(), init, ".NET reads it");
+        let (decoded, ext) = WitRequestInitialization::decode_with_extensions(announced.into()).unwrap();
+        assert_eq!((decoded, ext.as_deref()), (init, Some("witrpc/1 token-refresh")));
+
+        let reply = WitResponseInitialization::plain();
+        assert_eq!(reply.encode_with_extensions(None), reply.encode());
+        let answered = reply.encode_with_extensions(Some("witrpc/1"));
+        assert_eq!(WitResponseInitialization::decode(answered.clone().into()).unwrap(), reply);
+        assert_eq!(
+            WitResponseInitialization::decode_with_extensions(answered.into()).unwrap().1.as_deref(),
+            Some("witrpc/1")
+        );
+
+        let auth = WitResponseAuthorization::new(true);
+        assert_eq!(auth.encode_with_expiry(None), auth.encode());
+        let with_expiry = auth.encode_with_expiry(Some(1_700_000_000_123));
+        assert_eq!(WitResponseAuthorization::decode(with_expiry.clone().into()).unwrap(), auth);
+        assert_eq!(
+            WitResponseAuthorization::decode_with_expiry(with_expiry.into()).unwrap().1,
+            Some(1_700_000_000_123)
+        );
+    }
+
+    #[test]
+    fn a_trailing_member_of_another_type_is_no_extension_and_no_error() {
+        // A later .NET version could add member 2 as, say, an i32.
+        let mut t = TolerantWriter::default();
+        t.body.byte_array(Some(&[0]));
+        t.end_member();
+        t.body.i32(3);
+        t.end_member();
+        t.body.i32(7);
+        t.end_member();
+        let mut w = Writer::default();
+        t.finish_into(&mut w);
+        let (request, ext) = WitRequestInitialization::decode_with_extensions(w.buf.into()).unwrap();
+        assert_eq!((request.protocol_version, ext), (3, None));
     }
 }

@@ -88,6 +88,14 @@ impl ServerEncryptor for EncryptedServerEncryptor {
     }
 
     fn accept(&self, public_key: Option<&[u8]>) -> Result<Accepted, CryptoError> {
+        self.accept_with_extensions(public_key, None)
+    }
+
+    fn accept_with_extensions(
+        &self,
+        public_key: Option<&[u8]>,
+        extensions: Option<&str>,
+    ) -> Result<Accepted, CryptoError> {
         if is_plain(public_key) {
             return Err(CryptoError::EncryptionRequired);
         }
@@ -106,7 +114,7 @@ impl ServerEncryptor for EncryptedServerEncryptor {
             error_message: None,
         };
         let wrapped = key
-            .encrypt(&mut OsRng, Oaep::new::<Sha256>(), &reply.encode())
+            .encrypt(&mut OsRng, Oaep::new::<Sha256>(), &reply.encode_with_extensions(extensions))
             .map_err(|_| CryptoError::InvalidHandshake { reason: "RSA encryption failed" })?;
         Ok(Accepted { reply: wrapped.into(), sealer, opener })
     }

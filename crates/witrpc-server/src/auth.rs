@@ -1,17 +1,65 @@
 //! Access-token validation.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use witrpc_core::{CallContext, Identity};
 
 /// A validator's answer for a connection.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use witrpc_server::{Authorization, Identity};
+///
+/// // A token good for one hour: the connection is closed (1008 "access token
+/// // expired") shortly after, unless the client refreshes it in-band first.
+/// let answer = Authorization::AllowUntil {
+///     identity: Some(Identity::new("ada")),
+///     expires_at: SystemTime::now() + Duration::from_secs(3600),
+/// };
+/// assert_eq!(answer.identity().map(Identity::name), Some("ada"));
+/// assert!(answer.expires_at().is_some());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authorization {
     /// The connection may call methods; methods see the identity in their [`CallContext`].
     Allow(Option<Identity>),
+    /// As [`Authorization::Allow`], for a token that expires at `expires_at`: past it
+    /// (plus `with_token_expiry_grace`, 2 s by default) the connection is closed with
+    /// 1008 "access token expired", unless the client refreshed its token in-band
+    /// (our `token-refresh` extension; .NET clients cannot and are closed).
+    AllowUntil {
+        /// Who the caller is.
+        identity: Option<Identity>,
+        /// When the token stops being honoured (wall-clock time).
+        expires_at: SystemTime,
+    },
     /// The connection is refused (answered `IsAuthorized = false`, then closed).
     Deny,
+}
+
+impl Authorization {
+    /// Whether the token was accepted.
+    pub fn is_allowed(&self) -> bool {
+        !matches!(self, Self::Deny)
+    }
+
+    /// The caller's identity, when allowed with one.
+    pub fn identity(&self) -> Option<&Identity> {
+        match self {
+            Self::Allow(identity) | Self::AllowUntil { identity, .. } => identity.as_ref(),
+            Self::Deny => None,
+        }
+    }
+
+    /// When the token expires, when it does.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        match self {
+            Self::AllowUntil { expires_at, .. } => Some(*expires_at),
+            _ => None,
+        }
+    }
 }
 
 /// Decides whether a connection may call methods.
@@ -20,6 +68,14 @@ pub enum Authorization {
 /// ([`AccessTokenValidator::validate`]) and again on every request. By default the
 /// per-request token must equal the one accepted at authorization (compared in
 /// constant time).
+///
+/// A client that negotiated `token-refresh` may send a fresh token on an authorized
+/// connection: [`AccessTokenValidator::authorize`] runs again, and the new token is
+/// accepted only when it names the same identity as the first one (else the client
+/// is refused and the connection closed). Requests stamped with the previous token
+/// stay valid until that token's expiry. Revoking a user
+/// ([`crate::WitServer::revoke_user`]) closes its connections but stores nothing: the
+/// validator must refuse the user's tokens from then on.
 #[async_trait]
 pub trait AccessTokenValidator: Send + Sync + fmt::Debug + 'static {
     /// Whether `token` authorizes the connection. May be slow (a database, a remote IdP):

@@ -49,6 +49,12 @@ pub enum BrokerError {
 pub trait BrokerInbound: Send + Sync + 'static {
     /// One frame from another node. Must not block.
     fn deliver(&self, frame: Bytes);
+
+    /// Another node revoked `user` ([`Broker::revoke_user`]): close the user's
+    /// connections here. Must not block. Default: nothing.
+    fn revoke_user(&self, user: &str) {
+        let _ = user;
+    }
 }
 
 /// Moves event frames between the nodes of a cluster and stores their presence.
@@ -109,6 +115,19 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// [`BrokerError::Backend`].
     async fn presence(&self, key: &PresenceKey) -> Result<Vec<Member>, BrokerError>;
+
+    /// Tells every other node to close `user`'s connections
+    /// ([`BrokerInbound::revoke_user`] there); the calling node closes its own. A
+    /// control message, not stored: a node that is down or cut off at that moment
+    /// does not see it (its connections of the user then hold until their tokens
+    /// expire). Default (a single node): nothing to send.
+    ///
+    /// # Errors
+    /// [`BrokerError::Backend`] when it could not be sent.
+    async fn revoke_user(&self, user: &str) -> Result<(), BrokerError> {
+        let _ = user;
+        Ok(())
+    }
 }
 
 /// The single-node broker (the default): no other node, presence kept in memory.

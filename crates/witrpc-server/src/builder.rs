@@ -294,6 +294,14 @@ impl<T> WitServerBuilder<T> {
         self
     }
 
+    /// How long a connection stays open past its access token's expiry (a validator's
+    /// [`crate::Authorization::AllowUntil`]) before it is closed with 1008 "access
+    /// token expired". Default 2 s: time for a refresh sent just before the expiry.
+    pub fn with_token_expiry_grace(mut self, grace: Duration) -> Self {
+        self.config.token_expiry_grace = grace;
+        self
+    }
+
     /// Groups one connection may be in at once (default 256); joining one more fails
     /// with `GroupError::TooManyGroups`.
     pub fn with_max_groups_per_connection(mut self, n: usize) -> Self {

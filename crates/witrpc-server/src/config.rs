@@ -36,6 +36,10 @@ pub struct ServerConfig {
     /// Groups one connection may be in at once. Default
     /// [`limits::DEFAULT_MAX_GROUPS_PER_CONNECTION`] (256).
     pub max_groups_per_connection: usize,
+    /// How long a connection stays open past its token's expiry
+    /// ([`crate::Authorization::AllowUntil`]) before it is closed. Default
+    /// [`limits::DEFAULT_TOKEN_EXPIRY_GRACE`] (2 s).
+    pub token_expiry_grace: Duration,
     /// Upgrade-request headers kept for [`witrpc_core::CallContext::headers`] (lower-case
     /// names). Default: none.
     pub forwarded_headers: Vec<String>,
@@ -53,6 +57,7 @@ impl Default for ServerConfig {
             slow_consumer_timeout: limits::DEFAULT_SLOW_CONSUMER_TIMEOUT,
             rate_limit: None,
             forwarded_headers: Vec::new(),
+            token_expiry_grace: limits::DEFAULT_TOKEN_EXPIRY_GRACE,
             max_groups_per_connection: limits::DEFAULT_MAX_GROUPS_PER_CONNECTION,
             event_policies: std::collections::HashMap::new(),
             keepalive_interval: Some(limits::DEFAULT_KEEPALIVE_INTERVAL),

@@ -23,7 +23,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 use witrpc_core::session::{
     CloseCode, CloseReason, Keepalive, QueueLimits, Queued, ServerConfig as SessionConfig, ServerEvent, ServerSession,
-    Transmit, text,
+    TokenExpiry, Transmit, text,
 };
 use witrpc_core::v2;
 use witrpc_core::{CallContext, CommunicationStatus, Identity, MethodCall, MethodError, WitRequest, WitResponse};
@@ -57,6 +57,11 @@ struct ConnectionTask {
     /// Items moved out of the outbox, reused between batches.
     batch: VecDeque<Queued>,
     authorized_token: String,
+    /// When the authorized token expires (`None`: never).
+    token_expiry: Option<TokenExpiry>,
+    /// The token a refresh replaced, honoured on requests until this instant (requests
+    /// the client sent before it saw the refresh's answer).
+    previous_token: Option<(String, std::time::Instant)>,
     /// Who this connection is; the identity is filled in at authorization.
     context: CallContext,
     in_flight: Arc<Semaphore>,
@@ -88,7 +93,8 @@ pub(crate) async fn serve(
             config.handshake_timeout,
             config.max_handshake_message_size,
         )
-        .with_rate_limit(config.rate_limit);
+        .with_rate_limit(config.rate_limit)
+        .with_token_expiry_grace(config.token_expiry_grace);
         let session = ServerSession::new(now(), session_config, shared.protocols.clone());
         let mut task = ConnectionTask {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight_requests)),
@@ -101,6 +107,8 @@ pub(crate) async fn serve(
             finished: false,
             batch: VecDeque::new(),
             authorized_token: String::new(),
+            token_expiry: None,
+            previous_token: None,
             context: CallContext::new(id, peer, None, headers.into()).with_membership(shared.hub.clone()),
             calls,
             on_authorized,
@@ -227,6 +235,7 @@ impl ConnectionTask {
             match self.session.handle_message(at, bytes) {
                 None => {}
                 Some(ServerEvent::Authorize { token }) => self.authorize(token).await,
+                Some(ServerEvent::RefreshToken { token }) => self.refresh(token).await,
                 Some(ServerEvent::Request { id, request }) => self.dispatch(id, request, closed.as_mut()).await,
                 Some(ServerEvent::RequestV2 { id, request }) => self.dispatch_v2(id, request, closed.as_mut()).await,
                 Some(_) => {}
@@ -348,14 +357,19 @@ impl ConnectionTask {
             d = validator.authorize(&token, &self.context) => d,
             () = tokio::time::sleep_until(deadline) => Authorization::Deny,
         };
-        let Authorization::Allow(identity) = decision else {
-            self.session.authorization_decided(false);
-            self.shared.stats.auth_failed();
-            return;
+        let (identity, expiry) = match decision {
+            Authorization::Allow(identity) => (identity, None),
+            Authorization::AllowUntil { identity, expires_at } => (identity, Some(token_expiry(expires_at))),
+            Authorization::Deny => {
+                self.session.authorization_decided(false);
+                self.shared.stats.auth_failed();
+                return;
+            }
         };
-        tracing::debug!(identity = ?identity.as_ref().map(Identity::name), "authorized");
-        self.session.authorization_decided(true);
+        tracing::debug!(identity = ?identity.as_ref().map(Identity::name), expires = expiry.is_some(), "authorized");
+        self.session.authorization_decided_until(true, expiry);
         self.shared.stats.authorized();
+        self.token_expiry = expiry;
         self.context.identity = identity;
         self.context.protocol = self.session.protocol();
         if let Some(version) = self.context.protocol {
@@ -368,6 +382,47 @@ impl ConnectionTask {
         self.shared.hub.insert(self.id, self.outbox.clone(), self.context.identity.as_ref()).await;
     }
 
+    /// A negotiated client's fresh token: accepted only for the same identity. While
+    /// the validator runs this connection is neither read nor written (as at
+    /// authorization); it is bounded by the handshake timeout.
+    async fn refresh(&mut self, token: String) {
+        let timeout = self.shared.config.handshake_timeout;
+        let validator = self.shared.validator.clone();
+        let decision = tokio::time::timeout(timeout, validator.authorize(&token, &self.context))
+            .await
+            .unwrap_or(Authorization::Deny);
+        let refused = if !decision.is_allowed() {
+            Some("token refresh refused: the access token was rejected")
+        } else if decision.identity() != self.context.identity.as_ref() {
+            Some("token refresh refused: the token names another identity")
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            self.shared.stats.auth_failed();
+            return self.session.refresh_decided(false, None, reason);
+        }
+        let expiry = decision.expires_at().map(token_expiry);
+        // Requests already on their way carry the old token: honour it until it expires
+        // (a token without expiry: for the grace period).
+        let grace = self.shared.config.token_expiry_grace;
+        let until = self.token_expiry.map_or_else(|| now() + grace, |e| e.at);
+        let previous = std::mem::replace(&mut self.authorized_token, token);
+        self.previous_token = Some((previous, until));
+        self.token_expiry = expiry;
+        self.session.refresh_decided(true, expiry, "");
+    }
+
+    /// Whether a request stamped with `token` may run on this connection.
+    fn request_token_ok(&self, token: &str) -> bool {
+        let validator = &self.shared.validator;
+        validator.is_request_token_valid(&self.authorized_token, token)
+            || self
+                .previous_token
+                .as_ref()
+                .is_some_and(|(previous, until)| now() < *until && validator.is_request_token_valid(previous, token))
+    }
+
     /// Answers a call in place: events the call queued first go out first.
     fn respond(&mut self, id: Uuid, response: &WitResponse) {
         self.pump();
@@ -375,7 +430,7 @@ impl ConnectionTask {
     }
 
     async fn dispatch(&mut self, id: Uuid, request: WitRequest, closed: Pin<&mut WaitForCancellationFuture<'_>>) {
-        if !self.shared.validator.is_request_token_valid(&self.authorized_token, &request.token) {
+        if !self.request_token_ok(&request.token) {
             tracing::debug!(method = %request.method_name, "request token rejected");
             let response = WitResponse::error(CommunicationStatus::Unauthorized, text::TOKEN_INVALID, None);
             return self.respond(id, &response);
@@ -465,6 +520,17 @@ impl ConnectionTask {
             .instrument(span),
         );
     }
+}
+
+/// A validator's wall-clock expiry as the wire value and an instant on the session's
+/// clock (tokio's, so paused test time drives it).
+fn token_expiry(expires_at: std::time::SystemTime) -> TokenExpiry {
+    let remaining = expires_at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    let unix_ms = expires_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .max(1);
+    TokenExpiry { unix_ms, at: now().checked_add(remaining).unwrap_or_else(far_future) }
 }
 
 /// A deadline that never comes (a timer must be armed with something).

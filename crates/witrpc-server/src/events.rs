@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use uuid::Uuid;
-use witrpc_core::session::{EventTag, Queued, SlowConsumerPolicy};
+use witrpc_core::session::{CloseCode, CloseReason, EventTag, Queued, SlowConsumerPolicy};
 use witrpc_core::{
     Audience, BoxFuture, EventSink, GroupError, Identity, Member, Membership, ParameterError, ParameterSerializer,
     Service, ServiceDescriptor, Target, WitRequest, check_group_name,
@@ -319,6 +319,28 @@ impl EventHub {
     }
 
     /// Whether `connection` is authorized here.
+    /// Closes every connection of `user` on this node (1008 "access revoked"); returns
+    /// how many.
+    pub(crate) fn close_user(&self, user: &str) -> usize {
+        let routes = self.read();
+        let Some(ids) = routes.users.get(user) else { return 0 };
+        let reason = CloseReason::new(CloseCode::Policy, ACCESS_REVOKED);
+        for id in ids {
+            if let Some(local) = routes.connections.get(id) {
+                local.outbox.close(reason.clone());
+            }
+        }
+        tracing::info!(connections = ids.len(), "access revoked");
+        ids.len()
+    }
+
+    /// Closes `user`'s connections here, then asks every other node to.
+    pub(crate) async fn revoke_user(&self, user: &str) -> Result<usize, BrokerError> {
+        let closed = self.close_user(user);
+        self.broker.revoke_user(user).await?;
+        Ok(closed)
+    }
+
     pub(crate) fn is_local(&self, connection: Uuid) -> bool {
         Self::check_connection(&self.read(), connection).is_ok()
     }
@@ -359,7 +381,14 @@ impl Membership for EventHub {
     }
 }
 
+/// The close reason of a connection whose user was revoked.
+pub(crate) const ACCESS_REVOKED: &str = "access revoked";
+
 impl BrokerInbound for EventHub {
+    fn revoke_user(&self, user: &str) {
+        self.close_user(user);
+    }
+
     fn deliver(&self, frame: Bytes) {
         let frame = match Frame::decode(&frame) {
             Ok(f) => f,

@@ -48,7 +48,7 @@ pub use auth::{AccessTokenValidator, Authorization, NoAccessToken, StaticAccessT
 pub use builder::{NoTransport, WitServerBuilder};
 pub use config::ServerConfig;
 pub use error::ServerError;
-pub use server::WitServer;
+pub use server::{Revoker, WitServer};
 pub use witrpc_core::session::{RateLimit, SlowConsumerPolicy};
 pub use witrpc_core::v2::ProtocolVersion;
 pub use witrpc_core::{Audience, CallContext, GroupError, Identity, Member, Target};

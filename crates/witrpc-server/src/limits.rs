@@ -45,3 +45,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Groups one connection may be in at once: 256. A bound, so a peer calling a method
 /// that joins groups cannot make the server track an unbounded set for it.
 pub const DEFAULT_MAX_GROUPS_PER_CONNECTION: usize = 256;
+
+/// How long a connection stays open past its access token's expiry: 2 s, so a refresh
+/// sent just before the expiry still lands on a slow link.
+pub const DEFAULT_TOKEN_EXPIRY_GRACE: Duration = witrpc_core::session::DEFAULT_TOKEN_EXPIRY_GRACE;

@@ -9,8 +9,10 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 use witrpc_core::{EmitterAttachment, EventSink, GroupError, Member, Membership};
 
+use crate::broker::BrokerError;
 use crate::connection;
 use crate::error::ServerError;
+use crate::events::EventHub;
 use crate::shared::Shared;
 use crate::transport::{Connection, ConnectionHandler, ServerTransport, TransportHandle, TransportOptions};
 
@@ -44,6 +46,35 @@ struct Running {
     drain: CancellationToken,
     tasks: TaskTracker,
     _attachments: Vec<EmitterAttachment>,
+}
+
+/// Revokes users of one server (cloneable; see [`WitServer::revoke_user`]).
+///
+/// ```
+/// # async fn demo(server: &witrpc_server::WitServer) {
+/// let revoker = server.revoker();
+/// tokio::spawn(async move {
+///     // e.g. when the identity provider reports a compromised account:
+///     let _closed_here = revoker.revoke_user("mallory").await;
+/// });
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Revoker {
+    hub: Arc<EventHub>,
+}
+
+impl Revoker {
+    /// As [`WitServer::revoke_user`].
+    ///
+    /// # Errors
+    /// [`BrokerError::Backend`] when the other nodes could not be told.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: this node's connections are closed before the first await.
+    pub async fn revoke_user(&self, user: &str) -> Result<usize, BrokerError> {
+        self.hub.revoke_user(user).await
+    }
 }
 
 /// How long `stop_waiting_for_connection` waits for connections and running calls.
@@ -248,6 +279,30 @@ impl WitServer {
     /// Whether connection `connection` is open and authorized on this server.
     pub fn is_connected(&self, connection: Uuid) -> bool {
         self.shared.hub.is_local(connection)
+    }
+
+    /// Closes every connection of `user` (the [`witrpc_core::Identity`] name its
+    /// validator gave) at once, with 1008 "access revoked": on this node, and on every
+    /// other node of the cluster through the broker. Returns how many were closed on
+    /// this node.
+    ///
+    /// Revoking stores nothing: the validator must refuse the user's tokens from now
+    /// on, or the client simply connects (or refreshes) again.
+    ///
+    /// # Errors
+    /// [`BrokerError::Backend`] when the other nodes could not be told (this node's
+    /// connections are closed regardless).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: this node's connections are closed before the first await.
+    pub async fn revoke_user(&self, user: &str) -> Result<usize, BrokerError> {
+        self.shared.hub.revoke_user(user).await
+    }
+
+    /// A handle that revokes users of this server from anywhere (a service, an admin
+    /// task), without holding the server: see [`WitServer::revoke_user`].
+    pub fn revoker(&self) -> Revoker {
+        Revoker { hub: self.shared.hub.clone() }
     }
 
     /// Authorizations refused since the server was built.

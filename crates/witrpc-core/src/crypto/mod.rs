@@ -93,6 +93,23 @@ pub trait ServerEncryptor: Send + Sync + fmt::Debug + 'static {
     /// is unreadable; the server then sends [`ServerEncryptor::refusal`] and closes.
     fn accept(&self, public_key: Option<&[u8]>) -> Result<Accepted, CryptoError>;
 
+    /// As [`ServerEncryptor::accept`], with our `Extensions` member (order 4) in the
+    /// reply: `extensions` is the accepted feature set's text (see
+    /// [`crate::extensions`]), written only for a client that announced one. The
+    /// default ignores it: the client then sees a plain 3.x reply and negotiates
+    /// nothing (safe for custom encryptors that do not know the member).
+    ///
+    /// # Errors
+    /// As [`ServerEncryptor::accept`].
+    fn accept_with_extensions(
+        &self,
+        public_key: Option<&[u8]>,
+        extensions: Option<&str>,
+    ) -> Result<Accepted, CryptoError> {
+        let _ = extensions;
+        self.accept(public_key)
+    }
+
     /// Wraps an encoded refusal (`WitResponseInitialization` with `ErrorMessage`) so the
     /// client can read it.
     fn refusal(&self, public_key: Option<&[u8]>, payload: Vec<u8>) -> Bytes;

@@ -22,11 +22,19 @@ impl ServerEncryptor for PlainServerEncryptor {
     }
 
     fn accept(&self, public_key: Option<&[u8]>) -> Result<Accepted, CryptoError> {
+        self.accept_with_extensions(public_key, None)
+    }
+
+    fn accept_with_extensions(
+        &self,
+        public_key: Option<&[u8]>,
+        extensions: Option<&str>,
+    ) -> Result<Accepted, CryptoError> {
         if !is_plain(public_key) {
             return Err(CryptoError::EncryptionNotEnabled);
         }
         Ok(Accepted {
-            reply: WitResponseInitialization::plain().encode().into(),
+            reply: WitResponseInitialization::plain().encode_with_extensions(extensions).into(),
             sealer: Box::new(PlainCipher),
             opener: Box::new(PlainCipher),
         })

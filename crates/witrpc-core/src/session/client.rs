@@ -6,6 +6,7 @@ use bytes::{BufMut, Bytes};
 use uuid::Uuid;
 
 use crate::crypto::{Ciphers, ClientEncryptor, CryptoError, Opener};
+use crate::extensions::Features;
 use crate::session::close::CloseReason;
 use crate::session::{Common, Keepalive, Role};
 use crate::v2::{self, ProtocolVersion};
@@ -33,6 +34,9 @@ pub enum SessionError {
     /// The server rejected the access token.
     #[error("the server rejected the access token")]
     Unauthorized,
+    /// The server refused a refreshed access token (it closes the connection).
+    #[error("the server refused the refreshed access token; the connection is closed")]
+    RefreshRefused,
     /// The key exchange or a frame's cipher failed.
     #[error("cannot open an encrypted frame: {0}")]
     Crypto(#[source] CryptoError),
@@ -68,6 +72,12 @@ pub enum ClientEvent {
     },
     /// A server-pushed event (a callback `WitRequest`).
     Callback(WitRequest),
+    /// The server accepted the token sent with [`ClientSession::refresh_token`]:
+    /// requests are stamped with it from now on.
+    TokenRefreshed {
+        /// When the new token expires (ms since the Unix epoch); `None`: never.
+        expires_at_unix_ms: Option<i64>,
+    },
 }
 
 /// One client connection, without I/O.
@@ -84,6 +94,12 @@ pub struct ClientSession {
     /// Id of the handshake message whose reply is awaited.
     awaiting: Uuid,
     protocol: ProtocolVersion,
+    /// What the Initialization announced, and what the server accepted of it.
+    announced: Features,
+    negotiated: Features,
+    expires_at_unix_ms: Option<i64>,
+    /// A token refresh waiting for its answer: its id and the token.
+    refreshing: Option<(Uuid, String)>,
 }
 
 impl ClientSession {
@@ -97,15 +113,83 @@ impl ClientSession {
         token: String,
         protocol: ProtocolVersion,
     ) -> Self {
+        Self::with_features(now, keepalive, encryptor, token, protocol, Features::NONE)
+    }
+
+    /// As [`ClientSession::new`], announcing our wire extensions `features` in the
+    /// Initialization (protocol 3 only; [`Features::NONE`] announces nothing, the
+    /// bytes of [`ClientSession::new`]). A server that does not answer the
+    /// announcement (.NET) is spoken to as a plain 3.x server.
+    pub fn with_features(
+        now: Instant,
+        keepalive: Keepalive,
+        encryptor: Box<dyn ClientEncryptor>,
+        token: String,
+        protocol: ProtocolVersion,
+        features: Features,
+    ) -> Self {
         let mut common = Common::new(Role::Client, now, keepalive, None);
         let public_key = Some(encryptor.public_key());
+        let announced = if protocol == ProtocolVersion::V3 { features } else { Features::NONE };
+        let announcement = (announced != Features::NONE).then(|| announced.to_wire());
         let init = match protocol {
             ProtocolVersion::V2 => v2::WitRequestInitialization { public_key }.encode(),
-            ProtocolVersion::V3 => WitRequestInitialization { public_key, protocol_version: PROTOCOL_VERSION }.encode(),
+            ProtocolVersion::V3 => WitRequestInitialization { public_key, protocol_version: PROTOCOL_VERSION }
+                .encode_with_extensions(announcement.as_deref()),
         };
         let awaiting = Uuid::new_v4();
         common.send_raw(awaiting, MessageType::Initialization, &init);
-        Self { common, state: ClientState::Initializing, encryptor, opener: None, token, awaiting, protocol }
+        Self {
+            common,
+            state: ClientState::Initializing,
+            encryptor,
+            opener: None,
+            token,
+            awaiting,
+            protocol,
+            announced,
+            negotiated: Features::NONE,
+            expires_at_unix_ms: None,
+            refreshing: None,
+        }
+    }
+
+    /// The wire extensions the server accepted (none until the Initialization reply,
+    /// and none from a .NET server).
+    pub fn features(&self) -> Features {
+        self.negotiated
+    }
+
+    /// When the connection's current token expires (ms since the Unix epoch), as the
+    /// server said; `None` when it does not, or the server did not say.
+    pub fn token_expires_at_unix_ms(&self) -> Option<i64> {
+        self.expires_at_unix_ms
+    }
+
+    /// The access token requests are stamped with: the one authorized, or the last
+    /// refreshed one once the server accepted it.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Whether a token refresh is waiting for its answer.
+    pub fn is_refreshing(&self) -> bool {
+        self.refreshing.is_some()
+    }
+
+    /// Sends `token` to replace the connection's token, in-band (a second
+    /// Authorization). The answer arrives as [`ClientEvent::TokenRefreshed`] or as
+    /// [`SessionError::RefreshRefused`]. Returns `false` (and sends nothing) unless the
+    /// session is connected, negotiated `token-refresh` and has no refresh pending.
+    pub fn refresh_token(&mut self, token: String) -> bool {
+        if self.state != ClientState::Connected || !self.negotiated.token_refresh() || self.refreshing.is_some() {
+            return false;
+        }
+        let auth = WitRequestAuthorization { token: Some(token.clone()) }.encode();
+        let id = Uuid::new_v4();
+        self.common.send_sealed(id, MessageType::Authorization, auth.len(), |b| b.put_slice(&auth));
+        self.refreshing = Some((id, token));
+        true
     }
 
     /// The protocol this session speaks.
@@ -206,7 +290,13 @@ impl ClientSession {
                 (response.symmetric_key, response.vector)
             }
             (ProtocolVersion::V3, _) => {
-                let response = WitResponseInitialization::decode(plain).map_err(SessionError::Codec)?;
+                let (response, extensions) =
+                    WitResponseInitialization::decode_with_extensions(plain).map_err(SessionError::Codec)?;
+                // A server may accept only what was announced.
+                self.negotiated = extensions
+                    .as_deref()
+                    .and_then(Features::parse)
+                    .map_or(Features::NONE, |f| f.intersect(self.announced));
                 if let Some(message) = response.error_message {
                     return Err(
                         if message.starts_with("Protocol mismatch") || response.protocol_version != PROTOCOL_VERSION {
@@ -223,7 +313,7 @@ impl ClientSession {
             self.encryptor.complete(symmetric_key.as_deref(), vector.as_deref()).map_err(SessionError::Crypto)?;
         self.common.sealer = Some(sealer);
         self.opener = Some(opener);
-        let token = Some(std::mem::take(&mut self.token));
+        let token = Some(self.token.clone());
         let auth = match self.protocol {
             ProtocolVersion::V2 => v2::WitRequestAuthorization { token }.encode(),
             ProtocolVersion::V3 => WitRequestAuthorization { token }.encode(),
@@ -241,13 +331,37 @@ impl ClientSession {
             ProtocolVersion::V2 => {
                 v2::WitResponseAuthorization::decode(plain).map_err(SessionError::Codec)?.is_authorized
             }
-            ProtocolVersion::V3 => WitResponseAuthorization::decode(plain).map_err(SessionError::Codec)?.is_authorized,
+            ProtocolVersion::V3 => {
+                let (response, expires_at) =
+                    WitResponseAuthorization::decode_with_expiry(plain).map_err(SessionError::Codec)?;
+                if self.negotiated.token_refresh() {
+                    self.expires_at_unix_ms = expires_at.filter(|&at| at > 0);
+                }
+                response.is_authorized
+            }
         };
         if !authorized {
             return Err(SessionError::Unauthorized);
         }
         self.state = ClientState::Connected;
         Ok(())
+    }
+
+    /// The answer to a token refresh.
+    fn on_refreshed(&mut self, id: Uuid, data: Option<Bytes>) -> Result<Option<ClientEvent>, SessionError> {
+        if self.refreshing.as_ref().is_none_or(|(pending, _)| *pending != id) {
+            tracing::debug!("ignoring an unexpected authorization answer");
+            return Ok(None);
+        }
+        let Some((_, token)) = self.refreshing.take() else { return Ok(None) };
+        let data = data.ok_or(SessionError::RefreshRefused)?;
+        let (response, expires_at) = WitResponseAuthorization::decode_with_expiry(data).map_err(SessionError::Codec)?;
+        if !response.is_authorized {
+            return Err(SessionError::RefreshRefused);
+        }
+        self.token = token;
+        self.expires_at_unix_ms = expires_at.filter(|&at| at > 0);
+        Ok(Some(ClientEvent::TokenRefreshed { expires_at_unix_ms: self.expires_at_unix_ms }))
     }
 
     fn open(&mut self, data: Bytes) -> Result<Bytes, SessionError> {
@@ -259,6 +373,9 @@ impl ClientSession {
 
     fn on_message(&mut self, message: WitMessage) -> Result<Option<ClientEvent>, SessionError> {
         let data = message.data.map(|d| self.open(d)).transpose()?;
+        if message.kind == MessageType::Authorization {
+            return self.on_refreshed(message.id, data);
+        }
         let v2 = self.protocol == ProtocolVersion::V2;
         Ok(match message.kind {
             MessageType::Request => Some(ClientEvent::Response {

@@ -31,6 +31,8 @@ mod server;
 #[cfg(test)]
 mod tests;
 mod timers;
+#[cfg(test)]
+mod token_tests;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -42,8 +44,12 @@ pub use client::{ClientEvent, ClientSession, ClientState, SessionError};
 pub use close::{CloseCode, CloseReason};
 pub use queue::{EventPushed, EventTag, OutQueue, QueueLimits, Queued, SlowConsumer, SlowConsumerPolicy};
 pub use rate::RateLimit;
-pub use server::{Protocols, ServerConfig, ServerEvent, ServerSession, ServerState, text};
+pub use server::{
+    DEFAULT_TOKEN_EXPIRY_GRACE, Protocols, ServerConfig, ServerEvent, ServerSession, ServerState, TokenExpiry, text,
+};
 pub use timers::Keepalive;
+
+pub use crate::extensions::Features;
 
 use crate::MessageType;
 use crate::crypto::Sealer;
@@ -61,6 +67,9 @@ pub enum Transmit {
     /// Close the connection with this reason; nothing follows it.
     Close(CloseReason),
 }
+
+/// The close reason of a connection whose access token expired (past its grace).
+pub const TOKEN_EXPIRED: &str = "access token expired";
 
 /// Pings are not queued behind more than this many unwritten frames: with that much
 /// waiting, the peer is not reading and a ping proves nothing.
@@ -126,6 +135,10 @@ impl Common {
             Due::Handshake => {
                 tracing::warn!("handshake timeout");
                 self.close_now(CloseReason::new(CloseCode::Policy, handshake_text()));
+            }
+            Due::TokenExpired => {
+                tracing::info!("access token expired and was not refreshed; closing");
+                self.close_now(CloseReason::new(CloseCode::Policy, TOKEN_EXPIRED));
             }
             Due::Idle => {
                 let idle = self.timers.keepalive().idle_timeout;

@@ -7,6 +7,7 @@ use bytes::{BufMut, Bytes};
 use uuid::Uuid;
 
 use crate::crypto::{CryptoError, Opener, ServerEncryptor};
+use crate::extensions::Features;
 use crate::session::close::{CloseCode, CloseReason};
 use crate::session::queue::Queued;
 use crate::session::rate::{Limiter, RateLimit, Verdict};
@@ -47,12 +48,41 @@ pub struct ServerConfig {
     pub max_handshake_message_size: usize,
     /// Inbound rate limits; `None` (the default) for none.
     pub rate_limit: Option<RateLimit>,
+    /// How long past its token's expiry a connection stays open (time for a refresh
+    /// in flight to land). Default [`DEFAULT_TOKEN_EXPIRY_GRACE`] (2 s).
+    pub token_expiry_grace: Duration,
+}
+
+/// The default [`ServerConfig::token_expiry_grace`]: 2 s, enough for a refresh sent
+/// just before the expiry to reach the server across a slow link.
+pub const DEFAULT_TOKEN_EXPIRY_GRACE: Duration = Duration::from_secs(2);
+
+/// When a connection's access token expires, as the validator said: the wire value
+/// (for the client) and the same instant on the session's clock (for the deadline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenExpiry {
+    /// Milliseconds since the Unix epoch (`ExpiresAtUnixMs`); must be above 0.
+    pub unix_ms: i64,
+    /// The same moment on the clock the session is driven with.
+    pub at: Instant,
 }
 
 impl ServerConfig {
     /// A configuration with these values and no rate limit.
     pub fn new(keepalive: Keepalive, handshake_timeout: Duration, max_handshake_message_size: usize) -> Self {
-        Self { keepalive, handshake_timeout, max_handshake_message_size, rate_limit: None }
+        Self {
+            keepalive,
+            handshake_timeout,
+            max_handshake_message_size,
+            rate_limit: None,
+            token_expiry_grace: DEFAULT_TOKEN_EXPIRY_GRACE,
+        }
+    }
+
+    /// Keeps a connection open `grace` past its token's expiry before closing it.
+    pub fn with_token_expiry_grace(mut self, grace: Duration) -> Self {
+        self.token_expiry_grace = grace;
+        self
     }
 
     /// Holds each connection to `limit`.
@@ -134,6 +164,13 @@ pub enum ServerEvent {
         /// The request, decoded for dispatch (type lists skipped).
         request: WitRequest,
     },
+    /// A negotiated client (`token-refresh`) sent a fresh token on an authorized
+    /// connection. Check it, then call [`ServerSession::refresh_decided`] (before
+    /// feeding the next message). Requests keep being served meanwhile.
+    RefreshToken {
+        /// The new access token.
+        token: String,
+    },
     /// An authorized protocol-2 request: resolve it by name and .NET parameter types
     /// ([`v2::MethodTable`]), answer with [`ServerSession::send_response`].
     RequestV2 {
@@ -176,6 +213,10 @@ pub struct ServerSession {
     /// The Authorization message's id, for the deferred reply.
     authorization_id: Uuid,
     limiter: Option<Limiter>,
+    /// Our wire extensions the client negotiated at Initialization.
+    features: Features,
+    /// The id of a token refresh being checked.
+    refresh_id: Option<Uuid>,
 }
 
 impl ServerSession {
@@ -190,7 +231,21 @@ impl ServerSession {
             config,
             authorization_id: Uuid::nil(),
             limiter: config.rate_limit.map(|l| Limiter::new(l, now)),
+            features: Features::NONE,
+            refresh_id: None,
         }
+    }
+
+    /// The wire extensions this connection negotiated (none for .NET clients and
+    /// protocol 2).
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    /// When the connection closes for want of a fresh token (its token's expiry plus
+    /// the grace), if its token expires.
+    pub fn token_deadline(&self) -> Option<Instant> {
+        self.common.timers.token_deadline()
     }
 
     /// When the handshake must be complete, until it is.
@@ -349,7 +404,7 @@ impl ServerSession {
         let Some(data) = message.data else {
             return self.common.send_null(message.id, message.kind);
         };
-        let request = match WitRequestInitialization::decode(data) {
+        let (request, extensions) = match WitRequestInitialization::decode_with_extensions(data) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "unreadable initialization (a protocol 2.x client?)");
@@ -371,9 +426,15 @@ impl ServerSession {
         let Some(key) = request.public_key.as_deref() else {
             return self.common.send_null(message.id, message.kind);
         };
+        // Member 2 present and ours: answer with what we accept; anything else is a
+        // plain 3.x client, served (byte for byte) as before.
+        let offered = extensions.as_deref().and_then(Features::parse);
+        let accepted_features = offered.map(|f| f.intersect(Features::SUPPORTED));
         let encryptor = self.protocols.v3.clone();
-        match encryptor.accept(Some(key)) {
+        let answer = accepted_features.map(Features::to_wire);
+        match encryptor.accept_with_extensions(Some(key), answer.as_deref()) {
             Ok(accepted) => {
+                self.features = accepted_features.unwrap_or(Features::NONE);
                 self.common.send_raw(message.id, message.kind, &accepted.reply);
                 self.common.sealer = Some(accepted.sealer);
                 self.opener = Some(accepted.opener);
@@ -420,6 +481,9 @@ impl ServerSession {
     }
 
     fn on_authorization(&mut self, message: WitMessage) -> Option<ServerEvent> {
+        if self.state == ServerState::Authorized && self.features.token_refresh() {
+            return self.on_refresh(message);
+        }
         let opener = match (self.state, self.opener.as_mut()) {
             (ServerState::AwaitingAuthorization, Some(opener)) => opener,
             _ => {
@@ -459,14 +523,80 @@ impl ServerSession {
         }
     }
 
+    /// A second Authorization on a negotiated connection: a token refresh.
+    fn on_refresh(&mut self, message: WitMessage) -> Option<ServerEvent> {
+        if self.refresh_id.is_some() {
+            tracing::warn!("token refresh while another is being checked");
+            self.common.close(CloseReason::new(CloseCode::Protocol, "token refresh while another is being checked"));
+            return None;
+        }
+        let plain = match (message.data, self.opener.as_mut()) {
+            (Some(data), Some(opener)) => match opener.open(data) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.reject_frame(&e);
+                    return None;
+                }
+            },
+            _ => {
+                tracing::warn!("empty token refresh");
+                self.common.close(CloseReason::new(CloseCode::Protocol, "empty token refresh"));
+                return None;
+            }
+        };
+        match WitRequestAuthorization::decode(plain).ok().and_then(|a| a.token) {
+            Some(token) => {
+                self.refresh_id = Some(message.id);
+                Some(ServerEvent::RefreshToken { token })
+            }
+            None => {
+                tracing::warn!("unreadable token refresh");
+                self.common.close(CloseReason::new(CloseCode::Protocol, "unreadable token refresh"));
+                None
+            }
+        }
+    }
+
+    /// Answers the pending token refresh ([`ServerEvent::RefreshToken`]): accepted,
+    /// the token's deadline becomes `expiry`'s (`None`: the new token does not
+    /// expire); refused, the client is told (`IsAuthorized = false`) and the connection
+    /// closed with 1008 and `reason`.
+    pub fn refresh_decided(&mut self, accepted: bool, expiry: Option<TokenExpiry>, reason: &str) {
+        let Some(id) = self.refresh_id.take() else { return };
+        let reply = WitResponseAuthorization::new(accepted).encode_with_expiry(Some(expiry.map_or(0, |e| e.unix_ms)));
+        self.common.send_sealed(id, MessageType::Authorization, reply.len(), |b| b.put_slice(&reply));
+        if accepted {
+            self.set_token_expiry(expiry);
+            tracing::debug!(expires = expiry.is_some(), "token refreshed");
+        } else {
+            tracing::warn!(reason, "token refresh refused");
+            self.common.close(CloseReason::new(CloseCode::Policy, reason));
+        }
+    }
+
+    fn set_token_expiry(&mut self, expiry: Option<TokenExpiry>) {
+        let grace = self.config.token_expiry_grace;
+        self.common.timers.set_token_deadline(expiry.map(|e| e.at + grace));
+    }
+
     /// Answers the pending Authorization: `true` authorizes the connection (events
     /// may be delivered from now on), `false` refuses and closes it.
     pub fn authorization_decided(&mut self, authorized: bool) {
+        self.authorization_decided_until(authorized, None);
+    }
+
+    /// As [`ServerSession::authorization_decided`], for a token that expires: past
+    /// `expiry.at` plus the grace the connection is closed (1008, "access token
+    /// expired") unless a refresh moved the deadline. A client that negotiated
+    /// `token-refresh` is told the expiry in the answer.
+    pub fn authorization_decided_until(&mut self, authorized: bool, expiry: Option<TokenExpiry>) {
         if self.state != ServerState::Authorizing {
             return;
         }
         let reply = match self.version {
             Some(ProtocolVersion::V2) => v2::WitResponseAuthorization::new(authorized).encode(),
+            _ if self.features.token_refresh() => WitResponseAuthorization::new(authorized)
+                .encode_with_expiry(Some(expiry.filter(|_| authorized).map_or(0, |e| e.unix_ms))),
             _ => WitResponseAuthorization::new(authorized).encode(),
         };
         self.common.send_sealed(self.authorization_id, MessageType::Authorization, reply.len(), |b| {
@@ -475,6 +605,7 @@ impl ServerSession {
         if authorized {
             self.state = ServerState::Authorized;
             self.common.timers.handshake_done();
+            self.set_token_expiry(expiry);
         } else {
             tracing::warn!("authorization refused");
             self.common.close(CloseReason::new(CloseCode::Policy, "unauthorized: the access token was rejected"));

@@ -1,4 +1,4 @@
-//! Keepalive, idle and handshake deadlines as values: the session says when it next
+//! Keepalive, idle, handshake and token-expiry deadlines as values: the session says when it next
 //! needs the clock ([`Timers::next_deadline`]) and what is due at a given instant
 //! ([`Timers::due`]); it never reads a clock itself.
 
@@ -41,6 +41,8 @@ pub(crate) enum Due {
     Idle,
     /// The handshake did not complete in time.
     Handshake,
+    /// The access token expired (past its grace period) and was not refreshed.
+    TokenExpired,
 }
 
 /// The deadlines of one connection.
@@ -50,6 +52,8 @@ pub(crate) struct Timers {
     last_heard: Instant,
     next_ping: Option<Instant>,
     handshake_deadline: Option<Instant>,
+    /// When the connection's access token stops being honoured (expiry + grace).
+    token_deadline: Option<Instant>,
 }
 
 impl Timers {
@@ -59,6 +63,7 @@ impl Timers {
             last_heard: now,
             next_ping: keepalive.interval.map(|i| now + i),
             handshake_deadline: handshake_timeout.map(|t| now + t),
+            token_deadline: None,
         }
     }
 
@@ -82,6 +87,15 @@ impl Timers {
         self.handshake_deadline
     }
 
+    /// Sets (or clears) the instant the access token stops being honoured.
+    pub(crate) fn set_token_deadline(&mut self, at: Option<Instant>) {
+        self.token_deadline = at;
+    }
+
+    pub(crate) fn token_deadline(&self) -> Option<Instant> {
+        self.token_deadline
+    }
+
     pub(crate) fn idle_deadline(&self) -> Instant {
         self.last_heard + self.keepalive.idle_timeout
     }
@@ -89,7 +103,7 @@ impl Timers {
     /// The earliest instant something may be due.
     pub(crate) fn next_deadline(&self) -> Instant {
         let mut next = self.idle_deadline();
-        for d in [self.next_ping, self.handshake_deadline].into_iter().flatten() {
+        for d in [self.next_ping, self.handshake_deadline, self.token_deadline].into_iter().flatten() {
             next = next.min(d);
         }
         next
@@ -99,6 +113,9 @@ impl Timers {
     pub(crate) fn due(&mut self, now: Instant) -> Due {
         if self.handshake_deadline.is_some_and(|d| now >= d) {
             return Due::Handshake;
+        }
+        if self.token_deadline.is_some_and(|d| now >= d) {
+            return Due::TokenExpired;
         }
         if now >= self.idle_deadline() {
             return Due::Idle;
@@ -141,6 +158,20 @@ mod tests {
         assert_eq!(t.due(t0 + 10 * S), Due::Handshake);
         t.handshake_done();
         assert_eq!(t.due(t0 + 10 * S), Due::Nothing);
+        assert_eq!(t.next_deadline(), t0 + 30 * S);
+    }
+
+    #[test]
+    fn the_token_deadline_fires_until_it_is_moved_or_cleared() {
+        let t0 = Instant::now();
+        let mut t = Timers::new(t0, Keepalive::new(None, 30 * S), None);
+        t.set_token_deadline(Some(t0 + 3 * S));
+        assert_eq!(t.next_deadline(), t0 + 3 * S);
+        assert_eq!(t.due(t0 + 2 * S), Due::Nothing);
+        assert_eq!(t.due(t0 + 3 * S), Due::TokenExpired);
+        t.set_token_deadline(Some(t0 + 10 * S));
+        assert_eq!(t.due(t0 + 3 * S), Due::Nothing);
+        t.set_token_deadline(None);
         assert_eq!(t.next_deadline(), t0 + 30 * S);
     }
 }

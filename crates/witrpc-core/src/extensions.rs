@@ -1,0 +1,99 @@
+//! Wire extensions of ours, negotiated at Initialization (feature set `witrpc/1`).
+//!
+//! A client that wants an extension announces it in a trailing member of its
+//! `WitRequestInitialization` (order 2, a string: `"witrpc/1"` then space-separated
+//! feature tokens). A server that knows the set answers, in a trailing member of its
+//! `WitResponseInitialization` (order 4), `"witrpc/1"` plus the features it accepted.
+//! .NET peers skip trailing members they do not know (VersionTolerant), and a server
+//! writes member 4 only to a client that announced, so neither side of a .NET
+//! conversation ever sees a byte of this. The exact wire is in `ARCHITECTURE.md`
+//! ("Wire extensions of ours").
+//!
+//! ```
+//! use witrpc_core::extensions::Features;
+//!
+//! let offered = Features::parse("witrpc/1 token-refresh something-new").unwrap();
+//! assert!(offered.token_refresh());
+//! assert_eq!(offered.to_wire(), "witrpc/1 token-refresh");
+//! assert_eq!(Features::parse("witrpc/2 token-refresh"), None);
+//! ```
+
+/// The name of our feature set, the first token of both members.
+pub const FEATURE_SET: &str = "witrpc/1";
+/// Feature token: in-band token refresh and the token's expiry in the Authorization
+/// answer (`WitResponseAuthorization` member 2, `ExpiresAtUnixMs`).
+pub const TOKEN_REFRESH: &str = "token-refresh";
+/// Feature token reserved for resumable event streams (not implemented: never
+/// accepted yet).
+pub const RESUME: &str = "resume";
+
+/// A set of negotiated features.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Features {
+    token_refresh: bool,
+}
+
+impl Features {
+    /// No feature (what a peer that did not negotiate gets).
+    pub const NONE: Self = Self { token_refresh: false };
+
+    /// Every feature this crate implements.
+    pub const SUPPORTED: Self = Self { token_refresh: true };
+
+    /// Just [`TOKEN_REFRESH`].
+    pub const TOKEN_REFRESH: Self = Self { token_refresh: true };
+
+    /// Whether [`TOKEN_REFRESH`] is in the set.
+    pub fn token_refresh(self) -> bool {
+        self.token_refresh
+    }
+
+    /// The features in both sets.
+    pub fn intersect(self, other: Self) -> Self {
+        Self { token_refresh: self.token_refresh && other.token_refresh }
+    }
+
+    /// Reads an `Extensions` member: `Some` when its first token is [`FEATURE_SET`]
+    /// (the features it names that this crate knows; unknown tokens are ignored),
+    /// `None` for any other text.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut tokens = text.split_ascii_whitespace();
+        if tokens.next() != Some(FEATURE_SET) {
+            return None;
+        }
+        let mut features = Self::NONE;
+        for token in tokens {
+            if token == TOKEN_REFRESH {
+                features.token_refresh = true;
+            }
+        }
+        Some(features)
+    }
+
+    /// The member's text: [`FEATURE_SET`] followed by each feature token.
+    pub fn to_wire(self) -> String {
+        let mut out = String::from(FEATURE_SET);
+        if self.token_refresh {
+            out.push(' ');
+            out.push_str(TOKEN_REFRESH);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_feature_set_is_read_and_unknown_tokens_are_ignored() {
+        assert_eq!(Features::parse("witrpc/1"), Some(Features::NONE));
+        assert_eq!(Features::parse("witrpc/1  token-refresh "), Some(Features::TOKEN_REFRESH));
+        assert_eq!(Features::parse("witrpc/1 resume future-thing"), Some(Features::NONE));
+        for other in ["", " ", "witrpc/10 token-refresh", "witrpc/1token-refresh", "token-refresh witrpc/1"] {
+            assert_eq!(Features::parse(other), None, "{other:?}");
+        }
+        assert_eq!(Features::NONE.to_wire(), "witrpc/1");
+        assert_eq!(Features::parse(&Features::SUPPORTED.to_wire()), Some(Features::SUPPORTED));
+    }
+}
