@@ -399,23 +399,37 @@ function decodeResponse(bytes) {
     errorDetails: m[3] ? m[3].string() : null
   };
 }
-function encodeInitialization(publicKey) {
+function encodeInitialization(publicKey, extensions) {
   const t = new TolerantWriter();
   t.body.byteArray(publicKey);
   t.endMember();
   t.body.i32(3);
   t.endMember();
+  if (extensions !== void 0) {
+    t.body.string(extensions);
+    t.endMember();
+  }
   return t.finish();
+}
+function lenient(member, read) {
+  if (!member) return null;
+  try {
+    const value = read(member);
+    return member.remaining === 0 ? value : null;
+  } catch {
+    return null;
+  }
 }
 function decodeInitializationReply(bytes) {
   const r = new Reader(bytes, "WitResponseInitialization");
-  const m = readTolerant(r, 4);
+  const m = readTolerant(r, 5);
   if (!m) throw new ProtocolError("null initialization reply");
   return {
     symmetricKey: m[0] ? m[0].byteArray() : null,
     vector: m[1] ? m[1].byteArray() : null,
     protocolVersion: m[2] ? m[2].i32() : 0,
-    errorMessage: m[3] ? m[3].string() : null
+    errorMessage: m[3] ? m[3].string() : null,
+    extensions: lenient(m[4], (r2) => r2.string())
   };
 }
 function encodeAuthorization(token) {
@@ -426,9 +440,14 @@ function encodeAuthorization(token) {
 }
 function decodeAuthorizationReply(bytes) {
   const r = new Reader(bytes, "WitResponseAuthorization");
-  const m = readTolerant(r, 2);
+  const m = readTolerant(r, 3);
   if (!m) throw new ProtocolError("null authorization reply");
-  return { isAuthorized: m[0] ? m[0].u8() !== 0 : false, message: m[1] ? m[1].string() : null };
+  const expires = lenient(m[2], (r2) => Number(r2.i64()));
+  return {
+    isAuthorized: m[0] ? m[0].u8() !== 0 : false,
+    message: m[1] ? m[1].string() : null,
+    expiresAtUnixMs: expires && expires > 0 ? expires : null
+  };
 }
 
 // ../../../clients/typescript/src/crypto.ts
@@ -1054,6 +1073,16 @@ function abortReason(signal) {
   if (reason instanceof Error) return reason;
   return new DOMException("the call was aborted", "AbortError");
 }
+var ANNOUNCED_EXTENSIONS = "witrpc/1 token-refresh";
+function acceptsTokenRefresh(extensions) {
+  const tokens = (extensions ?? "").split(/\s+/).filter((t) => t.length > 0);
+  return tokens[0] === "witrpc/1" && tokens.includes("token-refresh");
+}
+function refreshDelayMs(remainingMs) {
+  const remaining = Math.max(0, remainingMs);
+  const margin = Math.max(remaining / 5, Math.min(5e3, remaining / 2));
+  return Math.max(Math.min(100, remaining), remaining - margin);
+}
 var SERVER_SPEAKS_2 = "the server speaks protocol 2 (WitRPC 2.x)";
 function eventV2(data) {
   const q = decodeRequestV2(data);
@@ -1120,6 +1149,9 @@ var WitRpcClient = class _WitRpcClient {
   receiveChain = Promise.resolve();
   rsaKey;
   currentToken = "";
+  /** The server accepted our `token-refresh` extension on the current connection. */
+  tokenRefresh = false;
+  refreshTimer;
   stateValue = "connecting";
   closedByUser = false;
   openWaiters = [];
@@ -1266,6 +1298,8 @@ var WitRpcClient = class _WitRpcClient {
   async close() {
     if (this.closedByUser && this.stateValue === "closed") return;
     this.closedByUser = true;
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = void 0;
     const socket = this.socket;
     this.failPending(new ConnectionClosedError("the client was closed"));
     this.setState("closed");
@@ -1368,7 +1402,7 @@ var WitRpcClient = class _WitRpcClient {
     }
   }
   async handshake() {
-    const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token ?? "";
+    const token = await this.freshToken();
     const encryption = this.options.encryption ?? false;
     if (encryption) this.rsaKey ??= generateRsaKey(this.protocol === 2);
     const rsa = encryption ? await this.rsaKey : void 0;
@@ -1396,13 +1430,16 @@ var WitRpcClient = class _WitRpcClient {
     const v2 = this.protocol === 2;
     try {
       const publicKey = rsa ? rsa.publicJson : new Uint8Array([0]);
-      const initReply = await this.exchange(3 /* Initialization */, (v2 ? encodeInitializationV2 : encodeInitialization)(publicKey), false);
+      const initRequest = v2 ? encodeInitializationV2(publicKey) : encodeInitialization(publicKey, ANNOUNCED_EXTENSIONS);
+      const initReply = await this.exchange(3 /* Initialization */, initRequest, false);
+      this.tokenRefresh = false;
       if (v2) {
         this.cipher = await initializeV2(initReply, rsa);
       } else {
         if (!initReply) throw new ProtocolError(`${SERVER_SPEAKS_2}: connect with \`protocol: 2\``);
         const init = decodeInitializationReply(rsa ? await rsaDecrypt(rsa, initReply) : initReply);
         if (init.errorMessage) throw new ProtocolError(`the server refused the connection: ${init.errorMessage}`);
+        this.tokenRefresh = acceptsTokenRefresh(init.extensions);
         if (rsa) {
           this.cipher = await clientCipher(init.symmetricKey ?? new Uint8Array(), init.vector ?? new Uint8Array());
         } else if ((init.symmetricKey?.length ?? 0) > 1) {
@@ -1415,6 +1452,8 @@ var WitRpcClient = class _WitRpcClient {
         throw new UnauthorizedError("the server rejected the access token");
       }
       this.currentToken = token;
+      const expiresAt = "expiresAtUnixMs" in auth ? auth.expiresAtUnixMs : null;
+      if (this.tokenRefresh && expiresAt) this.scheduleRefresh(socket, expiresAt, null);
     } catch (e) {
       socket.close();
       throw describe2(e);
@@ -1469,7 +1508,56 @@ var WitRpcClient = class _WitRpcClient {
     } catch {
     }
   }
+  /** A token from `tokenProvider`, or `token`. */
+  async freshToken() {
+    if (this.options.tokenProvider) return this.options.tokenProvider();
+    return typeof this.options.token === "function" ? this.options.token() : this.options.token ?? "";
+  }
+  /** Plans the in-band refresh of a token that expires at `expiresAt` (ms since the epoch). */
+  scheduleRefresh(socket, expiresAt, previous) {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = void 0;
+    const refreshable = this.options.tokenProvider !== void 0 || typeof this.options.token === "function";
+    if (!refreshable || previous !== null && expiresAt <= previous) return;
+    const delay = refreshDelayMs(expiresAt - Date.now());
+    this.refreshTimer = setTimeout(() => void this.refresh(socket, expiresAt), delay);
+  }
+  /** Sends a fresh token on the open connection; a refusal closes the client. */
+  async refresh(socket, expiresAt) {
+    this.refreshTimer = void 0;
+    if (socket !== this.socket || this.stateValue !== "open") return;
+    let token;
+    try {
+      token = await this.freshToken();
+    } catch {
+      this.refreshTimer = setTimeout(() => void this.refresh(socket, expiresAt), 1e3);
+      return;
+    }
+    let reply;
+    try {
+      reply = await this.exchange(4 /* Authorization */, encodeAuthorization(token), true);
+    } catch {
+      return;
+    }
+    if (socket !== this.socket) return;
+    const answer = reply ? decodeAuthorizationReply(reply) : { isAuthorized: false, expiresAtUnixMs: null };
+    if (!answer.isAuthorized) {
+      const error = new UnauthorizedError("the server refused the refreshed access token and closed the connection");
+      this.closedByUser = true;
+      this.failPending(error);
+      this.setState("closed", error);
+      for (const w of this.openWaiters.splice(0)) w();
+      socket.close();
+      return;
+    }
+    this.currentToken = token;
+    if (answer.expiresAtUnixMs) this.scheduleRefresh(socket, answer.expiresAtUnixMs, expiresAt);
+  }
   onSocketClosed(socket, info) {
+    if (socket === this.socket) {
+      clearTimeout(this.refreshTimer);
+      this.refreshTimer = void 0;
+    }
     this.failPending(new ConnectionClosedError(`the connection closed (${info})`), socket);
     if (socket !== this.socket) return;
     if (this.closedByUser || this.stateValue !== "open") return;
