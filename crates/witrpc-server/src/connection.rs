@@ -73,7 +73,7 @@ pub(crate) async fn serve(
     drain: CancellationToken,
     calls: TaskTracker,
 ) {
-    let Connection { peer, transport, inbound, outbound, slot, headers, on_authorized } = connection;
+    let Connection { peer, transport, inbound, outbound, slot, headers, request, on_authorized } = connection;
     let id = Uuid::new_v4();
     let span =
         tracing::info_span!("connection", conn_id = %id, peer = ?peer, transport, protocol = tracing::field::Empty);
@@ -102,7 +102,9 @@ pub(crate) async fn serve(
             finished: false,
             batch: VecDeque::new(),
             authorized_token: String::new(),
-            context: CallContext::new(id, peer, None, headers.into()).with_membership(shared.hub.clone()),
+            context: CallContext::new(id, peer, None, headers.into())
+                .with_request(request)
+                .with_membership(shared.hub.clone()),
             calls,
             on_authorized,
         };
