@@ -2,6 +2,7 @@
 //! client and raw WebSocket peers that misbehave on purpose.
 
 mod auth;
+mod axum;
 mod backpressure;
 mod bursts;
 mod calls;

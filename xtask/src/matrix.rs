@@ -173,6 +173,8 @@ const NOT_IN_LEAN: &[(&str, &str)] = &[
     ("witrpc-crypto", "the encryptor (encryption)"),
     ("rmp-serde", "MessagePack (msgpack)"),
     ("witrpc-serializer-msgpack", "MessagePack (msgpack)"),
+    ("axum", "mounting in axum (axum)"),
+    ("tower-service", "the tower Service (tower)"),
 ];
 
 /// The only crates that may depend on `ring` in a lean build: TLS for `wss://` and

@@ -56,8 +56,8 @@ pub use payload::{
 };
 pub use serializer::{DeserializeVisitor, ParameterSerializer, decode_value, encode_value, parameter_error};
 pub use service::{
-    BoxFuture, CallContext, ConnectionClosed, EventDescriptor, Identity, MethodCall, MethodDescriptor, MethodError,
-    ResolvedContract, Service, ServiceDescriptor,
+    BoxFuture, CallContext, ConnectionClosed, ConnectionRequest, EventDescriptor, Identity, MethodCall,
+    MethodDescriptor, MethodError, ResolvedContract, Service, ServiceDescriptor,
 };
 
 /// Re-exported so generated code and serializer crates name one version.

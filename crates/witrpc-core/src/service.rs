@@ -3,6 +3,7 @@
 //! `#[witrpc::service]` implements [`Service`] for you; the server only sees this
 //! trait, so it never depends on user types.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -67,6 +68,42 @@ pub struct CallContext {
     pub protocol: Option<crate::v2::ProtocolVersion>,
     /// The server's group membership, set by the server for served calls.
     membership: Option<Arc<dyn Membership>>,
+    /// What the transport kept of the request that opened the connection.
+    request: Option<ConnectionRequest>,
+}
+
+/// What a transport kept of the request that opened a connection, for the access-token
+/// validator and for handlers ([`CallContext::request`]): for the WebSocket endpoint
+/// mounted in an HTTP app, the upgrade request's `http::request::Parts` (headers and the
+/// extensions the app's middleware set). Held once per connection behind an `Arc`, so
+/// every call's context shares it; the transport crate offers typed accessors.
+///
+/// ```
+/// use std::sync::Arc;
+/// use witrpc_core::ConnectionRequest;
+/// let request = ConnectionRequest::new(Arc::new(String::from("upgrade request")));
+/// assert_eq!(request.downcast_ref::<String>().map(String::as_str), Some("upgrade request"));
+/// assert!(request.downcast_ref::<u32>().is_none());
+/// ```
+#[derive(Clone)]
+pub struct ConnectionRequest(Arc<dyn Any + Send + Sync>);
+
+impl ConnectionRequest {
+    /// Wraps the transport's value.
+    pub fn new<T: Any + Send + Sync>(value: Arc<T>) -> Self {
+        Self(value)
+    }
+
+    /// The value, if it is a `T`.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl fmt::Debug for ConnectionRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConnectionRequest")
+    }
 }
 
 /// A signal that a connection has closed; cheap to clone, and clones share it.
@@ -146,7 +183,25 @@ impl CallContext {
             closed: ConnectionClosed::new(),
             protocol: None,
             membership: None,
+            request: None,
         }
+    }
+
+    /// This context with what the transport kept of the connection's request (the
+    /// server does this).
+    #[must_use]
+    pub fn with_request(mut self, request: Option<ConnectionRequest>) -> Self {
+        self.request = request;
+        self
+    }
+
+    /// What the transport kept of the request that opened the connection, if it is a
+    /// `T`: for the WebSocket endpoint mounted in an HTTP app, `http::request::Parts`
+    /// (the WebSocket crate's `HttpContextExt` gives typed accessors). `None` when the
+    /// transport kept nothing (the standalone listener keeps only
+    /// [`CallContext::headers`]).
+    pub fn request<T: Any>(&self) -> Option<&T> {
+        self.request.as_ref()?.downcast_ref()
     }
 
     /// This context with group operations served by `membership` (the server does this).

@@ -25,7 +25,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     let mut backoff: Option<Duration> = None;
     loop {
         let accepted = tokio::select! {
-            () = state.stop.cancelled() => break,
+            () = state.upgrader.stop.cancelled() => break,
             r = listener.accept() => r,
         };
         match accepted {
@@ -42,12 +42,12 @@ pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<State>) {
             Err(e) => {
                 // Usually out of file descriptors: back off exponentially instead of
                 // spinning, so the connections that hold them can finish.
-                state.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
+                state.upgrader.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
                 let delay = backoff.map_or(ACCEPT_BACKOFF_MIN, |d| (d * 2).min(ACCEPT_BACKOFF_MAX));
                 backoff = Some(delay);
                 tracing::warn!(error = %e, retry_in = ?delay, "accept failed; backing off");
                 tokio::select! {
-                    () = state.stop.cancelled() => break,
+                    () = state.upgrader.stop.cancelled() => break,
                     () = tokio::time::sleep(delay) => {}
                 }
             }
@@ -71,10 +71,10 @@ fn admit(tcp: TcpStream, peer: SocketAddr, state: &Arc<State>) {
     };
     // Behind a trusted proxy the client's address comes with the request headers, so
     // the per-address check waits for them (in the router).
-    let ip = if state.limits.trusted_proxies.contains(&peer.ip()) {
+    let ip = if state.upgrader.limits.trusted_proxies.contains(&peer.ip()) {
         None
     } else {
-        match state.per_ip.admit(peer.ip(), now) {
+        match state.upgrader.per_ip.admit(peer.ip(), now) {
             Ok(guard) => guard.map(Arc::new),
             Err(refusal) => {
                 tracing::debug!(%peer, ?refusal, "per-address limit; refusing");
@@ -92,16 +92,16 @@ fn admit(tcp: TcpStream, peer: SocketAddr, state: &Arc<State>) {
             }
         }
     };
-    let pending = (pending, Gauge::new(&state.counters, |c| &c.pending_upgrades));
+    let pending = (pending, Gauge::new(&state.upgrader.counters, |c| &c.pending_upgrades));
     let admitted = Admitted { _pending: pending, ip };
-    let deadline = now + state.limits.header_read_timeout;
-    state.tasks.spawn(serve_tcp(tcp, peer, state.clone(), deadline, admitted));
+    let deadline = now + state.upgrader.limits.header_read_timeout;
+    state.upgrader.tasks.spawn(serve_tcp(tcp, peer, state.clone(), deadline, admitted));
 }
 
 /// Answers a refused plain-HTTP socket without reading it or waiting (a fresh socket's
 /// send buffer takes it); TLS sockets are just closed (answering would need a handshake).
 fn refuse(tcp: TcpStream, state: &State, status: StatusCode, body: &str) {
-    state.counters.refused.fetch_add(1, Ordering::Relaxed);
+    state.upgrader.counters.refused.fetch_add(1, Ordering::Relaxed);
     if state.tls.is_none() {
         let _best_effort = tcp.try_write(&router::raw_response(status, body));
         // Closing with unread bytes resets the connection, which can destroy the answer
@@ -122,7 +122,7 @@ async fn serve_tcp(tcp: TcpStream, peer: SocketAddr, state: Arc<State>, deadline
     // The TLS handshake counts against the same deadline as the request head.
     let accepted = tokio::select! {
         r = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => r,
-        () = state.stop.cancelled() => return,
+        () = state.upgrader.stop.cancelled() => return,
     };
     match accepted {
         Ok(Ok(tls)) => router::serve_http(tls, peer, state, deadline, admitted).await,

@@ -74,7 +74,7 @@ pub(crate) struct DriverLimits {
 /// life; `unauthorized` until it authorizes (or ends).
 pub(crate) fn connection<S>(
     io: S,
-    peer: SocketAddr,
+    peer: Option<SocketAddr>,
     limits: DriverLimits,
     counters: Arc<Counters>,
     lingering: Arc<Semaphore>,
@@ -111,12 +111,13 @@ where
     };
     let shared = Arc::new(Mutex::new(driver));
     Connection {
-        peer: Some(peer),
+        peer,
         transport: "websocket",
         inbound: Box::pin(WsStream(shared.clone())),
         outbound: Box::pin(WsSink(shared)),
         slot: Some(slot),
         headers: Vec::new(),
+        request: None,
         on_authorized: Some(Box::new(move || {
             authorized.store(true, Ordering::Release);
             drop(unauthorized);
@@ -560,7 +561,8 @@ mod tests {
         let counters = Arc::new(Counters::default());
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
         let lingering = Arc::new(Semaphore::new(4));
-        let connection = connection(server, peer, LIMITS, counters.clone(), lingering, Box::new(()), Box::new(()));
+        let connection =
+            connection(server, Some(peer), LIMITS, counters.clone(), lingering, Box::new(()), Box::new(()));
         (connection, WebSocketStream::from_raw_socket(client, Role::Client, None).await, counters)
     }
 

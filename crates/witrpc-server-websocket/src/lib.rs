@@ -34,10 +34,20 @@
 //!
 //! Part of an independent, WitRPC-compatible implementation (not the official WitRPC).
 //!
-//! # Feature flags
+//! # Mounted in an app
 //!
-//! | feature | enables |
-//! |---|---|
+//! With the `tower` feature, [`WebSocketEndpoint`] serves the same upgrade on a route of
+//! an existing axum, hyper or tower app instead of a port of its own: the app keeps its
+//! TLS and middleware, and what its layers put on the request reaches the access-token
+//! validator and handlers through [`HttpContextExt`]. See its docs for what applies
+//! there and how shutdown is tied to the app's.
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `tower` | [`WebSocketEndpoint`] (a tower `Service` and the server's transport), [`HttpContextExt`] |
+//! | `axum` | `tower`, plus the peer address from axum's `ConnectInfo<SocketAddr>` |
 //! | `console` | `WebSocketOptions::with_console`: the server's live console page at a path (module `console`) |
 //!
 //! ```no_run
@@ -63,10 +73,16 @@ mod per_ip;
 mod router;
 mod stats;
 mod tls;
+#[cfg(feature = "tower")]
+mod tower;
+mod upgrade;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Re-exported for [`WebSocketEndpoint`]'s response body.
+#[cfg(feature = "tower")]
+pub use http_body_util::Full;
 /// Re-exported for [`WebSocketOptions::with_http_handler`].
 pub use hyper::http;
 pub use limits::{ConnectRate, WebSocketLimits};
@@ -74,6 +90,8 @@ pub use listener::WebSocketTransport;
 /// Re-exported for [`WebSocketOptions::with_tls_config`].
 pub use rustls;
 pub use stats::WebSocketStats;
+#[cfg(feature = "tower")]
+pub use tower::{HttpContextExt, WebSocketEndpoint};
 
 use witrpc_server::WitServerBuilder;
 

@@ -1,5 +1,5 @@
 //! [`WebSocketTransport`]: configuration, binding, and the state shared by the accept
-//! loop (`accept.rs`), the HTTP phase (`router.rs`) and the driver (`driver.rs`).
+//! loop (`accept.rs`) and the HTTP phase (`router.rs`); the upgrade is `upgrade.rs`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,17 +15,12 @@ use tokio_util::task::TaskTracker;
 use witrpc_server::transport::{ConnectionHandler, ServerTransport, TransportHandle, TransportOptions};
 use witrpc_server::{BoxFuture, ServerError};
 
-use crate::driver::DriverLimits;
 use crate::endpoint::Endpoint;
 use crate::limits::WebSocketLimits;
 use crate::origin::OriginPolicy;
-use crate::per_ip::PerIp;
-use crate::stats::{Counters, WebSocketStats};
+use crate::stats::WebSocketStats;
 use crate::tls::TlsMaterial;
-
-/// Sockets kept at once after their connection ended while the peer was still sending
-/// (each for at most 1 s and 1 MiB read); beyond it they are closed at once.
-const MAX_LINGERING: usize = 64;
+use crate::upgrade::Upgrader;
 
 /// Accepts WitRPC connections over WebSocket at `http://host:port/path` (or
 /// `https://` with TLS material).
@@ -214,31 +209,21 @@ impl ServerTransport for WebSocketTransport {
             };
             let scheme = if endpoint.tls { "wss" } else { "ws" };
             let client_url = format!("{scheme}://{client_host}:{}{}", local_addr.port(), endpoint.path);
-            let stop = CancellationToken::new();
-            let tasks = TaskTracker::new();
-            let limits = self.limits.clone();
+            let upgrader = Arc::new(Upgrader::new(
+                self.max_clients,
+                self.limits.clone(),
+                self.origins.clone(),
+                self.stats.0.clone(),
+                handler,
+                &options,
+            ));
+            let (stop, tasks) = (upgrader.stop.clone(), upgrader.tasks.clone());
             let state = Arc::new(State {
                 endpoint,
-                slots: Arc::new(Semaphore::new(self.max_clients)),
-                max_clients: self.max_clients,
-                pending_upgrades: Arc::new(Semaphore::new(limits.pending_upgrades(self.max_clients))),
-                unauthorized: Arc::new(Semaphore::new(limits.unauthorized(self.max_clients))),
-                per_ip: PerIp::new(&limits),
-                handler,
-                driver_limits: DriverLimits {
-                    message_before_auth: options.max_handshake_message_size,
-                    message: options.max_message_size,
-                    write_before_auth: limits.max_write_buffer_before_authorization,
-                },
-                forwarded_headers: options.forwarded_headers.clone(),
-                stop: stop.clone(),
-                tasks: tasks.clone(),
+                pending_upgrades: Arc::new(Semaphore::new(self.limits.pending_upgrades(self.max_clients))),
                 tls,
-                origins: self.origins.clone(),
                 http: self.plain_http(),
-                counters: self.stats.0.clone(),
-                lingering: Arc::new(Semaphore::new(MAX_LINGERING)),
-                limits,
+                upgrader,
             });
             tasks.spawn(crate::accept::accept_loop(listener, state));
             Ok(Box::new(Handle { local_addr, client_url, stop, tasks }) as Box<dyn TransportHandle>)
@@ -272,29 +257,13 @@ impl TransportHandle for Handle {
     }
 }
 
-/// What the accept loop, the HTTP phase and the upgrade share.
+/// What the accept loop and the HTTP phase share; the upgrade's own state is in
+/// [`Upgrader`], shared with the mounted endpoint.
 pub(crate) struct State {
     pub(crate) endpoint: Endpoint,
-    /// `max_clients`: held from the upgrade to the end of the connection.
-    pub(crate) slots: Arc<Semaphore>,
-    pub(crate) max_clients: usize,
     /// Held from accept until the HTTP phase ends.
     pub(crate) pending_upgrades: Arc<Semaphore>,
-    /// Held from the upgrade until authorization.
-    pub(crate) unauthorized: Arc<Semaphore>,
-    pub(crate) per_ip: PerIp,
-    pub(crate) handler: Arc<dyn ConnectionHandler>,
-    pub(crate) driver_limits: DriverLimits,
-    pub(crate) limits: WebSocketLimits,
-    pub(crate) stop: CancellationToken,
-    /// Every task of this transport (connections in the HTTP phase, upgrades).
-    pub(crate) tasks: TaskTracker,
     pub(crate) tls: Option<TlsAcceptor>,
-    pub(crate) origins: OriginPolicy,
-    pub(crate) forwarded_headers: Arc<[String]>,
     pub(crate) http: Option<HttpHandler>,
-    pub(crate) counters: Arc<Counters>,
-    /// Places for sockets kept briefly after their connection ended, so the peer reads
-    /// the close frame before the reset (see `driver.rs`).
-    pub(crate) lingering: Arc<Semaphore>,
+    pub(crate) upgrader: Arc<Upgrader>,
 }

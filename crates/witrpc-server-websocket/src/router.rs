@@ -1,6 +1,6 @@
 //! HTTP/1.1 before the upgrade: hyper with capped headers and a head deadline that
-//! answers 408, routing (404 / 403 / 400 / 503 / 101), and the hand-off of the upgraded
-//! socket to the driver.
+//! answers 408, and routing (404 or the HTTP handler; the endpoint's path goes to
+//! `upgrade.rs`).
 
 use std::future::Future;
 use std::io;
@@ -13,19 +13,15 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{
-    CONNECTION, HOST, HeaderValue, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
-};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::driver;
 use crate::listener::State;
-use crate::per_ip::{self, IpGuard, Refusal};
+use crate::per_ip::IpGuard;
 use crate::stats::Gauge;
+use crate::upgrade::{Address, Keep, text_response};
 
 /// What a connection was admitted with at accept; held until the HTTP phase ends (the
 /// address quota is shared with the WebSocket connection, which keeps its own clone).
@@ -52,7 +48,7 @@ where
         let answer = route(req, peer, &service_state, ip.clone());
         async move { Ok::<_, std::convert::Infallible>(answer) }
     });
-    let limits = &state.limits;
+    let limits = &state.upgrader.limits;
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -67,7 +63,7 @@ where
         r = connection => if let Err(e) = r {
             tracing::debug!(%peer, error = %e, "http connection error");
         },
-        () = state.stop.cancelled() => {}
+        () = state.upgrader.stop.cancelled() => {}
     }
     drop(admitted);
 }
@@ -149,24 +145,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for HeadDeadline<I> {
     }
 }
 
-fn text_response(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    response
-}
-
-fn header_has(req: &Request<Incoming>, name: hyper::header::HeaderName, token: &str) -> bool {
-    req.headers()
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
 fn route(
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     peer: SocketAddr,
     state: &Arc<State>,
     ip: Option<Arc<IpGuard>>,
@@ -176,100 +156,5 @@ fn route(
         let answer = state.http.as_ref().and_then(|h| (h.0)(&parts));
         return answer.map_or_else(|| text_response(StatusCode::NOT_FOUND, "not found\n"), |r| r.map(Full::new));
     }
-    let origin = req.headers().get(ORIGIN).map(|v| v.to_str().unwrap_or("invalid"));
-    let host = req.headers().get(HOST).and_then(|v| v.to_str().ok());
-    if !state.origins.permits(origin, host) {
-        tracing::warn!(%peer, origin = ?origin, "cross-origin WebSocket request refused with 403");
-        return text_response(
-            StatusCode::FORBIDDEN,
-            "cross-origin WebSocket requests are refused; the server can allow this origin with `with_allowed_origins`\n",
-        );
-    }
-    let key = req.headers().get(SEC_WEBSOCKET_KEY).cloned();
-    let is_upgrade = req.method() == Method::GET
-        && header_has(&req, CONNECTION, "upgrade")
-        && header_has(&req, UPGRADE, "websocket")
-        && req.headers().get(SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
-    let Some(key) = key.filter(|_| is_upgrade) else {
-        return text_response(StatusCode::BAD_REQUEST, "this endpoint accepts WebSocket upgrade requests only\n");
-    };
-    // Behind a trusted proxy the address is known only now, from its headers.
-    let forwarded_ip = if state.per_ip.enabled() && state.limits.trusted_proxies.contains(&peer.ip()) {
-        let client = per_ip::client_ip(peer.ip(), &state.limits.trusted_proxies, req.headers());
-        match state.per_ip.admit(client, Instant::now()) {
-            Ok(guard) => guard,
-            Err(refusal) => {
-                state.counters.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%peer, %client, ?refusal, "per-address limit; refusing the upgrade");
-                return match refusal {
-                    Refusal::Concurrent => text_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "too many connections from your address; close some and try again\n",
-                    ),
-                    Refusal::Rate => text_response(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "too many new connections from your address; slow down\n",
-                    ),
-                };
-            }
-        }
-    } else {
-        None
-    };
-    let Ok(slot) = state.slots.clone().try_acquire_owned() else {
-        tracing::warn!(%peer, max_clients = state.max_clients, "server full; refusing connection with 503");
-        return text_response(StatusCode::SERVICE_UNAVAILABLE, "server is full; try again later\n");
-    };
-    let Ok(unauthorized) = state.unauthorized.clone().try_acquire_owned() else {
-        state.counters.refused.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(%peer, "too many connections waiting to authorize; refusing with 503");
-        return text_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many connections are authorizing; try again later\n",
-        );
-    };
-    let unauthorized = (unauthorized, Gauge::new(&state.counters, |c| &c.unauthorized));
-    let headers: Vec<(String, String)> = state
-        .forwarded_headers
-        .iter()
-        .filter_map(|name| {
-            let value = req.headers().get(name.as_str())?.to_str().ok()?;
-            Some((name.clone(), value.to_owned()))
-        })
-        .collect();
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let task_state = state.clone();
-    state.tasks.spawn(async move {
-        let state = task_state;
-        let upgraded = tokio::select! {
-            r = on_upgrade => r,
-            () = state.stop.cancelled() => return,
-        };
-        match upgraded {
-            Ok(upgraded) => {
-                let slot: Box<dyn Send + Sync> = Box::new((slot, ip, forwarded_ip));
-                let mut connection = driver::connection(
-                    TokioIo::new(upgraded),
-                    peer,
-                    state.driver_limits,
-                    state.counters.clone(),
-                    state.lingering.clone(),
-                    slot,
-                    Box::new(unauthorized),
-                );
-                connection.headers = headers;
-                state.handler.handle(connection);
-            }
-            Err(e) => tracing::debug!(%peer, error = %e, "upgrade failed"),
-        }
-    });
-    let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
-        headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
-    }
-    response
+    state.upgrader.upgrade(req, Some(peer), Address::Admitted(ip), Keep::ForwardedHeaders)
 }

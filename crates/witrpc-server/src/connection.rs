@@ -77,7 +77,7 @@ pub(crate) async fn serve(
     drain: CancellationToken,
     calls: TaskTracker,
 ) {
-    let Connection { peer, transport, inbound, outbound, slot, headers, on_authorized } = connection;
+    let Connection { peer, transport, inbound, outbound, slot, headers, request, on_authorized } = connection;
     let id = Uuid::new_v4();
     let span =
         tracing::info_span!("connection", conn_id = %id, peer = ?peer, transport, protocol = tracing::field::Empty);
@@ -109,7 +109,9 @@ pub(crate) async fn serve(
             authorized_token: String::new(),
             token_expiry: None,
             previous_token: None,
-            context: CallContext::new(id, peer, None, headers.into()).with_membership(shared.hub.clone()),
+            context: CallContext::new(id, peer, None, headers.into())
+                .with_request(request)
+                .with_membership(shared.hub.clone()),
             calls,
             on_authorized,
         };

@@ -97,6 +97,10 @@ pub struct Connection {
     /// The upgrade request's headers named in [`TransportOptions::forwarded_headers`]
     /// (lower-case names), for [`witrpc_core::CallContext::headers`].
     pub headers: Vec<(String, String)>,
+    /// What the transport kept of the request that opened the connection, for
+    /// [`witrpc_core::CallContext::request`] (e.g. the HTTP request's parts when the
+    /// WebSocket endpoint is mounted in an app); `None` keeps nothing.
+    pub request: Option<witrpc_core::ConnectionRequest>,
     /// Called by the server once, synchronously, when the connection is authorized and
     /// before it reads the next message. The transport uses it to lift its
     /// pre-authorization read limits (`max_handshake_message_size`) to
