@@ -159,6 +159,7 @@ async fn run_one(server: &PathBuf, attack: &str, duration: Duration) -> anyhow::
     }
     let before = demo.rss();
     let mut tasks = tokio::task::JoinSet::new();
+    let flood = Arc::new(FloodCounters::default());
     let addr = demo.addr;
     match attack {
         "ping-flood" => {
@@ -175,7 +176,7 @@ async fn run_one(server: &PathBuf, attack: &str, duration: Duration) -> anyhow::
         "baseline" => {}
         "request-flood" => {
             for _ in 0..4 {
-                tasks.spawn(request_flood(demo.url.clone(), stop.clone()));
+                tasks.spawn(request_flood(demo.url.clone(), stop.clone(), flood.clone()));
             }
         }
         _ => {
@@ -193,6 +194,13 @@ async fn run_one(server: &PathBuf, attack: &str, duration: Duration) -> anyhow::
     while tasks.join_next().await.is_some() {}
     let _ = tokio::task::spawn_blocking(move || good.join()).await;
     let _killed = demo.child.kill().await;
+    if attack == "request-flood" {
+        eprintln!(
+            "request-flood: {} calls sent by the flooders, {} of their connections closed by the server",
+            flood.sent.load(Ordering::Relaxed),
+            flood.closed.load(Ordering::Relaxed)
+        );
+    }
     let mut latencies = std::mem::take(&mut *latencies.lock().unwrap_or_else(|e| e.into_inner()));
     latencies.sort_unstable();
     let good_p99_us = latencies.get(latencies.len() * 99 / 100).copied().unwrap_or(0);
@@ -261,7 +269,7 @@ async fn good_client(
 
 /// An authorized connection that sends `Add` calls as fast as it can and never reads;
 /// when the server closes it, it connects again at once (a persistent attacker).
-async fn request_flood(url: String, stop: Arc<AtomicBool>) {
+async fn request_flood(url: String, stop: Arc<AtomicBool>, counters: Arc<FloodCounters>) {
     while !stop.load(Ordering::Relaxed) {
         let flood = async {
             let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
@@ -278,14 +286,23 @@ async fn request_flood(url: String, stop: Arc<AtomicBool>) {
             let payload = request.encode();
             while !stop.load(Ordering::Relaxed) {
                 send(&mut ws, MessageType::Request, payload.clone()).await?;
+                counters.sent.fetch_add(1, Ordering::Relaxed);
             }
             anyhow::Ok(())
         };
         if flood.await.is_err() {
+            counters.closed.fetch_add(1, Ordering::Relaxed);
             // Closed by the server (held, then cut off) or refused: try again shortly.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// What the flooders did.
+#[derive(Default)]
+struct FloodCounters {
+    sent: AtomicU64,
+    closed: AtomicU64,
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
