@@ -54,6 +54,8 @@
 //! | `msgpack` | MessagePack parameters, `with_msgpack()` |
 //! | `macros`  | `#[witrpc::service]`, `#[derive(witrpc::DotNetType)]` |
 //! | `console` | `with_console(..)`: the server's live console page (`witrpc::server::console`) |
+//! | `tower` (not in `full`) | `witrpc::server::WebSocketEndpoint`: mount the server as a route of a hyper/tower app |
+//! | `axum` (not in `full`) | `tower`, plus the peer address from axum's `ConnectInfo` |
 //!
 //! Crate map: see `ARCHITECTURE.md` in the repository.
 
@@ -85,6 +87,9 @@ pub mod server {
     /// The live console: `with_console(path, ConsoleOptions::new(token))`.
     #[cfg(feature = "console")]
     pub use witrpc_server_websocket::console;
+    /// Mounting in an app: `Router::new().route_service("/ws", endpoint)`.
+    #[cfg(feature = "tower")]
+    pub use witrpc_server_websocket::{Full, HttpContextExt, WebSocketEndpoint};
     pub use witrpc_server_websocket::{
         ConnectRate, WebSocketLimits, WebSocketOptions, WebSocketServerBuilder, WebSocketServerExt, WebSocketStats,
         WebSocketTransport, http, limits as websocket_limits,
