@@ -8,26 +8,32 @@
 //! bounded inbound queue) and `heartbeat` (liveness, presence refresh, repairs after
 //! an outage). They end when the broker is dropped.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redis::{IntoConnectionInfo, PushInfo, PushKind, Value};
+use redis::{IntoConnectionInfo, PushInfo, PushKind};
 use ring::hmac;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 use witrpc_server::Member;
 use witrpc_server::broker::{Broker, BrokerError, BrokerInbound, PresenceKey};
-use witrpc_server::metrics::{BACKPLANE_LOST, BACKPLANE_PUBLISHED};
+use witrpc_server::metrics::BACKPLANE_LOST;
 
 use crate::config::RedisBrokerConfig;
-use crate::control::{self, Control};
+use crate::control;
 use crate::error::RedisBrokerError;
 use crate::keys;
 use crate::link::{self, Link, LinkOptions, TimedOut};
+
+mod interest;
+mod tasks;
+
+use interest::{Interest, Pending};
+use tasks::{heartbeat_task, publish_task, receive_task};
 
 /// Length of the HMAC-SHA256 tag appended to a signed frame.
 const TAG_LEN: usize = 32;
@@ -65,20 +71,6 @@ struct Inner {
     seq: AtomicU64,
     /// Announcements waiting for acknowledgements, by sequence number.
     pending: Mutex<HashMap<u64, Pending>>,
-}
-
-/// Which other node has receivers for which topic (from the control channel).
-#[derive(Debug, Default)]
-struct Interest {
-    by_node: HashMap<String, HashSet<String>>,
-    /// Every live node's full set is known; until then every topic counts as remote.
-    synced: bool,
-}
-
-#[derive(Debug)]
-struct Pending {
-    waiting: HashSet<String>,
-    done: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -251,139 +243,6 @@ impl Inner {
         result
     }
 
-    fn ctl_channel(&self) -> String {
-        format!("{}:ctl", self.prefix)
-    }
-
-    fn next_seq(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::Relaxed)
-    }
-
-    async fn send_control(&self, kind: u8, seq: u64, acked: &str, topics: Vec<String>) -> Result<(), BrokerError> {
-        let message = Control { kind, node: self.node.clone(), seq, acked: acked.to_owned(), topics }.encode();
-        let channel = self.ctl_channel();
-        let signed = self.sign(&channel, Bytes::from(message));
-        self.run(|mut c| async move {
-            redis::cmd(c.publish_command()).arg(channel).arg(&signed[..]).query_async::<()>(&mut c).await
-        })
-        .await
-    }
-
-    /// The nodes whose heartbeat is younger than the ttl.
-    async fn live_nodes(&self) -> Result<Vec<String>, BrokerError> {
-        let nodes_key = keys::nodes(&self.prefix);
-        let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
-        self.run(|mut c| async move {
-            redis::cmd("EVAL").arg(keys::LIVE_NODES).arg(1).arg(nodes_key).arg(ttl_ms).query_async(&mut c).await
-        })
-        .await
-    }
-
-    /// Sends a control message and waits (within the timeout) until every other live
-    /// node answered it. `false` when some did not.
-    async fn send_and_wait(&self, kind: u8, topics: Vec<String>) -> Result<bool, BrokerError> {
-        let others: HashSet<String> = self.live_nodes().await?.into_iter().filter(|n| *n != self.node).collect();
-        let seq = self.next_seq();
-        if others.is_empty() {
-            self.send_control(kind, seq, "", topics).await?;
-            return Ok(true);
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.pending().insert(seq, Pending { waiting: others, done: Some(tx) });
-        let sent = self.send_control(kind, seq, "", topics).await;
-        let answered = match sent {
-            Ok(()) => tokio::time::timeout(self.timeout, rx).await.is_ok_and(|r| r.is_ok()),
-            Err(_) => false,
-        };
-        if let Some(p) = self.pending().remove(&seq) {
-            tracing::debug!(missing = ?p.waiting, "backplane: nodes did not answer an announcement in time");
-        }
-        sent.map(|()| answered)
-    }
-
-    fn pending(&self) -> MutexGuard<'_, HashMap<u64, Pending>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn interest(&self) -> MutexGuard<'_, Interest> {
-        self.interest.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Learns every live node's topics; until it has, every topic counts as remote.
-    async fn sync(&self) {
-        self.interest().synced = false;
-        match self.send_and_wait(control::ASK, Vec::new()).await {
-            Ok(true) => {
-                self.interest().synced = true;
-                tracing::debug!("backplane: interest of every node known");
-            }
-            Ok(false) => tracing::debug!("backplane: interest sync incomplete; publishing every event until it is"),
-            Err(e) => tracing::debug!(error = %e, "backplane: interest sync failed"),
-        }
-    }
-
-    /// `from` answered announcement `seq`.
-    fn answered(&self, seq: u64, from: &str) {
-        let mut pending = self.pending();
-        if let Some(p) = pending.get_mut(&seq) {
-            p.waiting.remove(from);
-            if p.waiting.is_empty() {
-                if let Some(done) = p.done.take() {
-                    let _receiver_gone = done.send(());
-                }
-                pending.remove(&seq);
-            }
-        }
-    }
-
-    async fn handle_control(&self, message: Control) {
-        if message.node == self.node {
-            return;
-        }
-        match message.kind {
-            control::ADD => {
-                self.interest().by_node.entry(message.node.clone()).or_default().extend(message.topics);
-                if let Err(e) = self.send_control(control::ACK, message.seq, &message.node, Vec::new()).await {
-                    tracing::debug!(error = %e, "backplane: cannot acknowledge an announcement");
-                }
-            }
-            control::REMOVE => {
-                if let Some(topics) = self.interest().by_node.get_mut(&message.node) {
-                    for t in &message.topics {
-                        topics.remove(t);
-                    }
-                }
-            }
-            control::FULL => {
-                self.interest().by_node.insert(message.node.clone(), message.topics.into_iter().collect());
-                if message.acked == self.node {
-                    self.answered(message.seq, &message.node);
-                }
-            }
-            control::ASK => {
-                let topics: Vec<String> = self.local().topics.iter().cloned().collect();
-                if let Err(e) = self.send_control(control::FULL, message.seq, &message.node, topics).await {
-                    tracing::debug!(error = %e, "backplane: cannot answer an interest request");
-                }
-            }
-            control::ACK if message.acked == self.node => self.answered(message.seq, &message.node),
-            control::REVOKE => {
-                let target = self.inbound.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(Weak::upgrade);
-                if let Some(target) = target {
-                    for user in &message.topics {
-                        target.revoke_user(user);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn has_remote_receivers(&self, topic: &str) -> bool {
-        let interest = self.interest();
-        !interest.synced || interest.by_node.iter().any(|(node, topics)| *node != self.node && topics.contains(topic))
-    }
-
     fn sign(&self, channel: &str, frame: Bytes) -> Bytes {
         let Some(key) = &self.key else { return frame };
         let mut ctx = hmac::Context::with_key(key);
@@ -492,86 +351,6 @@ impl Inner {
 
 fn user_value(user: Option<&str>) -> String {
     user.map_or_else(String::new, |u| format!("={u}"))
-}
-
-async fn publish_task(mut conn: Link, mut rx: mpsc::Receiver<(String, Bytes)>, stats: Arc<Stats>, timeout: Duration) {
-    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-    while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-        let n = batch.len() as u64;
-        match tokio::time::timeout(timeout, publish_batch(&mut conn, &batch)).await {
-            Ok(Ok(())) => {
-                stats.published.fetch_add(n, Ordering::Relaxed);
-                metrics::counter!(BACKPLANE_PUBLISHED).increment(n);
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "backplane publish failed");
-                stats.lost(n, "publish_failed");
-            }
-            Err(_) => stats.lost(n, "publish_failed"),
-        }
-        batch.clear();
-    }
-}
-
-/// Publishes a batch: one pipeline on a single server; on a cluster, where a pipeline
-/// may not cross hash slots, one `SPUBLISH` per frame, all in flight at once on the
-/// multiplexed connection (so still one round trip per batch).
-async fn publish_batch(conn: &mut Link, batch: &[(String, Bytes)]) -> redis::RedisResult<()> {
-    if conn.is_cluster() {
-        let sends = batch.iter().map(|(channel, frame)| {
-            let mut c = conn.clone();
-            async move { redis::cmd("SPUBLISH").arg(channel).arg(&frame[..]).query_async::<()>(&mut c).await }
-        });
-        return futures_util::future::try_join_all(sends).await.map(drop);
-    }
-    let mut pipe = redis::pipe();
-    for (channel, frame) in batch {
-        pipe.cmd("PUBLISH").arg(channel).arg(&frame[..]).ignore();
-    }
-    pipe.query_async::<()>(conn).await
-}
-
-async fn receive_task(mut rx: mpsc::Receiver<PushInfo>, inbound: Inbound, broker: Weak<Inner>, stats: Arc<Stats>) {
-    while let Some(push) = rx.recv().await {
-        let Some(broker) = broker.upgrade() else { return };
-        if push.kind == PushKind::Disconnection {
-            tracing::warn!("backplane lost its Redis connection; reconnecting (local delivery goes on)");
-            broker.dirty.store(true, Ordering::Relaxed);
-            broker.interest().synced = false;
-            continue;
-        }
-        let mut data = push.data.into_iter();
-        let (Some(Value::BulkString(channel)), Some(Value::BulkString(message))) = (data.next(), data.next()) else {
-            continue;
-        };
-        let Some(frame) = broker.verify(&channel, message) else {
-            stats.lost(1, "bad_signature");
-            continue;
-        };
-        if channel == broker.ctl_channel().as_bytes() {
-            match Control::decode(&frame) {
-                Some(message) => broker.handle_control(message).await,
-                None => tracing::warn!("backplane: dropping an unreadable control message"),
-            }
-            continue;
-        }
-        let target = inbound.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(Weak::upgrade);
-        if let Some(target) = target {
-            stats.received.fetch_add(1, Ordering::Relaxed);
-            target.deliver(Bytes::from(frame));
-        }
-    }
-}
-
-async fn heartbeat_task(broker: Weak<Inner>, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let Some(broker) = broker.upgrade() else { return };
-        broker.heartbeat().await;
-    }
 }
 
 #[async_trait]
