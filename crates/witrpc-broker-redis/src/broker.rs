@@ -1,12 +1,13 @@
 //! [`RedisBroker`]: pub/sub for event frames, hashes with a ttl for presence, and the
 //! tasks that publish, receive and refresh.
 //!
-//! One RESP3 connection (redis-rs's `ConnectionManager`: multiplexed, reconnects by
-//! itself, re-subscribes after a reconnect) carries commands, publishes and the
-//! subscription pushes. Three tasks run beside it: `publish` (drains the bounded
-//! publish queue, a pipeline per batch), `receive` (delivers pushed frames from the
-//! bounded inbound queue) and `heartbeat` (liveness, presence refresh, repairs after
-//! an outage). They end when the broker is dropped.
+//! One RESP3 connection (`link.rs`: redis-rs's `ConnectionManager`, or its cluster
+//! connection on a Redis Cluster; multiplexed, reconnects by itself, re-subscribes
+//! after a reconnect) carries commands, publishes and the subscription pushes. Three
+//! tasks run beside it (`tasks.rs`): `publish` (drains the bounded publish queue, one
+//! round trip per batch), `receive` (delivers pushed frames from the bounded inbound
+//! queue) and `heartbeat` (liveness, presence refresh, repairs after an outage). They
+//! end when the broker is dropped. Who listens where is `interest.rs`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
