@@ -2,9 +2,8 @@
 //! end, and in-process apps for what its middleware hands to witrpc, max clients,
 //! plain requests on the route, graceful shutdown and requests the app refuses.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -25,7 +24,7 @@ use witrpc::{CallContext, Identity};
 use witrpc_demo::DemoServiceClient;
 use witrpc_server_websocket::{HttpContextExt, WebSocketEndpoint, WebSocketLimits};
 
-use crate::util::{RawPeer, http_status, init_tracing, within};
+use crate::util::{RawPeer, example_path, http_status, init_tracing, within};
 
 /// A whole HTTP/1.1 answer: status, lower-cased head, body.
 struct HttpAnswer {
@@ -72,37 +71,10 @@ impl Drop for AxumApp {
     }
 }
 
-/// The axum_app example, built by `cargo test` next to this test binary.
-fn axum_app_path() -> std::path::PathBuf {
-    if let Some(path) = std::env::var_os("WITRPC_AXUM_APP") {
-        return path.into();
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    let debug = exe.parent().and_then(|deps| deps.parent()).expect("target/debug");
-    debug.join("examples").join("axum_app")
-}
-
 async fn spawn_example() -> AxumApp {
-    let path = axum_app_path();
-    let mut child = Command::new(&path)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {} ({e}); `cargo test` builds the examples first", path.display()));
-    let stdout = child.stdout.take().expect("piped stdout");
-    let line = within(
-        "axum_app ready line",
-        tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
-        }),
-    )
-    .await
-    .expect("reader task")
-    .expect("ready line");
+    let path = example_path("axum_app", "WITRPC_AXUM_APP");
+    let (child, line) = crate::util::spawn_example(&path, &["--listen", "127.0.0.1:0"]).await;
     let addr = line
-        .trim()
         .strip_prefix("listening on http://")
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));

@@ -1,8 +1,7 @@
 //! Three real `demo_server` processes on one `redis-server`: targeting across
 //! processes, presence, and a node killed with SIGKILL leaving presence within 10 s.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -10,7 +9,7 @@ use witrpc::prelude::*;
 use witrpc_demo::DemoServiceClient;
 
 use crate::cluster::Redis;
-use crate::util::within;
+use crate::util::{example_path, spawn_example, within};
 
 /// How soon a killed node must be gone from presence (the bound).
 const CRASH_BOUND: Duration = Duration::from_secs(10);
@@ -27,37 +26,12 @@ impl Drop for DemoServer {
     }
 }
 
-/// The demo_server example, built by `cargo test` next to this test binary.
-fn demo_server_path() -> std::path::PathBuf {
-    if let Some(path) = std::env::var_os("WITRPC_DEMO_SERVER") {
-        return path.into();
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    let debug = exe.parent().and_then(|deps| deps.parent()).expect("target/debug");
-    debug.join("examples").join("demo_server")
-}
-
 async fn spawn(redis: &Redis, node: &str) -> DemoServer {
-    let path = demo_server_path();
-    let mut child = Command::new(&path)
-        .args(["--listen", "http://127.0.0.1:0/ws", "--redis", &redis.url(), "--node-id", node, "--user-tokens"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {} ({e}); `cargo test` builds the examples first", path.display()));
-    let stdout = child.stdout.take().expect("piped stdout");
-    let line = within(
-        "demo_server ready line",
-        tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
-        }),
-    )
-    .await
-    .expect("reader task")
-    .expect("ready line");
-    let url =
-        line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected line {line:?}")).to_owned();
+    let path = example_path("demo_server", "WITRPC_DEMO_SERVER");
+    let url = redis.url();
+    let args = ["--listen", "http://127.0.0.1:0/ws", "--redis", &url, "--node-id", node, "--user-tokens"];
+    let (child, line) = spawn_example(&path, &args).await;
+    let url = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected line {line:?}")).to_owned();
     DemoServer { child, url }
 }
 

@@ -261,3 +261,37 @@ pub(crate) fn rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()
 }
+
+/// The path of example `name`: the value of `env_var` when set, else the binary `cargo
+/// test` built next to this test binary (`target/<profile>/examples/<name>`).
+pub(crate) fn example_path(name: &str, env_var: &str) -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os(env_var) {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    profile.join("examples").join(name)
+}
+
+/// Starts the example at `path` with `args` and waits for its first stdout line (the
+/// ready line), which it returns trimmed with the child.
+pub(crate) async fn spawn_example(path: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child =
+        Command::new(path).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| {
+            panic!("cannot start {} ({e}); `cargo test` builds the examples first", path.display())
+        });
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = within(
+        "the example's ready line",
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        }),
+    )
+    .await
+    .expect("reader task")
+    .expect("ready line");
+    (child, line.trim().to_owned())
+}

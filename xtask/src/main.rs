@@ -183,48 +183,31 @@ fn run_in(dir: &str, program: &str, args: &[&str], env: &[(&str, String)], hint:
     Ok(())
 }
 
-/// The TypeScript client's tests against the demo server, the dashboard page's build
-/// (the committed bundle must be current) and its end-to-end test in headless Chromium.
+const NPM_HINT: &str = "needs Node 20 and npm (npm ci reads package-lock.json from the registry)";
+
+/// The TypeScript client's tests against the demo server, then the dashboard page.
 fn typescript() -> Result<(), String> {
     let client = "clients/typescript";
-    let web = "examples/dashboard/web";
-    let npm_hint = "needs Node 20 and npm (npm ci reads package-lock.json from the registry)";
-    run_in(client, "npm", &["ci", "--no-audit", "--no-fund"], &[], npm_hint)?;
+    run_in(client, "npm", &["ci", "--no-audit", "--no-fund"], &[], NPM_HINT)?;
     let demo = ("WITRPC_DEMO_SERVER", example("demo_server").display().to_string());
     run_in(client, "npm", &["test"], &[demo], "run `npm test` in clients/typescript to see the failing test")?;
-    run_in(web, "npm", &["ci", "--no-audit", "--no-fund"], &[], npm_hint)?;
-    let bundle = root().join(web).join("dist/app.js");
-    let before = std::fs::read(&bundle).unwrap_or_default();
-    run_in(web, "npm", &["run", "build"], &[], "the dashboard page does not type-check or bundle")?;
-    if std::fs::read(&bundle).unwrap_or_default() != before {
-        return Err(format!("{web}/dist/app.js was stale; it has been rebuilt: commit it"));
-    }
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    if !Path::new(&chromium).exists() {
-        return Err(format!("{chromium} is missing: install Chromium (`apt-get install -y chromium`) or set CHROMIUM"));
-    }
-    let env = [
-        ("WITRPC_DASHBOARD", example("dashboard").display().to_string()),
-        ("CHROMIUM", chromium),
-        ("RUST_LOG", "warn".to_owned()),
-    ];
-    run_in(web, "npm", &["test"], &env, "the dashboard failed in Chromium; the screenshot is target/dashboard.png")
+    browser_page("dashboard", "WITRPC_DASHBOARD")
 }
 
-/// The chat example's page: its build (the committed bundle must be current) and its
-/// end-to-end test in headless Chromium, three users on three pages.
+/// The chat example's page: three users on three pages.
 fn chat_page() -> Result<(), String> {
-    let web = "examples/chat/web";
-    run_in(
-        web,
-        "npm",
-        &["ci", "--no-audit", "--no-fund"],
-        &[],
-        "needs Node 20 and npm (npm ci reads package-lock.json from the registry)",
-    )?;
-    let bundle = root().join(web).join("dist/app.js");
+    browser_page("chat", "WITRPC_CHAT")
+}
+
+/// An example's page in `examples/<name>/web`: its build (the committed bundle must be
+/// current), then its end-to-end test in headless Chromium against the example binary,
+/// whose path the test reads from `env_var`.
+fn browser_page(name: &str, env_var: &str) -> Result<(), String> {
+    let web = format!("examples/{name}/web");
+    run_in(&web, "npm", &["ci", "--no-audit", "--no-fund"], &[], NPM_HINT)?;
+    let bundle = root().join(&web).join("dist/app.js");
     let before = std::fs::read(&bundle).unwrap_or_default();
-    run_in(web, "npm", &["run", "build"], &[], "the chat page does not type-check or bundle")?;
+    run_in(&web, "npm", &["run", "build"], &[], &format!("the {name} page does not type-check or bundle"))?;
     if std::fs::read(&bundle).unwrap_or_default() != before {
         return Err(format!("{web}/dist/app.js was stale; it has been rebuilt: commit it"));
     }
@@ -232,12 +215,14 @@ fn chat_page() -> Result<(), String> {
     if !Path::new(&chromium).exists() {
         return Err(format!("{chromium} is missing: install Chromium (`apt-get install -y chromium`) or set CHROMIUM"));
     }
-    let env = [
-        ("WITRPC_CHAT", example("chat").display().to_string()),
-        ("CHROMIUM", chromium),
-        ("RUST_LOG", "warn".to_owned()),
-    ];
-    run_in(web, "npm", &["test"], &env, "the chat failed in Chromium; the screenshot is target/chat.png")
+    let env = [(env_var, example(name).display().to_string()), ("CHROMIUM", chromium), ("RUST_LOG", "warn".to_owned())];
+    run_in(
+        &web,
+        "npm",
+        &["test"],
+        &env,
+        &format!("the {name} page failed in Chromium; the screenshot is target/{name}.png"),
+    )
 }
 
 /// Builds the harness in release mode and runs it. A full run also saves the report as

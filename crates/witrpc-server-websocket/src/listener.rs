@@ -155,13 +155,7 @@ impl ServerTransport for WebSocketTransport {
             }
             _ => {}
         }
-        if self.max_clients == 0 {
-            return Err(ServerError::Config("max_clients must be greater than 0"));
-        }
-        if let Some(problem) = self.limits.problem() {
-            return Err(ServerError::Config(problem));
-        }
-        Ok(())
+        crate::upgrade::validate(self.max_clients, &self.limits)
     }
 
     fn start(

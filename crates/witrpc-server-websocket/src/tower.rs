@@ -197,13 +197,7 @@ impl<B> tower_service::Service<Request<B>> for WebSocketEndpoint {
 
 impl ServerTransport for WebSocketEndpoint {
     fn validate(&self) -> Result<(), ServerError> {
-        if self.max_clients == 0 {
-            return Err(ServerError::Config("max_clients must be greater than 0"));
-        }
-        if let Some(problem) = self.limits.problem() {
-            return Err(ServerError::Config(problem));
-        }
-        Ok(())
+        crate::upgrade::validate(self.max_clients, &self.limits)
     }
 
     fn start(

@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use witrpc_core::ConnectionRequest;
+use witrpc_server::ServerError;
 use witrpc_server::transport::{ConnectionHandler, TransportOptions};
 
 use crate::driver::{self, DriverLimits};
@@ -87,6 +88,17 @@ pub(crate) enum Keep {
     ForwardedHeaders,
     /// Those, and the request's parts (headers and the app's extensions) behind an `Arc`.
     Parts,
+}
+
+/// The settings both transports (listener and mounted endpoint) must have right.
+pub(crate) fn validate(max_clients: usize, limits: &WebSocketLimits) -> Result<(), ServerError> {
+    if max_clients == 0 {
+        return Err(ServerError::Config("max_clients must be greater than 0"));
+    }
+    if let Some(problem) = limits.problem() {
+        return Err(ServerError::Config(problem));
+    }
+    Ok(())
 }
 
 impl Upgrader {
