@@ -494,12 +494,7 @@ fn user_value(user: Option<&str>) -> String {
     user.map_or_else(String::new, |u| format!("={u}"))
 }
 
-async fn publish_task(
-    mut conn: Link,
-    mut rx: mpsc::Receiver<(String, Bytes)>,
-    stats: Arc<Stats>,
-    timeout: Duration,
-) {
+async fn publish_task(mut conn: Link, mut rx: mpsc::Receiver<(String, Bytes)>, stats: Arc<Stats>, timeout: Duration) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
         let n = batch.len() as u64;

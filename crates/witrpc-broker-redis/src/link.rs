@@ -63,7 +63,12 @@ impl ConnectionLike for Link {
         }
     }
 
-    fn req_packed_commands<'a>(&'a mut self, cmd: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Self::Single(c) => c.req_packed_commands(cmd, offset, count),
             Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
@@ -103,8 +108,9 @@ where
             .response_timeout(timeout)
             .build()
             .map_err(|e| RedisBrokerError::InvalidUrl(Box::new(e)))?;
-        let conn =
-            within(timeout, cluster.get_async_connection()).await?.map_err(|e| RedisBrokerError::Connect(Box::new(e)))?;
+        let conn = within(timeout, cluster.get_async_connection())
+            .await?
+            .map_err(|e| RedisBrokerError::Connect(Box::new(e)))?;
         tracing::info!("backplane: Redis is a cluster; using sharded pub/sub");
         return Ok(Link::Cluster(conn));
     }

@@ -87,13 +87,13 @@ pub mod server {
     /// The live console: `with_console(path, ConsoleOptions::new(token))`.
     #[cfg(feature = "console")]
     pub use witrpc_server_websocket::console;
-    /// Mounting in an app: `Router::new().route_service("/ws", endpoint)`.
-    #[cfg(feature = "tower")]
-    pub use witrpc_server_websocket::{Full, HttpContextExt, WebSocketEndpoint};
     pub use witrpc_server_websocket::{
         ConnectRate, WebSocketLimits, WebSocketOptions, WebSocketServerBuilder, WebSocketServerExt, WebSocketStats,
         WebSocketTransport, http, limits as websocket_limits,
     };
+    /// Mounting in an app: `Router::new().route_service("/ws", endpoint)`.
+    #[cfg(feature = "tower")]
+    pub use witrpc_server_websocket::{Full, HttpContextExt, WebSocketEndpoint};
 }
 
 #[cfg(feature = "server")]
