@@ -273,7 +273,6 @@ async fn supervise(inner: Weak<Inner>, reconnect: Option<(Arc<Connector>, Reconn
                         return; // disconnected meanwhile: `conn` drops and closes
                     }
                     *lock(&i.conn) = Arc::new(conn);
-                    subscriptions.reconnected();
                     tracing::info!(attempt, "reconnected");
                     break;
                 }

@@ -86,7 +86,8 @@ impl Connector {
             let (mut sink, mut stream) = self.transport.connect(self.max_message_size).await?;
             // Announced to every protocol-3 server: a .NET one skips it.
             let mut session =
-                ClientSession::with_features(now(), self.keepalive, encryptor, token, protocol, Features::SUPPORTED);
+                ClientSession::with_features(now(), self.keepalive, encryptor, token, protocol, Features::SUPPORTED)
+                    .with_resume_request(subscriptions.resume_request());
             let mut out = Unwritten::default();
             loop {
                 out.flush_all(&mut session, &mut sink).await?;
@@ -107,6 +108,8 @@ impl Connector {
         let (sink, stream, session) = tokio::time::timeout(self.timeout, handshake.instrument(span.clone()))
             .await
             .map_err(|_| ClientError::Timeout { after: self.timeout })??;
+        // Markers first, then the replayed events the connection task delivers.
+        subscriptions.connected(session.resumed());
         let shared = Arc::new(Shared::new(subscriptions));
         let (outbound, requests) = mpsc::channel(OUTBOUND_QUEUE);
         let refresher = self.provider.clone();

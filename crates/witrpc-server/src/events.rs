@@ -247,7 +247,7 @@ impl EventHub {
 
     /// A connection authorized: it receives events from now on. `resume` is set for a
     /// client that negotiated `resume`, with its request when it sent one; the answer
-    /// (the `Resumed` lines) is returned, and the replayed events are queued before any
+    /// (this connection's id, then the `Resumed` lines) is returned, and the replayed events are queued before any
     /// live one (the snapshot and the registration happen under the route lock emits
     /// take too: no gap and no duplicate at the seam).
     pub(crate) async fn insert(
@@ -266,10 +266,14 @@ impl EventHub {
             }
             let local = Local { outbox, user: user.clone(), groups: HashSet::new(), resume: resume.is_some() };
             routes.connections.insert(id, local);
-            match &request {
+            let (lines, restored) = match &request {
                 Some(request) => self.resume_locked(&mut routes, id, request),
-                None => (None, Vec::new()),
-            }
+                None => (String::new(), Vec::new()),
+            };
+            // A `resume` client always learns its connection id (its next resume names it).
+            let answer =
+                resume.is_some().then(|| if lines.is_empty() { id.to_string() } else { format!("{id}\n{lines}") });
+            (answer, restored)
         };
         for group in restored {
             let subscribed = self.retain(&group_topic(&group)).await;
@@ -296,9 +300,9 @@ impl EventHub {
     /// Answers `request` for connection `id` (just registered, under the write lock):
     /// queues the recovered events, restores the previous connection's groups when it
     /// had the same identity. Returns the `Resumed` lines and the restored groups.
-    fn resume_locked(&self, routes: &mut Routes, id: Uuid, request: &ResumeRequest) -> (Option<String>, Vec<Arc<str>>) {
+    fn resume_locked(&self, routes: &mut Routes, id: Uuid, request: &ResumeRequest) -> (String, Vec<Arc<str>>) {
         let now = now();
-        let Some(local) = routes.connections.get(&id) else { return (None, Vec::new()) };
+        let Some(local) = routes.connections.get(&id) else { return (String::new(), Vec::new()) };
         let user = local.user.clone();
         let outbox = local.outbox.clone();
         let record = {
@@ -371,7 +375,7 @@ impl EventHub {
             }
             tracing::debug!(previous = %request.previous, groups = restored.len(), "session resumed");
         }
-        (Some(answer), restored)
+        (answer, restored)
     }
 
     /// Keeps what a closing resume-capable connection may resume.
