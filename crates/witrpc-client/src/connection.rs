@@ -269,10 +269,16 @@ pub(crate) fn run(
     io: (FrameSink, FrameStream),
     requests: mpsc::Receiver<Outgoing>,
     refresher: Option<TokenProvider>,
+    started: tokio::sync::oneshot::Receiver<()>,
 ) -> impl Future<Output = ()> + Send {
     let done = shared.writer_done.clone().drop_guard();
     async move {
         let _done = done;
+        // The client uses this connection from now on ([`Conn::start`]; a dropped
+        // connection starts only to shut down).
+        let _started_or_dropped = started.await;
+        // Markers first, then the replayed events this task delivers.
+        shared.subscriptions.connected(session.resumed());
         let (mut sink, inbound) = io;
         let reason = drive(&shared, session, &mut sink, inbound, requests, refresher).await;
         shared.shut(reason); // keeps an earlier reason
@@ -530,6 +536,18 @@ pub(crate) struct Conn {
     /// Requests for the connection's task, which ends by itself once the connection
     /// is shut (sending the transport's close, bounded by a timeout).
     pub(crate) outbound: mpsc::Sender<Outgoing>,
+    /// Lets the connection's task start reading (see [`Conn::start`]).
+    pub(crate) start: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl Conn {
+    /// Starts delivering what the connection receives: called once the client uses
+    /// this connection, so a reconnect's stream markers come after calls can use it.
+    pub(crate) fn start(&self) {
+        if let Some(start) = lock(&self.start).take() {
+            let _gone = start.send(());
+        }
+    }
 }
 
 impl Drop for Conn {

@@ -108,14 +108,13 @@ impl Connector {
         let (sink, stream, session) = tokio::time::timeout(self.timeout, handshake.instrument(span.clone()))
             .await
             .map_err(|_| ClientError::Timeout { after: self.timeout })??;
-        // Markers first, then the replayed events the connection task delivers.
-        subscriptions.connected(session.resumed());
         let shared = Arc::new(Shared::new(subscriptions));
         let (outbound, requests) = mpsc::channel(OUTBOUND_QUEUE);
         let refresher = self.provider.clone();
+        let (start, started) = tokio::sync::oneshot::channel();
         let _detached =
-            tokio::spawn(run(shared.clone(), session, (sink, stream), requests, refresher).instrument(span));
-        Ok(Conn { shared, outbound })
+            tokio::spawn(run(shared.clone(), session, (sink, stream), requests, refresher, started).instrument(span));
+        Ok(Conn { shared, outbound, start: std::sync::Mutex::new(Some(start)) })
     }
 }
 
