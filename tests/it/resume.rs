@@ -280,3 +280,40 @@ async fn a_dotnet_shaped_client_gets_todays_bytes_from_a_server_with_history() {
     assert_eq!(position, None);
     assert_eq!(event.encode(), callback.to_vec(), "exactly a plain 3.x server's bytes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_gap_and_no_duplicate_at_the_seam_while_events_keep_coming() {
+    let node = server(HistoryLimits::new(2_000, Duration::from_secs(120))).await;
+    let proxy = Proxy::start(node.server.local_addr().expect("address")).await;
+    let sender = DemoServiceClient::new(client(&node.url, "user:sam", false).await);
+    let ann = client(&proxy.url(), "user:ann", true).await;
+    let mut messages = DemoServiceClient::new(ann.clone()).message();
+    const LAST: u32 = 1_500;
+    let raising = tokio::spawn(async move {
+        for i in 1..=LAST {
+            match i {
+                300 => proxy.sever(),
+                // Back while events keep coming: the resume races with live emits.
+                800 => proxy.restore(),
+                _ => {}
+            }
+            sender.broadcast(i.to_string()).await.expect("sent");
+        }
+        proxy
+    });
+    let mut numbers = Vec::new();
+    let mut markers = Vec::new();
+    within_limit(Duration::from_secs(60), "every event", async {
+        while numbers.last() != Some(&LAST) {
+            match messages.next().await.expect("stream open") {
+                Ok(text) => numbers.push(text.parse::<u32>().expect("a number")),
+                Err(marker) => markers.push(marker.to_string()),
+            }
+        }
+    })
+    .await;
+    let _proxy = within("raiser", raising).await.expect("raiser");
+    assert_eq!(numbers, (1..=LAST).collect::<Vec<_>>(), "each event once, in order");
+    assert_eq!(markers.len(), 1, "one reconnect, no gap-forced one: {markers:?}");
+    assert!(markers[0].contains("recovered: true"), "{markers:?}");
+}
