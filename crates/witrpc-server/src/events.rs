@@ -471,18 +471,20 @@ impl EventHub {
     /// the event keeps history; returns how many receivers. Encodes it once for
     /// `resume` clients (with its position) and once for the others.
     fn deliver_local(&self, audience: &Audience, request: &WitRequest, tag: EventTag) -> usize {
-        let stream = Self::stream_of(audience);
         // An event that skips a connection is not recorded: the skipped client would
         // get it on resume. Such events carry no position.
-        let limits = self
-            .history_limits
-            .get(tag.key.1)
-            .filter(|_| audience.excluded().is_none() && is_recordable(&stream))
-            .copied();
+        let recorded = if self.history_limits.is_empty() || audience.excluded().is_some() {
+            None
+        } else {
+            self.history_limits
+                .get(tag.key.1)
+                .map(|limits| (*limits, Self::stream_of(audience)))
+                .filter(|(_, stream)| is_recordable(stream))
+        };
         let plain = Bytes::from(request.encode());
         let routes = self.read();
         let mut n = 0;
-        let Some(limits) = limits else {
+        let Some((limits, stream)) = recorded else {
             routes.each(audience, |id, local| {
                 n += 1;
                 local.outbox.send_event(Queued::Event { id, payload: plain.clone(), tag });
