@@ -12,7 +12,7 @@ use super::*;
 use crate::crypto::plain::{PlainClientEncryptor, PlainServerEncryptor};
 use crate::extensions::Features;
 use crate::v2::ProtocolVersion;
-use crate::{MessageType, WitMessage, WitRequest};
+use crate::WitRequest;
 
 /// Runs a handshake: the client announces everything, the server accepts `resume` when
 /// `server_resume`; returns both sessions and the Resume member the server read.
