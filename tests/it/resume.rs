@@ -317,3 +317,49 @@ async fn no_gap_and_no_duplicate_at_the_seam_while_events_keep_coming() {
     assert_eq!(markers.len(), 1, "one reconnect, no gap-forced one: {markers:?}");
     assert!(markers[0].contains("recovered: true"), "{markers:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_emitters_keep_each_stream_in_offset_order_across_a_resume() {
+    let node = server(HistoryLimits::new(2_000, Duration::from_secs(120))).await;
+    let proxy = std::sync::Arc::new(Proxy::start(node.server.local_addr().expect("address")).await);
+    let ann = client(&proxy.url(), "user:ann", true).await;
+    let mut messages = DemoServiceClient::new(ann.clone()).message();
+    const EACH: u32 = 600;
+    let mut raisers = Vec::new();
+    for name in ["a", "b"] {
+        let sender = DemoServiceClient::new(client(&node.url, "user:sam", false).await);
+        let proxy = proxy.clone();
+        raisers.push(tokio::spawn(async move {
+            for i in 1..=EACH {
+                // Sender `a` cuts and restores the link while both keep raising.
+                match (name, i) {
+                    ("a", 200) => proxy.sever(),
+                    ("a", 400) => proxy.restore(),
+                    _ => {}
+                }
+                sender.broadcast(format!("{name}-{i}")).await.expect("sent");
+            }
+        }));
+    }
+    let (mut a, mut b, mut markers) = (Vec::new(), Vec::new(), Vec::new());
+    within_limit(Duration::from_secs(60), "every event", async {
+        while a.len() + b.len() < 2 * EACH as usize {
+            match messages.next().await.expect("stream open") {
+                Ok(text) => {
+                    let (name, i) = text.split_once('-').expect("name-number");
+                    let i: u32 = i.parse().expect("a number");
+                    if name == "a" { a.push(i) } else { b.push(i) }
+                }
+                Err(marker) => markers.push(marker.to_string()),
+            }
+        }
+    })
+    .await;
+    for raiser in raisers {
+        within("raiser", raiser).await.expect("raiser");
+    }
+    let all: Vec<u32> = (1..=EACH).collect();
+    assert_eq!((a == all, b == all), (true, true), "each sender's events once, in order");
+    assert_eq!(markers.len(), 1, "one reconnect, no gap-forced one: {markers:?}");
+    assert!(markers[0].contains("recovered: true"), "{markers:?}");
+}

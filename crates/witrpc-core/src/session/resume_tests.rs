@@ -9,10 +9,10 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::*;
+use crate::WitRequest;
 use crate::crypto::plain::{PlainClientEncryptor, PlainServerEncryptor};
 use crate::extensions::Features;
 use crate::v2::ProtocolVersion;
-use crate::WitRequest;
 
 /// Runs a handshake: the client announces everything, the server accepts `resume` when
 /// `server_resume`; returns both sessions and the Resume member the server read.
