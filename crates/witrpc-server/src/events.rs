@@ -68,7 +68,8 @@ struct SessionRecords {
 impl SessionRecords {
     fn prune(&mut self, now: Instant, ttl: Duration) {
         while let Some(&(at, id)) = self.order.front() {
-            if now.saturating_duration_since(at) <= ttl && self.by_id.len() < MAX_SESSION_RECORDS {
+            // `order` also holds records consumed by a resume: it is what is bounded.
+            if now.saturating_duration_since(at) <= ttl && self.order.len() < MAX_SESSION_RECORDS {
                 break;
             }
             self.order.pop_front();

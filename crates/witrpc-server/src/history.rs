@@ -9,8 +9,10 @@
 //!
 //! Memory is bounded: each stream keeps at most its event's [`HistoryLimits`] (count
 //! and age), a stream whose events all expired is dropped once it stayed empty for its
-//! max age, and the number of streams is capped ([`MAX_STREAMS`]; past it the stream
-//! written longest ago goes). The store sits behind [`HistoryStore`] so a shared store
+//! max age, and the number of streams and of events overall are capped ([`MAX_STREAMS`],
+//! [`MAX_TOTAL_EVENTS`]; past them the streams written longest ago go). Expiry runs on
+//! each access of a stream and, for all streams, at most once a second while events
+//! are appended. The store sits behind [`HistoryStore`] so a shared store
 //! (Redis) can take its place for a cluster.
 
 use std::collections::{HashMap, VecDeque};
@@ -51,6 +53,12 @@ pub const MAX_EVENTS_PER_STREAM: usize = 100_000;
 pub const MAX_HISTORY_AGE: Duration = Duration::from_secs(86_400);
 /// Streams kept at once on one node.
 pub const MAX_STREAMS: usize = 100_000;
+/// Events kept at once on one node, over all streams; past it the streams written
+/// longest ago are dropped (at the next sweep).
+pub const MAX_TOTAL_EVENTS: usize = 1_000_000;
+/// How often (at most) the whole store is swept for expired events and stale streams,
+/// while events are appended.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where an event sits in its stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +164,14 @@ impl Stream {
 /// The single-node store: every stream in a map behind one lock.
 #[derive(Debug, Default)]
 pub(crate) struct MemoryHistory {
-    streams: Mutex<HashMap<String, Stream>>,
+    streams: Mutex<Streams>,
+}
+
+#[derive(Debug, Default)]
+struct Streams {
+    map: HashMap<String, Stream>,
+    /// When the whole map was last swept (`None`: never).
+    swept: Option<Instant>,
 }
 
 /// 16 random hex digits.
@@ -166,9 +181,38 @@ fn new_epoch() -> String {
 }
 
 impl MemoryHistory {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Stream>> {
+    fn lock(&self) -> MutexGuard<'_, Streams> {
         // A poisoned lock only means a panic mid-append of a map that stays consistent.
         self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Expires old events everywhere, drops stale streams, and keeps the total under
+    /// [`MAX_TOTAL_EVENTS`] (dropping the streams written longest ago): at most once a
+    /// [`SWEEP_INTERVAL`], so an idle stream's events do not outlive their age by much
+    /// while others are written.
+    fn sweep(streams: &mut Streams, now: Instant) {
+        if streams.swept.is_some_and(|at| now.saturating_duration_since(at) < SWEEP_INTERVAL) {
+            return;
+        }
+        streams.swept = Some(now);
+        let map = &mut streams.map;
+        map.values_mut().for_each(|s| s.prune(now));
+        map.retain(|_, s| !s.is_stale(now));
+        let mut total: usize = map.values().map(|s| s.events.len()).sum();
+        if total <= MAX_TOTAL_EVENTS {
+            return;
+        }
+        let mut by_age: Vec<(Instant, String)> = map.iter().map(|(k, s)| (s.written, k.clone())).collect();
+        by_age.sort_unstable();
+        for (_, name) in by_age {
+            if total <= MAX_TOTAL_EVENTS {
+                break;
+            }
+            if let Some(stream) = map.remove(&name) {
+                tracing::debug!(stream = %name, "history: over its total; dropping the stream written longest ago");
+                total -= stream.events.len();
+            }
+        }
     }
 
     /// Makes room for one more stream: drops stale streams, then the oldest.
@@ -195,7 +239,9 @@ impl HistoryStore for MemoryHistory {
         encode: &mut dyn FnMut(&Position) -> Bytes,
         tag: EventTag,
     ) -> Position {
-        let mut streams = self.lock();
+        let mut guard = self.lock();
+        Self::sweep(&mut guard, now);
+        let streams = &mut guard.map;
         if streams.get_mut(stream).is_some_and(|s| {
             s.prune(now);
             s.is_stale(now)
@@ -203,7 +249,7 @@ impl HistoryStore for MemoryHistory {
             streams.remove(stream);
         }
         if !streams.contains_key(stream) {
-            Self::make_room(&mut streams, now);
+            Self::make_room(streams, now);
         }
         let entry = streams.entry(stream.to_owned()).or_insert_with(|| Stream {
             epoch: new_epoch(),
@@ -229,14 +275,14 @@ impl HistoryStore for MemoryHistory {
 
     fn top(&self, stream: &str, now: Instant) -> Option<Position> {
         let mut streams = self.lock();
-        let s = streams.get_mut(stream)?;
+        let s = streams.map.get_mut(stream)?;
         s.prune(now);
         (!s.is_stale(now)).then(|| s.position(stream))
     }
 
     fn since(&self, from: &Position, now: Instant) -> Recovery {
         let mut streams = self.lock();
-        let Some(stream) = streams.get_mut(&from.stream) else { return Recovery::Lost { top: None } };
+        let Some(stream) = streams.map.get_mut(&from.stream) else { return Recovery::Lost { top: None } };
         stream.prune(now);
         if stream.is_stale(now) {
             return Recovery::Lost { top: None };
@@ -350,6 +396,22 @@ mod tests {
         let next = append(&h, "g:room", limits, later);
         assert_ne!(next.epoch, first.epoch);
         assert_eq!(next.offset, 1);
+    }
+
+    #[test]
+    fn writes_elsewhere_sweep_an_idle_streams_expired_events_and_the_stream() {
+        let h = MemoryHistory::default();
+        let t0 = Instant::now();
+        let limits = HistoryLimits::new(100, Duration::from_secs(10));
+        for _ in 0..50 {
+            append(&h, "g:idle", limits, t0);
+        }
+        append(&h, "all", limits, t0 + Duration::from_secs(12));
+        let idle_events = |h: &MemoryHistory| h.lock().map.get("g:idle").map(|s| s.events.len());
+        assert_eq!(idle_events(&h), Some(0), "expired, although nobody touched the stream");
+        append(&h, "all", limits, t0 + Duration::from_secs(25));
+        assert_eq!(idle_events(&h), None, "empty and unwritten for twice its age: dropped");
+        assert_eq!(h.lock().map.len(), 1);
     }
 
     #[test]
