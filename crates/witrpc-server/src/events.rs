@@ -764,3 +764,28 @@ impl EventSink for EventHub {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod resume_request_tests {
+    use super::*;
+
+    #[test]
+    fn resume_requests_are_bounded_and_malformed_parts_are_ignored() {
+        let id = Uuid::new_v4();
+        let parsed = ResumeRequest::parse(&format!("{id}\nall\tab\t3\nbad line\ng:x\tcd\t1\nall\tab\t9\n")).unwrap();
+        assert_eq!(parsed.previous, id);
+        let streams: Vec<(&str, u64)> = parsed.positions.iter().map(|p| (p.stream.as_str(), p.offset)).collect();
+        assert_eq!(streams, [("all", 3), ("g:x", 1)], "unreadable and repeated lines skipped");
+
+        let many: String = (0..1000).map(|i| format!("\ng:{i}\tab\t1")).collect();
+        assert_eq!(ResumeRequest::parse(&format!("{id}{many}")).unwrap().positions.len(), MAX_RESUME_STREAMS);
+        assert_eq!(ResumeRequest::parse(&format!("{id}\n{}", "x".repeat(MAX_RESUME_LEN))), None, "too long");
+        for bad in ["", "\nall\tab\t1", "not-an-id\nall\tab\t1", "\u{0}"] {
+            assert_eq!(ResumeRequest::parse(bad), None, "{bad:?}");
+        }
+        let mut line = String::new();
+        answer_line(&mut line, &Position { stream: "all".into(), epoch: "ab".into(), offset: 7 }, true);
+        answer_line(&mut line, &Position { stream: "g:x".into(), epoch: "cd".into(), offset: 2 }, false);
+        assert_eq!(line, "all\tab\t7\t1\ng:x\tcd\t2\t0");
+    }
+}
