@@ -1,5 +1,5 @@
 //! Resumable event streams: a client whose TCP connection is cut (through a proxy that
-//! drops it) reconnects, resumes, and gets every event raised meanwhile once and in
+//! drops it; once for 30 s) reconnects, resumes, and gets every event raised meanwhile once and in
 //! order, then live ones; past the history window it is told so and gets nothing
 //! partial; another identity cannot take over someone's groups; a .NET-shaped client
 //! sees today's bytes.
@@ -96,7 +96,7 @@ async fn wait_until_empty(sender: &DemoServiceClient<WitClient>, group: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_client_gets_every_missed_broadcast_group_and_user_event_once_in_order() {
+async fn a_client_cut_for_30_s_gets_every_missed_broadcast_group_and_user_event_once_in_order() {
     let node = server(HistoryLimits::new(1_000, Duration::from_secs(120))).await;
     let proxy = Proxy::start(node.server.local_addr().expect("address")).await;
     let sender = DemoServiceClient::new(client(&node.url, "user:sam", false).await);
@@ -114,6 +114,7 @@ async fn a_cut_client_gets_every_missed_broadcast_group_and_user_event_once_in_o
     }
 
     proxy.sever();
+    let cut = tokio::time::Instant::now();
     wait_until_empty(&sender, "room").await;
     // 999 events while the client is away: a third to everyone, to its group, to its user.
     let mut expected = Vec::new();
@@ -124,6 +125,9 @@ async fn a_cut_client_gets_every_missed_broadcast_group_and_user_event_once_in_o
         within("user", sender.send_to_user("ann".into(), user.clone())).await.expect("sent");
         expected.extend([all, room, user]);
     }
+    // The one long cut of the suite (issue 14 asks for 30 s): real sockets cannot run on
+    // paused time. The client keeps retrying meanwhile.
+    tokio::time::sleep_until(cut + Duration::from_secs(30)).await;
     proxy.restore();
 
     let marker = within("marker", messages.next()).await.expect("the stream goes on");
