@@ -78,6 +78,11 @@ struct Args {
     /// How long past its token's expiry a connection stays open, in seconds (default 2).
     #[arg(long)]
     token_grace: Option<f64>,
+    /// Keep this many events of each stream (everyone, a group, a user, a connection)
+    /// for 5 minutes, so reconnecting clients that resume get what they missed (all three
+    /// demo events). Default: no history.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    history: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -116,6 +121,12 @@ async fn main() -> anyhow::Result<()> {
         }
         (true, None) => builder = builder.with_access_token_validator(witrpc_demo::UserTokens),
         _ => {}
+    }
+    if let Some(n) = args.history {
+        let limits = witrpc::server::HistoryLimits::new(n as usize, std::time::Duration::from_secs(300));
+        for event in ["Message", "ProgressChanged", "ProcessingCompleted"] {
+            builder = builder.with_event_history(event, limits);
+        }
     }
     if let Some(grace) = args.token_grace {
         builder = builder.with_token_expiry_grace(std::time::Duration::try_from_secs_f64(grace)?);

@@ -20,6 +20,7 @@ mod observability;
 mod protocol2;
 mod reconnect;
 mod redis_cluster;
+mod resume;
 mod robustness;
 mod security;
 mod send_sync;

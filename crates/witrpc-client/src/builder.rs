@@ -280,6 +280,7 @@ impl<T> WitClientBuilder<T> {
         });
         let subscriptions = Arc::new(Subscriptions::new());
         let conn = connector.open(subscriptions.clone()).await?;
+        conn.start();
         let inner = Inner {
             conn: std::sync::Mutex::new(Arc::new(conn)),
             subscriptions,

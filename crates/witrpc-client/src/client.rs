@@ -272,8 +272,9 @@ async fn supervise(inner: Weak<Inner>, reconnect: Option<(Arc<Connector>, Reconn
                     if i.finished.is_cancelled() {
                         return; // disconnected meanwhile: `conn` drops and closes
                     }
-                    *lock(&i.conn) = Arc::new(conn);
-                    subscriptions.reconnected();
+                    let conn = Arc::new(conn);
+                    *lock(&i.conn) = conn.clone();
+                    conn.start();
                     tracing::info!(attempt, "reconnected");
                     break;
                 }

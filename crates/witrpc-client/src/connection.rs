@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use crate::resume::{Observed, ResumeState};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
@@ -39,11 +40,56 @@ type ByEvent = HashMap<&'static str, Vec<(i64, EventPublisher)>>;
 pub(crate) struct Subscriptions {
     /// `None` once the client is closed for good: new subscribers end at once.
     by_event: Mutex<Option<ByEvent>>,
+    /// Stream positions for resuming after a reconnect. Locked after `by_event`.
+    resume: Mutex<ResumeState>,
 }
 
 impl Subscriptions {
     pub(crate) fn new() -> Self {
-        Self { by_event: Mutex::new(Some(HashMap::new())) }
+        Self { by_event: Mutex::new(Some(HashMap::new())), resume: Mutex::default() }
+    }
+
+    /// The `Resume` member for the next connection (`None` for a first one).
+    pub(crate) fn resume_request(&self) -> Option<String> {
+        lock(&self.resume).request()
+    }
+
+    /// A connection was established; `answer` is the server's `Resumed` member
+    /// (`None` without `resume`). On a reconnect, every stream gets its marker here,
+    /// before any event of the new connection.
+    pub(crate) fn connected(&self, answer: Option<&str>) {
+        let mut by_event = lock(&self.by_event);
+        let mut resume = lock(&self.resume);
+        let outcome = resume.connected(answer);
+        if !outcome.reconnect {
+            return;
+        }
+        if !outcome.lost.is_empty() {
+            tracing::info!(streams = outcome.lost.len(), "event streams not recovered after the reconnect");
+        }
+        let Some(map) = by_event.as_mut() else { return };
+        for (event, list) in map.iter_mut() {
+            let recovered = resume.recovered(&outcome, event);
+            list.retain_mut(|(_, p)| match recovered {
+                Some(recovered) => p.publish_resumed(recovered),
+                None => p.publish_reconnected(),
+            });
+        }
+    }
+
+    /// Delivers a positioned event; `Err` names the stream with a gap (the event is
+    /// not delivered, and the connection must be resumed).
+    fn deliver_positioned(&self, event: WitRequest, position: &str) -> Result<(), String> {
+        match lock(&self.resume).observe(&event.method_name, position) {
+            Observed::Next => {}
+            Observed::Duplicate => {
+                tracing::debug!(event = %event.method_name, "duplicate event dropped");
+                return Ok(());
+            }
+            Observed::Gap { stream } => return Err(stream),
+        }
+        self.deliver(event);
+        Ok(())
     }
 
     pub(crate) fn subscribe(&self, event: &'static str, contract_id: i64, publisher: EventPublisher) {
@@ -66,15 +112,6 @@ impl Subscriptions {
             }
             publisher.publish(event.parameters.clone())
         });
-    }
-
-    /// Tells every stream that the connection was re-established at this point.
-    pub(crate) fn reconnected(&self) {
-        if let Some(map) = lock(&self.by_event).as_mut() {
-            for list in map.values_mut() {
-                list.retain_mut(|(_, p)| p.publish_reconnected());
-            }
-        }
     }
 
     /// Ends every stream; later subscriptions end at once.
@@ -232,10 +269,16 @@ pub(crate) fn run(
     io: (FrameSink, FrameStream),
     requests: mpsc::Receiver<Outgoing>,
     refresher: Option<TokenProvider>,
+    started: tokio::sync::oneshot::Receiver<()>,
 ) -> impl Future<Output = ()> + Send {
     let done = shared.writer_done.clone().drop_guard();
     async move {
         let _done = done;
+        // The client uses this connection from now on ([`Conn::start`]; a dropped
+        // connection starts only to shut down).
+        let _started_or_dropped = started.await;
+        // Markers first, then the replayed events this task delivers.
+        shared.subscriptions.connected(session.resumed());
         let (mut sink, inbound) = io;
         let reason = drive(&shared, session, &mut sink, inbound, requests, refresher).await;
         shared.shut(reason); // keeps an earlier reason
@@ -467,6 +510,12 @@ async fn drive(
                 shared.deliver_response(id, reply);
             }
             Ok(Some(ClientEvent::Callback(event))) => shared.deliver_event(event),
+            Ok(Some(ClientEvent::PositionedCallback { event, position })) => {
+                if let Err(stream) = shared.subscriptions.deliver_positioned(event, &position) {
+                    tracing::warn!(%stream, "gap in an event stream; reconnecting to resume it");
+                    return format!("events of stream {stream} were skipped; the connection is resumed");
+                }
+            }
             Ok(Some(ClientEvent::TokenRefreshed { expires_at_unix_ms })) => {
                 tracing::debug!(expires_at_unix_ms, "access token refreshed");
                 refresh.schedule(expires_at_unix_ms);
@@ -487,6 +536,18 @@ pub(crate) struct Conn {
     /// Requests for the connection's task, which ends by itself once the connection
     /// is shut (sending the transport's close, bounded by a timeout).
     pub(crate) outbound: mpsc::Sender<Outgoing>,
+    /// Lets the connection's task start reading (see [`Conn::start`]).
+    pub(crate) start: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl Conn {
+    /// Starts delivering what the connection receives: called once the client uses
+    /// this connection, so a reconnect's stream markers come after calls can use it.
+    pub(crate) fn start(&self) {
+        if let Some(start) = lock(&self.start).take() {
+            let _gone = start.send(());
+        }
+    }
 }
 
 impl Drop for Conn {

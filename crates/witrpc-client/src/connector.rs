@@ -86,7 +86,8 @@ impl Connector {
             let (mut sink, mut stream) = self.transport.connect(self.max_message_size).await?;
             // Announced to every protocol-3 server: a .NET one skips it.
             let mut session =
-                ClientSession::with_features(now(), self.keepalive, encryptor, token, protocol, Features::SUPPORTED);
+                ClientSession::with_features(now(), self.keepalive, encryptor, token, protocol, Features::SUPPORTED)
+                    .with_resume_request(subscriptions.resume_request());
             let mut out = Unwritten::default();
             loop {
                 out.flush_all(&mut session, &mut sink).await?;
@@ -110,9 +111,10 @@ impl Connector {
         let shared = Arc::new(Shared::new(subscriptions));
         let (outbound, requests) = mpsc::channel(OUTBOUND_QUEUE);
         let refresher = self.provider.clone();
+        let (start, started) = tokio::sync::oneshot::channel();
         let _detached =
-            tokio::spawn(run(shared.clone(), session, (sink, stream), requests, refresher).instrument(span));
-        Ok(Conn { shared, outbound })
+            tokio::spawn(run(shared.clone(), session, (sink, stream), requests, refresher, started).instrument(span));
+        Ok(Conn { shared, outbound, start: std::sync::Mutex::new(Some(start)) })
     }
 }
 

@@ -37,6 +37,7 @@ mod connection;
 mod connector;
 mod error;
 mod reconnect;
+mod resume;
 pub mod transport;
 
 #[cfg(test)]

@@ -23,34 +23,54 @@ pub const FEATURE_SET: &str = "witrpc/1";
 /// Feature token: in-band token refresh and the token's expiry in the Authorization
 /// answer (`WitResponseAuthorization` member 2, `ExpiresAtUnixMs`).
 pub const TOKEN_REFRESH: &str = "token-refresh";
-/// Feature token reserved for resumable event streams (not implemented: never
-/// accepted yet).
+/// Feature token: resumable event streams (a `StreamPosition` on events with history,
+/// a `Resume` request in the Authorization and its `Resumed` answer). A server accepts
+/// it only when it keeps history for some event.
 pub const RESUME: &str = "resume";
 
 /// A set of negotiated features.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Features {
     token_refresh: bool,
+    resume: bool,
 }
 
 impl Features {
     /// No feature (what a peer that did not negotiate gets).
-    pub const NONE: Self = Self { token_refresh: false };
+    pub const NONE: Self = Self { token_refresh: false, resume: false };
 
     /// Every feature this crate implements.
-    pub const SUPPORTED: Self = Self { token_refresh: true };
+    pub const SUPPORTED: Self = Self { token_refresh: true, resume: true };
 
     /// Just [`TOKEN_REFRESH`].
-    pub const TOKEN_REFRESH: Self = Self { token_refresh: true };
+    pub const TOKEN_REFRESH: Self = Self { token_refresh: true, resume: false };
+
+    /// Just [`RESUME`].
+    pub const RESUME: Self = Self { token_refresh: false, resume: true };
 
     /// Whether [`TOKEN_REFRESH`] is in the set.
     pub fn token_refresh(self) -> bool {
         self.token_refresh
     }
 
+    /// Whether [`RESUME`] is in the set.
+    pub fn resume(self) -> bool {
+        self.resume
+    }
+
     /// The features in both sets.
     pub fn intersect(self, other: Self) -> Self {
-        Self { token_refresh: self.token_refresh && other.token_refresh }
+        Self { token_refresh: self.token_refresh && other.token_refresh, resume: self.resume && other.resume }
+    }
+
+    /// The features in either set.
+    pub fn union(self, other: Self) -> Self {
+        Self { token_refresh: self.token_refresh || other.token_refresh, resume: self.resume || other.resume }
+    }
+
+    /// This set without the features of `other`.
+    pub fn without(self, other: Self) -> Self {
+        Self { token_refresh: self.token_refresh && !other.token_refresh, resume: self.resume && !other.resume }
     }
 
     /// Reads an `Extensions` member: `Some` when its first token is [`FEATURE_SET`]
@@ -63,8 +83,10 @@ impl Features {
         }
         let mut features = Self::NONE;
         for token in tokens {
-            if token == TOKEN_REFRESH {
-                features.token_refresh = true;
+            match token {
+                TOKEN_REFRESH => features.token_refresh = true,
+                RESUME => features.resume = true,
+                _ => {}
             }
         }
         Some(features)
@@ -76,6 +98,10 @@ impl Features {
         if self.token_refresh {
             out.push(' ');
             out.push_str(TOKEN_REFRESH);
+        }
+        if self.resume {
+            out.push(' ');
+            out.push_str(RESUME);
         }
         out
     }
@@ -89,11 +115,15 @@ mod tests {
     fn only_our_feature_set_is_read_and_unknown_tokens_are_ignored() {
         assert_eq!(Features::parse("witrpc/1"), Some(Features::NONE));
         assert_eq!(Features::parse("witrpc/1  token-refresh "), Some(Features::TOKEN_REFRESH));
-        assert_eq!(Features::parse("witrpc/1 resume future-thing"), Some(Features::NONE));
+        assert_eq!(Features::parse("witrpc/1 resume future-thing"), Some(Features::RESUME));
+        assert_eq!(Features::parse("witrpc/1 future-thing"), Some(Features::NONE));
         for other in ["", " ", "witrpc/10 token-refresh", "witrpc/1token-refresh", "token-refresh witrpc/1"] {
             assert_eq!(Features::parse(other), None, "{other:?}");
         }
         assert_eq!(Features::NONE.to_wire(), "witrpc/1");
         assert_eq!(Features::parse(&Features::SUPPORTED.to_wire()), Some(Features::SUPPORTED));
+        assert_eq!(Features::SUPPORTED.to_wire(), "witrpc/1 token-refresh resume");
+        assert_eq!(Features::SUPPORTED.without(Features::RESUME), Features::TOKEN_REFRESH);
+        assert_eq!(Features::TOKEN_REFRESH.union(Features::RESUME), Features::SUPPORTED);
     }
 }

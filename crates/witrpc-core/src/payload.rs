@@ -165,6 +165,14 @@ pub struct WitRequest {
 impl WitRequest {
     /// Encodes the request as MemoryPack (10 members).
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with_position(None)
+    }
+
+    /// Encodes the request with our trailing member 10, `StreamPosition` (a string,
+    /// `<stream>\t<epoch>\t<offset>`), written only on events with history sent to a
+    /// client that negotiated `resume`. `None` writes exactly [`encode`](Self::encode)'s
+    /// bytes; a .NET peer skips the member.
+    pub fn encode_with_position(&self, position: Option<&str>) -> Vec<u8> {
         let mut t = TolerantWriter::default();
         t.body.buf.reserve(64 + self.parameters.iter().map(|p| p.len() + 4).sum::<usize>());
         t.body.string(Some(&self.token));
@@ -190,6 +198,10 @@ impl WitRequest {
         t.end_member();
         t.body.i64(self.method_id);
         t.end_member();
+        if let Some(position) = position {
+            t.body.string(Some(position));
+            t.end_member();
+        }
         let mut w = Writer::with_capacity(t.body.buf.len() + 32);
         t.finish_into(&mut w);
         w.buf
@@ -200,6 +212,15 @@ impl WitRequest {
     /// # Errors
     /// [`CodecError`] on malformed or null input.
     pub fn decode(bytes: Bytes) -> Result<Self, CodecError> {
+        Self::decode_with(bytes, true).map(|(request, _)| request)
+    }
+
+    /// Decodes an event and our trailing member 10, `StreamPosition` (`None` when
+    /// absent, null or not a string).
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input in the .NET members.
+    pub fn decode_with_position(bytes: Bytes) -> Result<(Self, Option<String>), CodecError> {
         Self::decode_with(bytes, true)
     }
 
@@ -212,12 +233,12 @@ impl WitRequest {
     /// # Errors
     /// [`CodecError`] on malformed or null input in the members it reads.
     pub fn decode_for_dispatch(bytes: Bytes) -> Result<Self, CodecError> {
-        Self::decode_with(bytes, false)
+        Self::decode_with(bytes, false).map(|(request, _)| request)
     }
 
-    fn decode_with(bytes: Bytes, types: bool) -> Result<Self, CodecError> {
+    fn decode_with(bytes: Bytes, types: bool) -> Result<(Self, Option<String>), CodecError> {
         decode_top(bytes, "WitRequest", |r| {
-            let Some(mut o) = TolerantObject::read(r, "WitRequest", 10)? else { return Ok(None) };
+            let Some(mut o) = TolerantObject::read(r, "WitRequest", 11)? else { return Ok(None) };
             let token = o.member(0, "WitRequest.Token", None, |r| r.string("WitRequest.Token"))?.unwrap_or_default();
             let method_name =
                 o.member(1, "WitRequest.MethodName", None, |r| r.string("WitRequest.MethodName"))?.unwrap_or_default();
@@ -249,7 +270,10 @@ impl WitRequest {
                 o.member(7, "WitRequest.InvocationId", Uuid::nil(), |r| r.guid("WitRequest.InvocationId"))?;
             request.contract_id = o.member(8, "WitRequest.ContractId", 0, |r| r.i64("WitRequest.ContractId"))?;
             request.method_id = o.member(9, "WitRequest.MethodId", 0, |r| r.i64("WitRequest.MethodId"))?;
-            Ok(Some(request))
+            let position = o
+                .member(10, "WitRequest.StreamPosition", None, |r| r.string("WitRequest.StreamPosition"))
+                .unwrap_or(None);
+            Ok(Some((request, position)))
         })
     }
 }
@@ -554,9 +578,21 @@ pub struct WitRequestAuthorization {
 impl WitRequestAuthorization {
     /// Encodes the request.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with_resume(None)
+    }
+
+    /// Encodes the request with our trailing member 1, `Resume` (a string: the
+    /// previous connection id, then `\n`-separated `<stream>\t<epoch>\t<offset>`
+    /// lines), sent only by a client that negotiated `resume`. `None` writes exactly
+    /// [`encode`](Self::encode)'s bytes.
+    pub fn encode_with_resume(&self, resume: Option<&str>) -> Vec<u8> {
         let mut t = TolerantWriter::default();
         t.body.string(self.token.as_deref());
         t.end_member();
+        if let Some(resume) = resume {
+            t.body.string(Some(resume));
+            t.end_member();
+        }
         let mut w = Writer::default();
         t.finish_into(&mut w);
         w.buf
@@ -567,12 +603,25 @@ impl WitRequestAuthorization {
     /// # Errors
     /// [`CodecError`] on malformed or null input.
     pub fn decode(bytes: Bytes) -> Result<Self, CodecError> {
+        Self::decode_with_resume(bytes).map(|(request, _)| request)
+    }
+
+    /// Decodes the request and our trailing member 1, `Resume` (`None` when absent,
+    /// null or not a string).
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input in the .NET member.
+    pub fn decode_with_resume(bytes: Bytes) -> Result<(Self, Option<String>), CodecError> {
         decode_top(bytes, "WitRequestAuthorization", |r| {
-            let Some(mut o) = TolerantObject::read(r, "WitRequestAuthorization", 1)? else { return Ok(None) };
-            Ok(Some(Self {
+            let Some(mut o) = TolerantObject::read(r, "WitRequestAuthorization", 2)? else { return Ok(None) };
+            let request = Self {
                 token: o
                     .member(0, "WitRequestAuthorization.Token", None, |r| r.string("WitRequestAuthorization.Token"))?,
-            }))
+            };
+            let resume = o
+                .member(1, "WitRequestAuthorization.Resume", None, |r| r.string("WitRequestAuthorization.Resume"))
+                .unwrap_or(None);
+            Ok(Some((request, resume)))
         })
     }
 }
@@ -607,6 +656,17 @@ impl WitResponseAuthorization {
     /// to clients that negotiated `token-refresh`. `None` writes exactly
     /// [`encode`](Self::encode)'s bytes.
     pub fn encode_with_expiry(&self, expires_at_unix_ms: Option<i64>) -> Vec<u8> {
+        self.encode_with_resumed(expires_at_unix_ms, None)
+    }
+
+    /// Encodes the response with member 2 (as
+    /// [`encode_with_expiry`](Self::encode_with_expiry)) and our trailing member 3,
+    /// `Resumed` (a string: `\n`-separated `<stream>\t<epoch>\t<offset>\t<0|1>`
+    /// lines), the answer to a resume request. With `resumed`, member 2 is written
+    /// too (0 when `expires_at_unix_ms` is `None`).
+    pub fn encode_with_resumed(&self, expires_at_unix_ms: Option<i64>, resumed: Option<&str>) -> Vec<u8> {
+        let expires_at_unix_ms =
+            if resumed.is_some() { Some(expires_at_unix_ms.unwrap_or(0)) } else { expires_at_unix_ms };
         let mut t = TolerantWriter::default();
         t.body.bool(self.is_authorized);
         t.end_member();
@@ -614,6 +674,10 @@ impl WitResponseAuthorization {
         t.end_member();
         if let Some(at) = expires_at_unix_ms {
             t.body.i64(at);
+            t.end_member();
+        }
+        if let Some(resumed) = resumed {
+            t.body.string(Some(resumed));
             t.end_member();
         }
         let mut w = Writer::default();
@@ -635,8 +699,17 @@ impl WitResponseAuthorization {
     /// # Errors
     /// [`CodecError`] on malformed or null input in the .NET members.
     pub fn decode_with_expiry(bytes: Bytes) -> Result<(Self, Option<i64>), CodecError> {
+        Self::decode_with_resumed(bytes).map(|(response, expires_at, _)| (response, expires_at))
+    }
+
+    /// Decodes the response, member 2 (`ExpiresAtUnixMs`) and our trailing member 3,
+    /// `Resumed` (each `None` when absent or unreadable).
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input in the .NET members.
+    pub fn decode_with_resumed(bytes: Bytes) -> Result<(Self, Option<i64>, Option<String>), CodecError> {
         decode_top(bytes, "WitResponseAuthorization", |r| {
-            let Some(mut o) = TolerantObject::read(r, "WitResponseAuthorization", 3)? else { return Ok(None) };
+            let Some(mut o) = TolerantObject::read(r, "WitResponseAuthorization", 4)? else { return Ok(None) };
             let response = Self {
                 is_authorized: o.member(0, "WitResponseAuthorization.IsAuthorized", false, |r| {
                     r.bool("WitResponseAuthorization.IsAuthorized")
@@ -650,7 +723,10 @@ impl WitResponseAuthorization {
                     r.i64("WitResponseAuthorization.ExpiresAtUnixMs").map(Some)
                 })
                 .unwrap_or(None);
-            Ok(Some((response, expires_at)))
+            let resumed = o
+                .member(3, "WitResponseAuthorization.Resumed", None, |r| r.string("WitResponseAuthorization.Resumed"))
+                .unwrap_or(None);
+            Ok(Some((response, expires_at, resumed)))
         })
     }
 }
@@ -710,6 +786,34 @@ mod tests {
             WitResponseAuthorization::decode_with_expiry(with_expiry.into()).unwrap().1,
             Some(1_700_000_000_123)
         );
+    }
+
+    #[test]
+    fn resume_members_round_trip_and_dotnet_reads_around_them() {
+        let event = WitRequest { method_name: "Tick".into(), invocation_id: Uuid::new_v4(), ..WitRequest::default() };
+        assert_eq!(event.encode_with_position(None), event.encode());
+        let positioned = event.encode_with_position(Some("all\tab12\t7"));
+        assert_eq!(positioned[0], 11, "an eleventh member");
+        assert_eq!(WitRequest::decode(positioned.clone().into()).unwrap(), event, ".NET reads it");
+        let (decoded, position) = WitRequest::decode_with_position(positioned.into()).unwrap();
+        assert_eq!((decoded, position.as_deref()), (event.clone(), Some("all\tab12\t7")));
+        assert_eq!(WitRequest::decode_with_position(event.encode().into()).unwrap().1, None);
+
+        let auth = WitRequestAuthorization { token: Some("t".into()) };
+        assert_eq!(auth.encode_with_resume(None), auth.encode());
+        let resume = auth.encode_with_resume(Some("id\nall\tab\t3"));
+        assert_eq!(WitRequestAuthorization::decode(resume.clone().into()).unwrap(), auth);
+        assert_eq!(
+            WitRequestAuthorization::decode_with_resume(resume.into()).unwrap().1.as_deref(),
+            Some("id\nall\tab\t3")
+        );
+
+        let answer = WitResponseAuthorization::new(true);
+        let resumed = answer.encode_with_resumed(None, Some("all\tab\t3\t1"));
+        assert_eq!(WitResponseAuthorization::decode(resumed.clone().into()).unwrap(), answer);
+        let (decoded, expiry, lines) = WitResponseAuthorization::decode_with_resumed(resumed.into()).unwrap();
+        assert_eq!((decoded, expiry, lines.as_deref()), (answer.clone(), Some(0), Some("all\tab\t3\t1")));
+        assert_eq!(answer.encode_with_resumed(Some(5), None), answer.encode_with_expiry(Some(5)));
     }
 
     #[test]

@@ -279,6 +279,22 @@ impl<T> WitServerBuilder<T> {
         self
     }
 
+    /// Keeps a history of `event` (its wire name) per stream (everyone, a group, a
+    /// user, one connection) within `limits`, so a client that negotiated `resume`
+    /// gets the events it missed while reconnecting, or is told it cannot. Off by
+    /// default for every event; history is kept in memory on this node.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use witrpc_server::{HistoryLimits, WitServerBuilder};
+    /// let builder = WitServerBuilder::new()
+    ///     .with_event_history("PriceChanged", HistoryLimits::new(1_000, Duration::from_secs(120)));
+    /// ```
+    pub fn with_event_history(mut self, event: impl Into<String>, limits: crate::HistoryLimits) -> Self {
+        self.config.event_history.insert(event.into(), limits);
+        self
+    }
+
     /// Joins a cluster through `broker`: events, groups and presence span every server
     /// built with a broker of the same cluster (e.g. `witrpc-broker-redis`). Default: an
     /// [`InMemoryBroker`], a single node.
@@ -342,6 +358,14 @@ impl<T> WitServerBuilder<T> {
         if c.outbound_queue_capacity == 0 || c.max_outbound_bytes == 0 {
             return Err(ServerError::Config("outbound_queue_capacity and max_outbound_bytes must be at least 1"));
         }
+        for limits in c.event_history.values() {
+            if limits.max_events == 0 || limits.max_events > crate::MAX_EVENTS_PER_STREAM {
+                return Err(ServerError::Config("history max_events must be between 1 and MAX_EVENTS_PER_STREAM"));
+            }
+            if limits.max_age.is_zero() || limits.max_age > crate::MAX_HISTORY_AGE {
+                return Err(ServerError::Config("history max_age must be above 0 and at most MAX_HISTORY_AGE"));
+            }
+        }
         let serializer = match self.serializer {
             Some(s) => s,
             None => default_serializer()?,
@@ -357,6 +381,7 @@ impl<T> WitServerBuilder<T> {
             broker.clone(),
             registry.services(),
             self.config.max_groups_per_connection,
+            self.config.event_history.clone(),
         ));
         let inbound: Arc<dyn BrokerInbound> = hub.clone();
         broker.attach(Arc::downgrade(&inbound));

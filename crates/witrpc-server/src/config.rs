@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Slow-consumer policy per event wire name (default for all: `Disconnect`).
     pub event_policies: std::collections::HashMap<String, SlowConsumerPolicy>,
+    /// History kept per event wire name for resumable streams
+    /// ([`crate::WitServerBuilder::with_event_history`]). Default: none.
+    pub event_history: std::collections::HashMap<String, crate::HistoryLimits>,
     /// Groups one connection may be in at once. Default
     /// [`limits::DEFAULT_MAX_GROUPS_PER_CONNECTION`] (256).
     pub max_groups_per_connection: usize,
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             token_expiry_grace: limits::DEFAULT_TOKEN_EXPIRY_GRACE,
             max_groups_per_connection: limits::DEFAULT_MAX_GROUPS_PER_CONNECTION,
             event_policies: std::collections::HashMap::new(),
+            event_history: std::collections::HashMap::new(),
             keepalive_interval: Some(limits::DEFAULT_KEEPALIVE_INTERVAL),
             idle_timeout: limits::DEFAULT_IDLE_TIMEOUT,
         }

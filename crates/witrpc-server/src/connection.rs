@@ -94,7 +94,8 @@ pub(crate) async fn serve(
             config.max_handshake_message_size,
         )
         .with_rate_limit(config.rate_limit)
-        .with_token_expiry_grace(config.token_expiry_grace);
+        .with_token_expiry_grace(config.token_expiry_grace)
+        .with_resume(shared.hub.has_history());
         let session = ServerSession::new(now(), session_config, shared.protocols.clone());
         let mut task = ConnectionTask {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight_requests)),
@@ -359,6 +360,7 @@ impl ConnectionTask {
             d = validator.authorize(&token, &self.context) => d,
             () = tokio::time::sleep_until(deadline) => Authorization::Deny,
         };
+        let resume_request = self.session.take_resume_request();
         let (identity, expiry) = match decision {
             Authorization::Allow(identity) => (identity, None),
             Authorization::AllowUntil { identity, expires_at } => (identity, Some(token_expiry(expires_at))),
@@ -369,10 +371,15 @@ impl ConnectionTask {
             }
         };
         tracing::debug!(identity = ?identity.as_ref().map(Identity::name), expires = expiry.is_some(), "authorized");
-        self.session.authorization_decided_until(true, expiry);
+        self.context.identity = identity;
+        // Registered before the answer: a resume's answer names what is replayed, and
+        // the replayed events wait in the queue until the answer is written.
+        let resume = self.session.features().resume().then_some(resume_request.as_deref());
+        let resumed =
+            self.shared.hub.insert(self.id, self.outbox.clone(), self.context.identity.as_ref(), resume).await;
+        self.session.authorization_decided_resumed(true, expiry, resumed.as_deref());
         self.shared.stats.authorized();
         self.token_expiry = expiry;
-        self.context.identity = identity;
         self.context.protocol = self.session.protocol();
         if let Some(version) = self.context.protocol {
             tracing::Span::current().record("protocol", version.number());
@@ -381,7 +388,6 @@ impl ConnectionTask {
         if let Some(lift_limits) = self.on_authorized.take() {
             lift_limits();
         }
-        self.shared.hub.insert(self.id, self.outbox.clone(), self.context.identity.as_ref()).await;
     }
 
     /// A negotiated client's fresh token: accepted only for the same identity. While

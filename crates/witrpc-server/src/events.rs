@@ -8,8 +8,9 @@
 //! include other nodes, so an event whose receivers are all local never leaves the node.
 //! The node subscribes to a topic only while it has receivers for it, counting them.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use uuid::Uuid;
@@ -21,7 +22,15 @@ use witrpc_core::{
 
 use crate::broker::frame::Frame;
 use crate::broker::{Broker, BrokerError, BrokerInbound, PresenceKey};
+use crate::history::{HistoryLimits, HistoryStore, MemoryHistory, Position, Recovery, is_recordable};
 use crate::outbox::Outbox;
+
+/// Longest `Resume` member read (larger ones are ignored).
+pub(crate) const MAX_RESUME_LEN: usize = 64 * 1024;
+/// Most positions read from one `Resume` member.
+pub(crate) const MAX_RESUME_STREAMS: usize = 256;
+/// Session records (closed resume-capable connections) kept at once.
+pub(crate) const MAX_SESSION_RECORDS: usize = 100_000;
 
 /// The topic every node with an authorized connection subscribes to: broadcasts and
 /// events for one connection on another node.
@@ -35,11 +44,93 @@ fn user_topic(user: &str) -> String {
     format!("u:{user}")
 }
 
+fn connection_stream(id: Uuid) -> String {
+    format!("c:{id}")
+}
+
+/// What the server remembers of a closed connection that negotiated `resume`, for its
+/// history's max age: who it was, its groups, and where its streams stood.
+#[derive(Debug)]
+struct SessionRecord {
+    user: Option<Arc<str>>,
+    groups: HashSet<Arc<str>>,
+    /// Each stream it received, with its position at the close (`None`: no history yet).
+    tops: Vec<(String, Option<Position>)>,
+}
+
+/// Session records, oldest first, bounded in count and age.
+#[derive(Debug, Default)]
+struct SessionRecords {
+    by_id: HashMap<Uuid, SessionRecord>,
+    order: VecDeque<(Instant, Uuid)>,
+}
+
+impl SessionRecords {
+    fn prune(&mut self, now: Instant, ttl: Duration) {
+        while let Some(&(at, id)) = self.order.front() {
+            // `order` also holds records consumed by a resume: it is what is bounded.
+            if now.saturating_duration_since(at) <= ttl && self.order.len() < MAX_SESSION_RECORDS {
+                break;
+            }
+            self.order.pop_front();
+            self.by_id.remove(&id);
+        }
+    }
+}
+
+/// A client's resume request: its previous connection and the last position it
+/// received per stream.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ResumeRequest {
+    pub(crate) previous: Uuid,
+    pub(crate) positions: Vec<Position>,
+}
+
+impl ResumeRequest {
+    /// Reads a `Resume` member; `None` (logged) when it is too long or its first line
+    /// is not a connection id. Unreadable position lines are skipped.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        if text.len() > MAX_RESUME_LEN {
+            tracing::debug!(len = text.len(), "resume request too long; ignored");
+            return None;
+        }
+        let mut lines = text.split('\n');
+        let previous = lines.next().and_then(|l| Uuid::try_parse(l).ok());
+        let Some(previous) = previous else {
+            tracing::debug!("resume request without a previous connection id; ignored");
+            return None;
+        };
+        let mut positions = Vec::new();
+        for line in lines.filter(|l| !l.is_empty()) {
+            if positions.len() == MAX_RESUME_STREAMS {
+                tracing::debug!("resume request names too many streams; the rest is ignored");
+                break;
+            }
+            match Position::parse(line) {
+                Some(p) if !positions.iter().any(|q: &Position| q.stream == p.stream) => positions.push(p),
+                _ => tracing::debug!("unreadable or repeated resume position; ignored"),
+            }
+        }
+        Some(Self { previous, positions })
+    }
+}
+
+/// The answer line of one stream: `<stream>\t<epoch>\t<offset>\t<0|1>`.
+fn answer_line(out: &mut String, position: &Position, recovered: bool) {
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&position.to_wire());
+    out.push_str(if recovered { "\t1" } else { "\t0" });
+}
+
 #[derive(Debug)]
 struct Local {
     outbox: Arc<Outbox>,
     user: Option<Arc<str>>,
     groups: HashSet<Arc<str>>,
+    /// Negotiated `resume`: gets positions, and leaves a session record when it closes.
+    resume: bool,
 }
 
 /// Authorized connections of this node and who is in which group.
@@ -52,12 +143,12 @@ struct Routes {
 
 impl Routes {
     /// Calls `f` with each local receiver of `audience`.
-    fn each(&self, audience: &Audience, mut f: impl FnMut(Uuid, &Outbox)) {
+    fn each(&self, audience: &Audience, mut f: impl FnMut(Uuid, &Local)) {
         let except = audience.excluded();
         let mut send = |id: &Uuid| {
             if Some(*id) != except {
                 if let Some(local) = self.connections.get(id) {
-                    f(*id, &local.outbox);
+                    f(*id, local);
                 }
             }
         };
@@ -90,6 +181,15 @@ pub(crate) struct EventHub {
     topics: tokio::sync::Mutex<HashMap<String, usize>>,
     events: EventIndex,
     max_groups: usize,
+    /// History limits by event wire name; events not named keep none.
+    history_limits: HashMap<String, HistoryLimits>,
+    history: Box<dyn HistoryStore>,
+    /// Held while an event with history is recorded and queued, so each stream's
+    /// events reach every queue in offset order.
+    emit_order: Mutex<()>,
+    records: Mutex<SessionRecords>,
+    /// How long a session record is kept: the longest history age.
+    record_ttl: Duration,
 }
 
 impl EventHub {
@@ -99,6 +199,7 @@ impl EventHub {
         broker: Arc<dyn Broker>,
         services: &[Arc<dyn Service>],
         max_groups: usize,
+        history_limits: HashMap<String, HistoryLimits>,
     ) -> Self {
         let mut events: EventIndex = HashMap::new();
         for service in services {
@@ -115,7 +216,17 @@ impl EventHub {
             topics: tokio::sync::Mutex::default(),
             events,
             max_groups,
+            record_ttl: history_limits.values().map(|l| l.max_age).max().unwrap_or_default(),
+            history_limits,
+            history: Box::new(MemoryHistory::default()),
+            emit_order: Mutex::default(),
+            records: Mutex::default(),
         }
+    }
+
+    /// Whether some event keeps history (the server accepts `resume`).
+    pub(crate) fn has_history(&self) -> bool {
+        !self.history_limits.is_empty()
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Routes> {
@@ -135,15 +246,42 @@ impl EventHub {
         Member::new(id, self.broker.node_id(), user.map(|u| u.to_string()))
     }
 
-    /// A connection authorized: it receives events from now on.
-    pub(crate) async fn insert(&self, id: Uuid, outbox: Arc<Outbox>, identity: Option<&Identity>) {
+    /// A connection authorized: it receives events from now on. `resume` is set for a
+    /// client that negotiated `resume`, with its request when it sent one; the answer
+    /// (this connection's id, then the `Resumed` lines) is returned, and the replayed events are queued before any
+    /// live one (the snapshot and the registration happen under the route lock emits
+    /// take too: no gap and no duplicate at the seam).
+    pub(crate) async fn insert(
+        &self,
+        id: Uuid,
+        outbox: Arc<Outbox>,
+        identity: Option<&Identity>,
+        resume: Option<Option<&str>>,
+    ) -> Option<String> {
         let user: Option<Arc<str>> = identity.map(|i| i.name().into());
-        {
+        let request = resume.flatten().and_then(ResumeRequest::parse);
+        let (answer, restored) = {
             let mut routes = self.write();
             if let Some(u) = &user {
                 routes.users.entry(u.clone()).or_default().insert(id);
             }
-            routes.connections.insert(id, Local { outbox, user: user.clone(), groups: HashSet::new() });
+            let local = Local { outbox, user: user.clone(), groups: HashSet::new(), resume: resume.is_some() };
+            routes.connections.insert(id, local);
+            let (lines, restored) = match &request {
+                Some(request) => self.resume_locked(&mut routes, id, request),
+                None => (String::new(), Vec::new()),
+            };
+            // A `resume` client always learns its connection id (its next resume names it).
+            let answer =
+                resume.is_some().then(|| if lines.is_empty() { id.to_string() } else { format!("{id}\n{lines}") });
+            (answer, restored)
+        };
+        for group in restored {
+            let subscribed = self.retain(&group_topic(&group)).await;
+            let present = self.broker.add_presence(&PresenceKey::Group(group), &self.member(id, user.as_ref())).await;
+            if let Err(e) = subscribed.and(present) {
+                tracing::warn!(error = %e, "backplane: cannot register a restored group membership yet");
+            }
         }
         if let Err(e) = self.retain(TOPIC_ALL).await {
             tracing::warn!(error = %e, "backplane: cannot subscribe to broadcasts yet; retried when it is back");
@@ -157,6 +295,102 @@ impl EventHub {
                 tracing::warn!(error = %e, "backplane: cannot register the user's connection yet");
             }
         }
+        answer
+    }
+
+    /// Answers `request` for connection `id` (just registered, under the write lock):
+    /// queues the recovered events, restores the previous connection's groups when it
+    /// had the same identity. Returns the `Resumed` lines and the restored groups.
+    fn resume_locked(&self, routes: &mut Routes, id: Uuid, request: &ResumeRequest) -> (String, Vec<Arc<str>>) {
+        let now = now();
+        let Some(local) = routes.connections.get(&id) else { return (String::new(), Vec::new()) };
+        let user = local.user.clone();
+        let outbox = local.outbox.clone();
+        let record = {
+            let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            records.prune(now, self.record_ttl);
+            // Another identity does not consume the record: its owner may still resume.
+            if records.by_id.get(&request.previous).is_some_and(|r| r.user == user) {
+                records.by_id.remove(&request.previous)
+            } else {
+                None
+            }
+        };
+        let own =
+            |stream: &str| stream == TOPIC_ALL || user.as_ref().is_some_and(|u| stream.strip_prefix("u:") == Some(u));
+        let inherited = |stream: &str| {
+            record.as_ref().is_some_and(|r| {
+                stream == connection_stream(request.previous)
+                    || stream.strip_prefix("g:").is_some_and(|g| r.groups.contains(g))
+            })
+        };
+        // Where each stream starts from: the client's position, else the record's.
+        let mut from: Vec<(Position, bool)> = Vec::new();
+        let mut answer = String::new();
+        for position in &request.positions {
+            if own(&position.stream) || inherited(&position.stream) {
+                from.push((position.clone(), true));
+            } else if position.stream.starts_with("c:") || position.stream.starts_with("g:") {
+                // Not this client's to recover: refused without saying where it stands.
+                answer_line(&mut answer, position, false);
+            }
+        }
+        if let Some(record) = &record {
+            for (stream, top) in &record.tops {
+                if from.iter().any(|(p, _)| &p.stream == stream) || !(own(stream) || inherited(stream)) {
+                    continue;
+                }
+                match (top, self.history.top(stream, now)) {
+                    (Some(top), _) => from.push((top.clone(), false)),
+                    // No history at the close: everything since is missed.
+                    (None, Some(current)) => from.push((Position { offset: 0, ..current }, false)),
+                    (None, None) => {}
+                }
+            }
+        }
+        for (position, reported) in from {
+            match self.history.since(&position, now) {
+                Recovery::Recovered { events, top } => {
+                    tracing::debug!(stream = %top.stream, replayed = events.len(), "stream recovered");
+                    for event in events {
+                        let _closed = outbox.send(Queued::Event { id, payload: event.payload, tag: event.tag });
+                    }
+                    answer_line(&mut answer, &top, true);
+                }
+                Recovery::Lost { top } => {
+                    tracing::debug!(stream = %position.stream, "stream not recovered");
+                    if reported || top.is_some() {
+                        answer_line(&mut answer, top.as_ref().unwrap_or(&position), false);
+                    }
+                }
+            }
+        }
+        let mut restored = Vec::new();
+        if let Some(record) = record {
+            for group in record.groups.into_iter().take(self.max_groups) {
+                if let Some(local) = routes.connections.get_mut(&id) {
+                    local.groups.insert(group.clone());
+                }
+                routes.groups.entry(group.clone()).or_default().insert(id);
+                restored.push(group);
+            }
+            tracing::debug!(previous = %request.previous, groups = restored.len(), "session resumed");
+        }
+        (answer, restored)
+    }
+
+    /// Keeps what a closing resume-capable connection may resume.
+    fn record_session(&self, id: Uuid, local: &Local) {
+        let now = now();
+        let mut streams = vec![TOPIC_ALL.to_owned(), connection_stream(id)];
+        streams.extend(local.user.iter().map(|u| user_topic(u)));
+        streams.extend(local.groups.iter().map(|g| group_topic(g)));
+        let tops = streams.into_iter().map(|s| (s.clone(), self.history.top(&s, now))).collect();
+        let record = SessionRecord { user: local.user.clone(), groups: local.groups.clone(), tops };
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        records.prune(now, self.record_ttl);
+        records.by_id.insert(id, record);
+        records.order.push_back((now, id));
     }
 
     /// A connection closed: it leaves every group and receives nothing more.
@@ -165,6 +399,10 @@ impl EventHub {
             let mut routes = self.write();
             let local = routes.connections.remove(&id);
             if let Some(local) = &local {
+                if local.resume && self.has_history() {
+                    // Under the write lock: no event slips between the tops and the close.
+                    self.record_session(id, local);
+                }
                 for g in &local.groups {
                     forget(&mut routes.groups, g, id);
                 }
@@ -230,15 +468,56 @@ impl EventHub {
         EventTag { key: (contract_id, name), policy: self.policies.get(name).copied().unwrap_or_default() }
     }
 
-    /// Queues `payload` to the local receivers of `audience`; returns how many.
-    fn deliver_local(&self, audience: &Audience, payload: &Bytes, tag: EventTag) -> usize {
+    /// Queues the event to the local receivers of `audience`, recording it first when
+    /// the event keeps history; returns how many receivers. Encodes it once for
+    /// `resume` clients (with its position) and once for the others.
+    fn deliver_local(&self, audience: &Audience, request: &WitRequest, tag: EventTag) -> usize {
+        // An event that skips a connection is not recorded: the skipped client would
+        // get it on resume. Such events carry no position.
+        let recorded = if self.history_limits.is_empty() || audience.excluded().is_some() {
+            None
+        } else {
+            self.history_limits
+                .get(tag.key.1)
+                .map(|limits| (*limits, Self::stream_of(audience)))
+                .filter(|(_, stream)| is_recordable(stream))
+        };
+        let plain = Bytes::from(request.encode());
         let routes = self.read();
         let mut n = 0;
-        routes.each(audience, |id, outbox| {
+        let Some((limits, stream)) = recorded else {
+            routes.each(audience, |id, local| {
+                n += 1;
+                local.outbox.send_event(Queued::Event { id, payload: plain.clone(), tag });
+            });
+            return n;
+        };
+        let _order = self.emit_order.lock().unwrap_or_else(|e| e.into_inner());
+        let mut positioned = Bytes::new();
+        self.history.append(
+            &stream,
+            limits,
+            now(),
+            &mut |position| {
+                positioned = Bytes::from(request.encode_with_position(Some(&position.to_wire())));
+                positioned.clone()
+            },
+            tag,
+        );
+        routes.each(audience, |id, local| {
             n += 1;
-            outbox.send_event(Queued::Event { id, payload: payload.clone(), tag });
+            let payload = if local.resume { positioned.clone() } else { plain.clone() };
+            local.outbox.send_event(Queued::Event { id, payload, tag });
         });
         n
+    }
+
+    /// The history stream of an audience: its topic, or `c:<id>` for one connection.
+    fn stream_of(audience: &Audience) -> String {
+        match audience.target() {
+            Target::Connection(id) => connection_stream(*id),
+            _ => Self::topic_of(audience),
+        }
     }
 
     /// Whether `audience` may have receivers on another node.
@@ -262,17 +541,16 @@ impl EventHub {
     }
 
     /// Builds the WitRPC request of an event from its encoded parameters.
-    fn payload(descriptor: &'static ServiceDescriptor, event: usize, parameters: Vec<Bytes>, id: Uuid) -> Bytes {
+    fn request(descriptor: &'static ServiceDescriptor, event: usize, parameters: Vec<Bytes>, id: Uuid) -> WitRequest {
         let resolved = descriptor.resolved();
-        let request = WitRequest {
+        WitRequest {
             method_name: descriptor.events.get(event).map_or("", |e| e.name).to_owned(),
             parameters,
             parameter_types_by_name: resolved.event_parameter_types.get(event).cloned().unwrap_or_default(),
             invocation_id: id,
             contract_id: resolved.contract_id,
             ..WitRequest::default()
-        };
-        Bytes::from(request.encode())
+        }
     }
 
     fn check_connection(routes: &Routes, connection: Uuid) -> Result<&Local, GroupError> {
@@ -346,6 +624,11 @@ impl EventHub {
     }
 }
 
+/// The hub's clock: tokio's, so paused test time ages the history too.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 fn backplane(e: BrokerError) -> GroupError {
     GroupError::Backplane(Box::new(e))
 }
@@ -412,8 +695,8 @@ impl BrokerInbound for EventHub {
         };
         let name = descriptor.events.get(index).map_or("", |e| e.name);
         let tag = self.tag(frame.contract_id, name);
-        let payload = Self::payload(descriptor, index, frame.parameters, frame.invocation_id);
-        let n = self.deliver_local(&frame.audience, &payload, tag);
+        let request = Self::request(descriptor, index, frame.parameters, frame.invocation_id);
+        let n = self.deliver_local(&frame.audience, &request, tag);
         metrics::counter!(crate::metrics::BACKPLANE_RECEIVED).increment(1);
         tracing::trace!(event = name, origin = %frame.origin, receivers = n, "backplane event");
     }
@@ -458,8 +741,8 @@ impl EventSink for EventHub {
         let remote = self.may_be_remote(audience);
         // Parameter blobs are reference-counted: the frame shares them with the payload.
         let frame_parameters = remote.then(|| parameters.clone());
-        let payload = Self::payload(contract, event, parameters, invocation_id);
-        let n = self.deliver_local(audience, &payload, self.tag(contract.contract_id(), descriptor.name));
+        let request = Self::request(contract, event, parameters, invocation_id);
+        let n = self.deliver_local(audience, &request, self.tag(contract.contract_id(), descriptor.name));
         tracing::trace!(event = descriptor.name, receivers = n, "event");
         if let Some(parameters) = frame_parameters {
             let frame = Frame {
@@ -479,5 +762,30 @@ impl EventSink for EventHub {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod resume_request_tests {
+    use super::*;
+
+    #[test]
+    fn resume_requests_are_bounded_and_malformed_parts_are_ignored() {
+        let id = Uuid::new_v4();
+        let parsed = ResumeRequest::parse(&format!("{id}\nall\tab\t3\nbad line\ng:x\tcd\t1\nall\tab\t9\n")).unwrap();
+        assert_eq!(parsed.previous, id);
+        let streams: Vec<(&str, u64)> = parsed.positions.iter().map(|p| (p.stream.as_str(), p.offset)).collect();
+        assert_eq!(streams, [("all", 3), ("g:x", 1)], "unreadable and repeated lines skipped");
+
+        let many: String = (0..1000).map(|i| format!("\ng:{i}\tab\t1")).collect();
+        assert_eq!(ResumeRequest::parse(&format!("{id}{many}")).unwrap().positions.len(), MAX_RESUME_STREAMS);
+        assert_eq!(ResumeRequest::parse(&format!("{id}\n{}", "x".repeat(MAX_RESUME_LEN))), None, "too long");
+        for bad in ["", "\nall\tab\t1", "not-an-id\nall\tab\t1", "\u{0}"] {
+            assert_eq!(ResumeRequest::parse(bad), None, "{bad:?}");
+        }
+        let mut line = String::new();
+        answer_line(&mut line, &Position { stream: "all".into(), epoch: "ab".into(), offset: 7 }, true);
+        answer_line(&mut line, &Position { stream: "g:x".into(), epoch: "cd".into(), offset: 2 }, false);
+        assert_eq!(line, "all\tab\t7\t1\ng:x\tcd\t2\t0");
     }
 }

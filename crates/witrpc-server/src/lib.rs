@@ -35,6 +35,7 @@ mod config;
 mod connection;
 mod error;
 mod events;
+mod history;
 pub mod limits;
 pub mod metrics;
 mod outbox;
@@ -48,6 +49,7 @@ pub use auth::{AccessTokenValidator, Authorization, NoAccessToken, StaticAccessT
 pub use builder::{NoTransport, WitServerBuilder};
 pub use config::ServerConfig;
 pub use error::ServerError;
+pub use history::{HistoryLimits, MAX_EVENTS_PER_STREAM, MAX_HISTORY_AGE, MAX_STREAMS, MAX_TOTAL_EVENTS};
 pub use server::{Revoker, WitServer};
 pub use witrpc_core::session::{RateLimit, SlowConsumerPolicy};
 pub use witrpc_core::v2::ProtocolVersion;

@@ -32,6 +32,16 @@ pub enum EventError {
     /// not received. The stream goes on with events from the new connection.
     #[error("the connection was re-established; events raised while it was down were missed")]
     Reconnected,
+    /// The connection was lost and re-established here, and the client resumed its
+    /// event streams (the server keeps history of this event). `recovered = true`: every
+    /// event raised in between follows, once and in order, then live ones.
+    /// `recovered = false`: the history no longer covered the gap and nothing of it is
+    /// replayed (events were missed; reload the state the events describe).
+    #[error("the connection was re-established; missed events recovered: {recovered}")]
+    Resumed {
+        /// Whether every missed event follows.
+        recovered: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -39,6 +49,7 @@ enum Item {
     Event(Vec<Bytes>),
     Lagged(u64),
     Reconnected,
+    Resumed(bool),
 }
 
 /// Creates a bounded subscription and its publishing end.
@@ -84,7 +95,17 @@ impl EventPublisher {
     /// Marks the place where the connection was re-established. Returns `false` once the
     /// subscription was dropped. A full buffer counts the marker as a lag instead.
     pub fn publish_reconnected(&mut self) -> bool {
-        match self.tx.try_send(Item::Reconnected) {
+        self.publish_marker(Item::Reconnected)
+    }
+
+    /// Marks the place where the connection was re-established and the stream resumed
+    /// (see [`EventError::Resumed`]). Returns `false` once the subscription was dropped.
+    pub fn publish_resumed(&mut self, recovered: bool) -> bool {
+        self.publish_marker(Item::Resumed(recovered))
+    }
+
+    fn publish_marker(&mut self, item: Item) -> bool {
+        match self.tx.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.missed += 1;
@@ -115,6 +136,7 @@ impl Stream for EventSubscription {
                 Item::Event(p) => Ok(p),
                 Item::Lagged(missed) => Err(EventError::Lagged { missed }),
                 Item::Reconnected => Err(EventError::Reconnected),
+                Item::Resumed(recovered) => Err(EventError::Resumed { recovered }),
             })
         })
     }

@@ -72,6 +72,14 @@ pub enum ClientEvent {
     },
     /// A server-pushed event (a callback `WitRequest`).
     Callback(WitRequest),
+    /// A server-pushed event with its place in its stream (`resume` negotiated, an
+    /// event the server keeps history of).
+    PositionedCallback {
+        /// The callback.
+        event: WitRequest,
+        /// Its `StreamPosition`: `<stream>\t<epoch>\t<offset>`.
+        position: String,
+    },
     /// The server accepted the token sent with [`ClientSession::refresh_token`]:
     /// requests are stamped with it from now on.
     TokenRefreshed {
@@ -100,6 +108,10 @@ pub struct ClientSession {
     expires_at_unix_ms: Option<i64>,
     /// A token refresh waiting for its answer: its id and the token.
     refreshing: Option<(Uuid, String)>,
+    /// The `Resume` member to send if the server accepts `resume`.
+    resume_request: Option<String>,
+    /// The server's `Resumed` answer, once authorized.
+    resumed: Option<String>,
 }
 
 impl ClientSession {
@@ -151,7 +163,24 @@ impl ClientSession {
             negotiated: Features::NONE,
             expires_at_unix_ms: None,
             refreshing: None,
+            resume_request: None,
+            resumed: None,
         }
+    }
+
+    /// Sends `request` as the Authorization's `Resume` member (the previous
+    /// connection id, then `<stream>\t<epoch>\t<offset>` lines) if the server accepts
+    /// `resume`; ignored otherwise. Call before the Initialization reply is fed.
+    pub fn with_resume_request(mut self, request: Option<String>) -> Self {
+        self.resume_request = request;
+        self
+    }
+
+    /// The server's `Resumed` answer (`resume` negotiated): this connection's id, then
+    /// `<stream>\t<epoch>\t<offset>\t<0|1>` lines. `None` before authorization or
+    /// without `resume`.
+    pub fn resumed(&self) -> Option<&str> {
+        self.resumed.as_deref()
     }
 
     /// The wire extensions the server accepted (none until the Initialization reply,
@@ -316,6 +345,9 @@ impl ClientSession {
         let token = Some(self.token.clone());
         let auth = match self.protocol {
             ProtocolVersion::V2 => v2::WitRequestAuthorization { token }.encode(),
+            ProtocolVersion::V3 if self.negotiated.resume() => {
+                WitRequestAuthorization { token }.encode_with_resume(self.resume_request.as_deref())
+            }
             ProtocolVersion::V3 => WitRequestAuthorization { token }.encode(),
         };
         self.awaiting = Uuid::new_v4();
@@ -332,10 +364,13 @@ impl ClientSession {
                 v2::WitResponseAuthorization::decode(plain).map_err(SessionError::Codec)?.is_authorized
             }
             ProtocolVersion::V3 => {
-                let (response, expires_at) =
-                    WitResponseAuthorization::decode_with_expiry(plain).map_err(SessionError::Codec)?;
+                let (response, expires_at, resumed) =
+                    WitResponseAuthorization::decode_with_resumed(plain).map_err(SessionError::Codec)?;
                 if self.negotiated.token_refresh() {
                     self.expires_at_unix_ms = expires_at.filter(|&at| at > 0);
+                }
+                if self.negotiated.resume() {
+                    self.resumed = resumed;
                 }
                 response.is_authorized
             }
@@ -377,6 +412,17 @@ impl ClientSession {
             return self.on_refreshed(message.id, data);
         }
         let v2 = self.protocol == ProtocolVersion::V2;
+        if message.kind == MessageType::Callback && self.negotiated.resume() {
+            return Ok(match data.map(WitRequest::decode_with_position) {
+                Some(Ok((event, Some(position)))) => Some(ClientEvent::PositionedCallback { event, position }),
+                Some(Ok((event, None))) => Some(ClientEvent::Callback(event)),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "undecodable event ignored");
+                    None
+                }
+                None => None,
+            });
+        }
         Ok(match message.kind {
             MessageType::Request => Some(ClientEvent::Response {
                 id: message.id,

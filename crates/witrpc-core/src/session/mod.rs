@@ -27,6 +27,8 @@ mod close;
 mod frame;
 mod queue;
 mod rate;
+#[cfg(test)]
+mod resume_tests;
 mod server;
 #[cfg(test)]
 mod tests;

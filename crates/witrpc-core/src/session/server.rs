@@ -51,6 +51,9 @@ pub struct ServerConfig {
     /// How long past its token's expiry a connection stays open (time for a refresh
     /// in flight to land). Default [`DEFAULT_TOKEN_EXPIRY_GRACE`] (2 s).
     pub token_expiry_grace: Duration,
+    /// Whether the `resume` feature is accepted (the server keeps event history).
+    /// Default `false`.
+    pub resume: bool,
 }
 
 /// The default [`ServerConfig::token_expiry_grace`]: 2 s, enough for a refresh sent
@@ -76,7 +79,15 @@ impl ServerConfig {
             max_handshake_message_size,
             rate_limit: None,
             token_expiry_grace: DEFAULT_TOKEN_EXPIRY_GRACE,
+            resume: false,
         }
+    }
+
+    /// Accepts the `resume` feature from clients that announce it (a server that
+    /// keeps event history).
+    pub fn with_resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
     }
 
     /// Keeps a connection open `grace` past its token's expiry before closing it.
@@ -217,6 +228,8 @@ pub struct ServerSession {
     features: Features,
     /// The id of a token refresh being checked.
     refresh_id: Option<Uuid>,
+    /// A `resume` client's `Resume` member, until taken.
+    resume_request: Option<String>,
 }
 
 impl ServerSession {
@@ -233,7 +246,15 @@ impl ServerSession {
             limiter: config.rate_limit.map(|l| Limiter::new(l, now)),
             features: Features::NONE,
             refresh_id: None,
+            resume_request: None,
         }
+    }
+
+    /// The `Resume` member of the Authorization of a client that negotiated
+    /// `resume` (its previous connection and positions), once: call it on
+    /// [`ServerEvent::Authorize`]. `None` for every other client.
+    pub fn take_resume_request(&mut self) -> Option<String> {
+        self.resume_request.take()
     }
 
     /// The wire extensions this connection negotiated (none for .NET clients and
@@ -429,7 +450,9 @@ impl ServerSession {
         // Member 2 present and ours: answer with what we accept; anything else is a
         // plain 3.x client, served (byte for byte) as before.
         let offered = extensions.as_deref().and_then(Features::parse);
-        let accepted_features = offered.map(|f| f.intersect(Features::SUPPORTED));
+        let supported =
+            if self.config.resume { Features::SUPPORTED } else { Features::SUPPORTED.without(Features::RESUME) };
+        let accepted_features = offered.map(|f| f.intersect(supported));
         let encryptor = self.protocols.v3.clone();
         let answer = accepted_features.map(Features::to_wire);
         match encryptor.accept_with_extensions(Some(key), answer.as_deref()) {
@@ -506,6 +529,13 @@ impl ServerSession {
         };
         let token = match self.version {
             Some(ProtocolVersion::V2) => v2::WitRequestAuthorization::decode(plain).ok().and_then(|a| a.token),
+            _ if self.features.resume() => match WitRequestAuthorization::decode_with_resume(plain) {
+                Ok((a, resume)) => {
+                    self.resume_request = resume;
+                    a.token
+                }
+                Err(_) => None,
+            },
             _ => WitRequestAuthorization::decode(plain).ok().and_then(|a| a.token),
         };
         match token {
@@ -590,13 +620,32 @@ impl ServerSession {
     /// expired") unless a refresh moved the deadline. A client that negotiated
     /// `token-refresh` is told the expiry in the answer.
     pub fn authorization_decided_until(&mut self, authorized: bool, expiry: Option<TokenExpiry>) {
+        self.authorization_decided_resumed(authorized, expiry, None);
+    }
+
+    /// As [`ServerSession::authorization_decided_until`], with the answer to a resume
+    /// request (`Resumed`, member 3: `<stream>\t<epoch>\t<offset>\t<0|1>` lines),
+    /// written only to a client that negotiated `resume`. Queue the replayed events
+    /// after this call: they go out after the answer.
+    pub fn authorization_decided_resumed(
+        &mut self,
+        authorized: bool,
+        expiry: Option<TokenExpiry>,
+        resumed: Option<&str>,
+    ) {
         if self.state != ServerState::Authorizing {
             return;
         }
+        let expires = expiry.filter(|_| authorized).map_or(0, |e| e.unix_ms);
+        let resumed = resumed.filter(|_| authorized && self.features.resume());
         let reply = match self.version {
             Some(ProtocolVersion::V2) => v2::WitResponseAuthorization::new(authorized).encode(),
-            _ if self.features.token_refresh() => WitResponseAuthorization::new(authorized)
-                .encode_with_expiry(Some(expiry.filter(|_| authorized).map_or(0, |e| e.unix_ms))),
+            _ if resumed.is_some() => {
+                WitResponseAuthorization::new(authorized).encode_with_resumed(Some(expires), resumed)
+            }
+            _ if self.features.token_refresh() => {
+                WitResponseAuthorization::new(authorized).encode_with_expiry(Some(expires))
+            }
             _ => WitResponseAuthorization::new(authorized).encode(),
         };
         self.common.send_sealed(self.authorization_id, MessageType::Authorization, reply.len(), |b| {

@@ -1,0 +1,82 @@
+//! The `resume` feature between a client and a server session, in memory: negotiated
+//! only when the server keeps history, the request and answer members, positioned
+//! callbacks.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::*;
+use crate::WitRequest;
+use crate::crypto::plain::{PlainClientEncryptor, PlainServerEncryptor};
+use crate::extensions::Features;
+use crate::v2::ProtocolVersion;
+
+/// Runs a handshake: the client announces everything, the server accepts `resume` when
+/// `server_resume`; returns both sessions and the Resume member the server read.
+fn handshake(
+    server_resume: bool,
+    request: Option<&str>,
+    answer: &str,
+) -> (ServerSession, ClientSession, Option<String>) {
+    let now = Instant::now();
+    let config = ServerConfig::new(Keepalive::new(None, Duration::from_secs(600)), Duration::from_secs(10), 4096)
+        .with_resume(server_resume);
+    let mut server = ServerSession::new(now, config, Protocols::v3(Arc::new(PlainServerEncryptor)));
+    let mut client = ClientSession::with_features(
+        now,
+        Keepalive::new(None, Duration::from_secs(600)),
+        Box::new(PlainClientEncryptor),
+        "t".into(),
+        ProtocolVersion::V3,
+        Features::SUPPORTED,
+    )
+    .with_resume_request(request.map(str::to_owned));
+    let mut read = None;
+    for _ in 0..4 {
+        while let Some(Transmit::Message(frame)) = client.poll_transmit() {
+            if let Some(ServerEvent::Authorize { .. }) = server.handle_message(now, frame) {
+                read = server.take_resume_request();
+                server.authorization_decided_resumed(true, None, Some(answer));
+            }
+        }
+        while let Some(Transmit::Message(frame)) = server.poll_transmit() {
+            client.handle_message(now, frame).expect("the client reads the server");
+        }
+    }
+    assert!(server.is_authorized());
+    (server, client, read)
+}
+
+fn callback(server: &mut ServerSession, client: &mut ClientSession, payload: Vec<u8>) -> ClientEvent {
+    server.send_event(Uuid::new_v4(), &Bytes::from(payload));
+    let Some(Transmit::Message(frame)) = server.poll_transmit() else { panic!("no event frame") };
+    client.handle_message(Instant::now(), frame).expect("reads").expect("an event")
+}
+
+#[test]
+fn resume_is_negotiated_only_with_history_and_carries_request_answer_and_positions() {
+    let id = Uuid::new_v4().to_string();
+    let (mut server, mut client, read) = handshake(true, Some("prev\nall\tab\t1"), &id);
+    assert!(server.features().resume() && client.features().resume());
+    assert_eq!(read.as_deref(), Some("prev\nall\tab\t1"));
+    assert_eq!(client.resumed(), Some(id.as_str()));
+    let event = WitRequest { method_name: "Tick".into(), ..WitRequest::default() };
+    match callback(&mut server, &mut client, event.encode_with_position(Some("all\tab\t2"))) {
+        ClientEvent::PositionedCallback { event: got, position } => {
+            assert_eq!((got, position.as_str()), (event.clone(), "all\tab\t2"));
+        }
+        other => panic!("expected a positioned callback, got {other:?}"),
+    }
+    assert!(matches!(callback(&mut server, &mut client, event.encode()), ClientEvent::Callback(_)));
+
+    // A server without history: not negotiated, no member read or written.
+    let (mut server, mut client, read) = handshake(false, Some("prev\nall\tab\t1"), &id);
+    assert!(!server.features().resume() && server.features().token_refresh());
+    assert_eq!((read, client.resumed()), (None, None));
+    // Even a positioned payload is a plain callback to a client that did not negotiate.
+    let positioned = event.encode_with_position(Some("all\tab\t2"));
+    assert!(matches!(callback(&mut server, &mut client, positioned), ClientEvent::Callback(_)));
+}

@@ -1,0 +1,369 @@
+//! Resumable event streams: a client whose TCP connection is cut (through a proxy that
+//! drops it; once for 30 s) reconnects, resumes, and gets every event raised meanwhile once and in
+//! order, then live ones; past the history window it is told so and gets nothing
+//! partial; another identity cannot take over someone's groups; a .NET-shaped client
+//! sees today's bytes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use witrpc::EventError;
+use witrpc::client::ReconnectPolicy;
+use witrpc::prelude::*;
+use witrpc::protocol::{
+    MessageType, WitRequest, WitRequestAuthorization, WitRequestInitialization, WitResponseAuthorization,
+    WitResponseInitialization,
+};
+use witrpc::server::HistoryLimits;
+use witrpc_demo::{DemoServiceClient, UserTokens};
+
+use crate::util::{RawPeer, TestServer, demo_request, within, within_limit};
+
+/// A TCP proxy on 127.0.0.1 that can be severed (every piped connection dropped, new
+/// ones refused) and restored.
+struct Proxy {
+    addr: SocketAddr,
+    /// The generation: bumped by `sever`; pipes of an older one end. Odd = down.
+    state: watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let (state, _) = watch::channel(0u64);
+        let states = state.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut generation = states.subscribe();
+                let born = *generation.borrow_and_update();
+                if born % 2 == 1 {
+                    continue; // down: the connection is dropped at once
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = generation.wait_for(|g| *g != born) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, state }
+    }
+
+    fn sever(&self) {
+        self.state.send_modify(|g| *g += 1);
+    }
+
+    fn restore(&self) {
+        self.state.send_modify(|g| *g += 1);
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+}
+
+fn policy() -> ReconnectPolicy {
+    ReconnectPolicy::new(Duration::from_millis(20), Duration::from_millis(100))
+}
+
+async fn server(limits: HistoryLimits) -> TestServer {
+    TestServer::start(|b| b.with_access_token_validator(UserTokens).with_event_history("Message", limits)).await
+}
+
+async fn client(url: &str, token: &str, reconnect: bool) -> WitClient {
+    let mut builder = WitClientBuilder::new().with_websocket(url).with_access_token(token);
+    if reconnect {
+        builder = builder.with_reconnect(policy());
+    }
+    within("client connect", builder.connect(Duration::from_secs(10))).await.expect("client connects")
+}
+
+/// Waits until the server has closed every connection in `group` (so the cut
+/// connection is gone from the server, not only from the client).
+async fn wait_until_empty(sender: &DemoServiceClient<WitClient>, group: &str) {
+    within("the server notices the cut", async {
+        while sender.group_size(group.to_owned()).await.expect("group size") > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cut_for_30_s_gets_every_missed_broadcast_group_and_user_event_once_in_order() {
+    let node = server(HistoryLimits::new(1_000, Duration::from_secs(120))).await;
+    let proxy = Proxy::start(node.server.local_addr().expect("address")).await;
+    let sender = DemoServiceClient::new(client(&node.url, "user:sam", false).await);
+    let ann = client(&proxy.url(), "user:ann", true).await;
+    let demo = DemoServiceClient::new(ann.clone());
+    let mut messages = demo.message();
+    within("join", demo.join_group("room".into())).await.expect("joined");
+    for text in ["all-0", "room-0", "ann-0"] {
+        match text.split('-').next() {
+            Some("all") => within("broadcast", sender.broadcast(text.into())).await.expect("sent"),
+            Some("room") => within("group", sender.send_to_group("room".into(), text.into())).await.expect("sent"),
+            _ => within("user", sender.send_to_user("ann".into(), text.into())).await.expect("sent"),
+        }
+        assert_eq!(within("live event", messages.next()).await.expect("event").expect("not a marker"), text);
+    }
+
+    proxy.sever();
+    let cut = tokio::time::Instant::now();
+    wait_until_empty(&sender, "room").await;
+    // 999 events while the client is away: a third to everyone, to its group, to its user.
+    let mut expected = Vec::new();
+    for i in 1..=333 {
+        let (all, room, user) = (format!("all-{i}"), format!("room-{i}"), format!("ann-{i}"));
+        within("broadcast", sender.broadcast(all.clone())).await.expect("sent");
+        within("group", sender.send_to_group("room".into(), room.clone())).await.expect("sent");
+        within("user", sender.send_to_user("ann".into(), user.clone())).await.expect("sent");
+        expected.extend([all, room, user]);
+    }
+    // The one long cut of the suite (issue 14 asks for 30 s): real sockets cannot run on
+    // paused time. The client keeps retrying meanwhile.
+    tokio::time::sleep_until(cut + Duration::from_secs(30)).await;
+    proxy.restore();
+
+    let marker = within("marker", messages.next()).await.expect("the stream goes on");
+    assert!(matches!(marker, Err(EventError::Resumed { recovered: true })), "{marker:?}");
+    let mut received = Vec::new();
+    within_limit(Duration::from_secs(60), "replay", async {
+        while received.len() < expected.len() {
+            received.push(messages.next().await.expect("stream open").expect("an event, not a marker"));
+        }
+    })
+    .await;
+    // Each stream in order; the streams are replayed one after the other.
+    for prefix in ["all-", "room-", "ann-"] {
+        let got: Vec<&String> = received.iter().filter(|t| t.starts_with(prefix)).collect();
+        let want: Vec<&String> = expected.iter().filter(|t| t.starts_with(prefix)).collect();
+        assert_eq!(got, want, "stream {prefix}: every missed event once, in order");
+    }
+    // Then live ones, the group membership restored by the resume.
+    within("group", sender.send_to_group("room".into(), "room-live".into())).await.expect("sent");
+    within("broadcast", sender.broadcast("all-live".into())).await.expect("sent");
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "room-live");
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-live");
+    assert_eq!(within("group size", sender.group_size("room".into())).await.expect("size"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_history_window_the_client_is_told_and_gets_nothing_partial() {
+    let node = server(HistoryLimits::new(10, Duration::from_secs(120))).await;
+    let proxy = Proxy::start(node.server.local_addr().expect("address")).await;
+    let sender = DemoServiceClient::new(client(&node.url, "user:sam", false).await);
+    let ann = client(&proxy.url(), "user:ann", true).await;
+    let demo = DemoServiceClient::new(ann.clone());
+    let mut messages = demo.message();
+    within("join", demo.join_group("room".into())).await.expect("joined");
+    within("broadcast", sender.broadcast("before".into())).await.expect("sent");
+    assert_eq!(within("event", messages.next()).await.expect("event").expect("no marker"), "before");
+
+    proxy.sever();
+    wait_until_empty(&sender, "room").await;
+    for i in 0..50 {
+        within("broadcast", sender.broadcast(format!("missed-{i}"))).await.expect("sent");
+    }
+    proxy.restore();
+    let marker = within("marker", messages.next()).await.expect("the stream goes on");
+    assert!(matches!(marker, Err(EventError::Resumed { recovered: false })), "{marker:?}");
+    // The client is back once a call goes through; then the next event is a live one.
+    within("call", demo.add(1, 2)).await.expect("connected again");
+    within("broadcast", sender.broadcast("after".into())).await.expect("sent");
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "after");
+}
+
+/// A raw peer that negotiates `resume` (plain mode) and returns its `Resumed` answer.
+async fn resume_peer(url: &str, token: &str, resume: Option<&str>) -> (RawPeer, String) {
+    let mut peer = RawPeer::connect(url).await;
+    let init = WitRequestInitialization::plain().encode_with_extensions(Some("witrpc/1 resume"));
+    peer.send(MessageType::Initialization, Some(init)).await;
+    let reply = peer.recv_message().await;
+    let (_, ext) = WitResponseInitialization::decode_with_extensions(reply.data.expect("data")).expect("decodes");
+    assert_eq!(ext.as_deref(), Some("witrpc/1 resume"));
+    let auth = WitRequestAuthorization { token: Some(token.into()) }.encode_with_resume(resume);
+    peer.send(MessageType::Authorization, Some(auth)).await;
+    let reply = peer.recv_message().await;
+    let (answer, expiry, resumed) =
+        WitResponseAuthorization::decode_with_resumed(reply.data.expect("data")).expect("decodes");
+    assert!(answer.is_authorized);
+    assert_eq!(expiry, Some(0), "member 2 is written with member 3");
+    (peer, resumed.expect("a resume client always gets member 3"))
+}
+
+/// The next callback: its text argument and position.
+async fn next_event(peer: &mut RawPeer) -> (String, Option<String>) {
+    loop {
+        let message = peer.recv_message().await;
+        if message.kind != MessageType::Callback {
+            continue;
+        }
+        let (event, position) = WitRequest::decode_with_position(message.data.expect("data")).expect("decodes");
+        let text = String::from_utf8(event.parameters[0].to_vec()).expect("utf-8");
+        return (text.trim_matches('"').to_owned(), position);
+    }
+}
+
+fn call(method: &str, token: &str, params: &[&str]) -> WitRequest {
+    WitRequest { token: token.into(), ..demo_request(method, params) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_identity_cannot_resume_someone_elses_groups_and_the_owner_can() {
+    let node = server(HistoryLimits::new(100, Duration::from_secs(120))).await;
+    let sender = DemoServiceClient::new(client(&node.url, "user:sam", false).await);
+    let (mut ann, answer) = resume_peer(&node.url, "user:ann", None).await;
+    let ann_id = answer.lines().next().expect("the connection id").to_owned();
+    assert_eq!(ann_id.len(), 36, "{answer:?}");
+    let joined = ann.call(&call("JoinGroup", "user:ann", &["\"room\""])).await;
+    assert!(joined.data.is_none() || joined.error_message.is_none(), "{joined:?}");
+    within("group", sender.send_to_group("room".into(), "g1".into())).await.expect("sent");
+    let (text, position) = next_event(&mut ann).await;
+    assert_eq!(text, "g1");
+    let position = position.expect("an event with history has a position");
+    assert!(position.starts_with("g:room\t") && position.ends_with("\t1"), "{position:?}");
+    drop(ann);
+    wait_until_empty(&sender, "room").await;
+    within("group", sender.send_to_group("room".into(), "g2".into())).await.expect("sent");
+
+    // Bob names ann's connection and her group position: refused, not joined.
+    let request = format!("{ann_id}\n{position}");
+    let (mut bob, answer) = resume_peer(&node.url, "user:bob", Some(&request)).await;
+    let refused = format!("{position}\t0");
+    assert_eq!(answer.lines().nth(1), Some(refused.as_str()), "{answer:?}");
+    within("group", sender.send_to_group("room".into(), "g3".into())).await.expect("sent");
+    within("broadcast", sender.broadcast("b1".into())).await.expect("sent");
+    assert_eq!(next_event(&mut bob).await.0, "b1", "bob gets neither the replay nor ann's group");
+
+    // Ann herself resumes: the group's missed events, then the broadcast, then live.
+    let (mut ann, answer) = resume_peer(&node.url, "user:ann", Some(&request)).await;
+    assert!(answer.lines().any(|l| l.starts_with("g:room\t") && l.ends_with("\t3\t1")), "{answer:?}");
+    assert_eq!(next_event(&mut ann).await.0, "g2");
+    assert_eq!(next_event(&mut ann).await.0, "g3");
+    assert_eq!(next_event(&mut ann).await.0, "b1");
+    within("group", sender.send_to_group("room".into(), "g4".into())).await.expect("sent");
+    let (text, position) = next_event(&mut ann).await;
+    assert_eq!(text, "g4", "the membership was restored");
+    assert!(position.is_some_and(|p| p.ends_with("\t4")));
+
+    // Malformed resume requests are ignored: the connection is served as a new one.
+    for junk in ["", "not-a-guid\nall\tx\t1", &format!("{ann_id}\nall\tx"), &"x\n".repeat(20_000)] {
+        let (_peer, answer) = resume_peer(&node.url, "user:eve", Some(junk)).await;
+        assert_eq!(answer.lines().count(), 1, "only the new id for {:?}", &junk[..junk.len().min(20)]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dotnet_shaped_client_gets_todays_bytes_from_a_server_with_history() {
+    let node = server(HistoryLimits::new(100, Duration::from_secs(120))).await;
+    let sender = DemoServiceClient::new(client(&node.url, "user:sam", false).await);
+    let mut plain = RawPeer::connect(&node.url).await;
+    plain.send(MessageType::Initialization, Some(WitRequestInitialization::plain().encode())).await;
+    let reply = plain.recv_message().await;
+    assert_eq!(reply.data.as_deref(), Some(&WitResponseInitialization::plain().encode()[..]));
+    let auth = WitRequestAuthorization { token: Some("user:dan".into()) }.encode();
+    plain.send(MessageType::Authorization, Some(auth)).await;
+    let reply = plain.recv_message().await;
+    assert_eq!(reply.data.as_deref(), Some(&WitResponseAuthorization::new(true).encode()[..]));
+
+    within("broadcast", sender.broadcast("hello".into())).await.expect("sent");
+    let callback = loop {
+        let m = plain.recv_message().await;
+        if m.kind == MessageType::Callback {
+            break m.data.expect("data");
+        }
+    };
+    assert_eq!(callback[0], 10, "ten members, no StreamPosition");
+    let (event, position) = WitRequest::decode_with_position(callback.clone()).expect("decodes");
+    assert_eq!(position, None);
+    assert_eq!(event.encode(), callback.to_vec(), "exactly a plain 3.x server's bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_gap_and_no_duplicate_at_the_seam_while_events_keep_coming() {
+    let node = server(HistoryLimits::new(2_000, Duration::from_secs(120))).await;
+    let proxy = Proxy::start(node.server.local_addr().expect("address")).await;
+    let sender = DemoServiceClient::new(client(&node.url, "user:sam", false).await);
+    let ann = client(&proxy.url(), "user:ann", true).await;
+    let mut messages = DemoServiceClient::new(ann.clone()).message();
+    const LAST: u32 = 1_500;
+    let raising = tokio::spawn(async move {
+        for i in 1..=LAST {
+            match i {
+                300 => proxy.sever(),
+                // Back while events keep coming: the resume races with live emits.
+                800 => proxy.restore(),
+                _ => {}
+            }
+            sender.broadcast(i.to_string()).await.expect("sent");
+        }
+        proxy
+    });
+    let mut numbers = Vec::new();
+    let mut markers = Vec::new();
+    within_limit(Duration::from_secs(60), "every event", async {
+        while numbers.last() != Some(&LAST) {
+            match messages.next().await.expect("stream open") {
+                Ok(text) => numbers.push(text.parse::<u32>().expect("a number")),
+                Err(marker) => markers.push(marker.to_string()),
+            }
+        }
+    })
+    .await;
+    let _proxy = within("raiser", raising).await.expect("raiser");
+    assert_eq!(numbers, (1..=LAST).collect::<Vec<_>>(), "each event once, in order");
+    assert_eq!(markers.len(), 1, "one reconnect, no gap-forced one: {markers:?}");
+    assert!(markers[0].contains("recovered: true"), "{markers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_emitters_keep_each_stream_in_offset_order_across_a_resume() {
+    let node = server(HistoryLimits::new(2_000, Duration::from_secs(120))).await;
+    let proxy = std::sync::Arc::new(Proxy::start(node.server.local_addr().expect("address")).await);
+    let ann = client(&proxy.url(), "user:ann", true).await;
+    let mut messages = DemoServiceClient::new(ann.clone()).message();
+    const EACH: u32 = 600;
+    let mut raisers = Vec::new();
+    for name in ["a", "b"] {
+        let sender = DemoServiceClient::new(client(&node.url, "user:sam", false).await);
+        let proxy = proxy.clone();
+        raisers.push(tokio::spawn(async move {
+            for i in 1..=EACH {
+                // Sender `a` cuts and restores the link while both keep raising.
+                match (name, i) {
+                    ("a", 200) => proxy.sever(),
+                    ("a", 400) => proxy.restore(),
+                    _ => {}
+                }
+                sender.broadcast(format!("{name}-{i}")).await.expect("sent");
+            }
+        }));
+    }
+    let (mut a, mut b, mut markers) = (Vec::new(), Vec::new(), Vec::new());
+    within_limit(Duration::from_secs(60), "every event", async {
+        while a.len() + b.len() < 2 * EACH as usize {
+            match messages.next().await.expect("stream open") {
+                Ok(text) => {
+                    let (name, i) = text.split_once('-').expect("name-number");
+                    let i: u32 = i.parse().expect("a number");
+                    if name == "a" { a.push(i) } else { b.push(i) }
+                }
+                Err(marker) => markers.push(marker.to_string()),
+            }
+        }
+    })
+    .await;
+    for raiser in raisers {
+        within("raiser", raiser).await.expect("raiser");
+    }
+    let all: Vec<u32> = (1..=EACH).collect();
+    assert_eq!((a == all, b == all), (true, true), "each sender's events once, in order");
+    assert_eq!(markers.len(), 1, "one reconnect, no gap-forced one: {markers:?}");
+    assert!(markers[0].contains("recovered: true"), "{markers:?}");
+}
