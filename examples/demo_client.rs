@@ -8,6 +8,7 @@
 //! cargo run --example demo_client -- --encryption
 //! cargo run --example demo_client -- --protocol 2   # speak .NET WitRPC 2.x's protocol
 //! cargo run --example demo_client -- --url wss://127.0.0.1:5443/ws --ca ca.pem
+//! cargo run --example demo_client -- --watch-events   # print every event as a JSON line, forever
 //! ```
 //!
 //! Exits with a non-zero status if any answer is not what the contract promises.
@@ -20,6 +21,7 @@ use futures_util::{StreamExt, stream};
 use witrpc::client::ProtocolVersion;
 use witrpc::prelude::*;
 use witrpc::protocol::CommunicationStatus;
+use witrpc::{EventError, ReconnectPolicy};
 use witrpc_demo::DemoServiceClient;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -55,6 +57,11 @@ struct Args {
     /// Protocol version to speak: `3` (default) or `2` (.NET WitRPC 2.x servers).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
     protocol: u8,
+    /// Call nothing: print every event received as one JSON line (name, arguments, and
+    /// stream/epoch/offset when the server keeps history), reconnecting and resuming
+    /// after a connection loss, until Ctrl-C.
+    #[arg(long)]
+    watch_events: bool,
 }
 
 #[tokio::main]
@@ -78,6 +85,12 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(ca) = &args.ca {
         builder = builder.with_tls_root_ca_pem(ca);
+    }
+    if args.watch_events {
+        builder = builder.with_reconnect(ReconnectPolicy::new(Duration::from_millis(100), Duration::from_secs(5)));
+        let client =
+            builder.connect(Duration::from_secs(5)).await.with_context(|| format!("connecting to {}", args.url))?;
+        return watch_events(&client, matches!(args.format, Format::Json)).await;
     }
     let client =
         builder.connect(Duration::from_secs(5)).await.with_context(|| format!("connecting to {}", args.url))?;
@@ -149,6 +162,54 @@ async fn main() -> anyhow::Result<()> {
         args.calls as f64 / elapsed.as_secs_f64(),
         elapsed
     );
+    client.disconnect().await;
+    Ok(())
+}
+
+/// `--watch-events`: one JSON line per event (and per reconnect marker) on stdout.
+async fn watch_events(client: &WitClient, json: bool) -> anyhow::Result<()> {
+    use serde_json::{Value, json};
+    let descriptor = DemoServiceClient::<WitClient>::descriptor();
+    let streams = descriptor
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| client.subscribe_raw(descriptor, i).positioned().map(move |item| (e.name, item)));
+    let mut all = stream::select_all(streams);
+    println!("{}", json!({ "watching": descriptor.events.iter().map(|e| e.name).collect::<Vec<_>>() }));
+    loop {
+        let next = tokio::select! {
+            next = all.next() => next,
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        let Some((event, item)) = next else { break };
+        let line = match item {
+            Ok(e) => {
+                // JSON arguments print as themselves; anything else as its bytes.
+                let args: Vec<Value> = e
+                    .parameters
+                    .iter()
+                    .map(|p| {
+                        json.then(|| serde_json::from_slice(p).ok()).flatten().unwrap_or_else(|| json!(p.to_vec()))
+                    })
+                    .collect();
+                let mut line = json!({ "event": event, "args": args });
+                if let Some(p) = e.position {
+                    line["stream"] = json!(p.stream);
+                    line["epoch"] = json!(p.epoch);
+                    line["offset"] = json!(p.offset);
+                }
+                line
+            }
+            Err(EventError::Resumed { recovered }) => {
+                json!({ "event": event, "resumed": true, "recovered": recovered })
+            }
+            Err(EventError::Reconnected) => json!({ "event": event, "reconnected": true }),
+            Err(EventError::Lagged { missed }) => json!({ "event": event, "lagged": missed }),
+            Err(other) => json!({ "event": event, "error": other.to_string() }),
+        };
+        println!("{line}");
+    }
     client.disconnect().await;
     Ok(())
 }

@@ -73,7 +73,7 @@ impl Drop for AxumApp {
 
 async fn spawn_example() -> AxumApp {
     let path = example_path("axum_app", "WITRPC_AXUM_APP");
-    let (child, line) = crate::util::spawn_example(&path, &["--listen", "127.0.0.1:0"]).await;
+    let (child, line, _) = crate::util::spawn_example(&path, &["--listen", "127.0.0.1:0"]).await;
     let addr = line
         .strip_prefix("listening on http://")
         .and_then(|a| a.parse().ok())

@@ -30,7 +30,7 @@ async fn spawn(redis: &Redis, node: &str) -> DemoServer {
     let path = example_path("demo_server", "WITRPC_DEMO_SERVER");
     let url = redis.url();
     let args = ["--listen", "http://127.0.0.1:0/ws", "--redis", &url, "--node-id", node, "--user-tokens"];
-    let (child, line) = spawn_example(&path, &args).await;
+    let (child, line, _) = spawn_example(&path, &args).await;
     let url = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected line {line:?}")).to_owned();
     DemoServer { child, url }
 }

@@ -367,3 +367,67 @@ async fn concurrent_emitters_keep_each_stream_in_offset_order_across_a_resume() 
     assert_eq!(markers.len(), 1, "one reconnect, no gap-forced one: {markers:?}");
     assert!(markers[0].contains("recovered: true"), "{markers:?}");
 }
+
+/// The demo client's `--watch-events` prints every event as a JSON line with its
+/// position, and across a cut of its connection resumes: the missed events follow the
+/// `resumed` marker, once, in order, in the same epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_clients_watch_mode_prints_positions_and_resumes_across_a_cut() {
+    let node = server(HistoryLimits::new(100, Duration::from_secs(60))).await;
+    let proxy = Proxy::start(node.server.local_addr().expect("bound")).await;
+    let path = crate::util::example_path("demo_client", "WITRPC_DEMO_CLIENT");
+    let args = ["--watch-events", "--url", &proxy.url(), "--token", "user:watcher"];
+    let (mut child, first, stdout) = crate::util::spawn_example(&path, &args).await;
+    let first: serde_json::Value = serde_json::from_str(&first).expect("a JSON line");
+    assert!(first["watching"].as_array().is_some_and(|a| a.iter().any(|e| e == "Message")), "{first}");
+    let (tx, mut lines) = tokio::sync::mpsc::channel::<serde_json::Value>(1024);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["event"] == "Message" && tx.blocking_send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let sender = DemoServiceClient::new(client(&node.url, "user:sender", false).await);
+    let mut next = async || within("a watched line", lines.recv()).await.expect("the watcher prints");
+
+    // Wait until the watcher is connected (its first line may precede authorization).
+    within("the watcher connects", async {
+        while node.server.connection_count() < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    within("broadcast", sender.broadcast("one".into())).await.expect("broadcast");
+    let one = next().await;
+    assert_eq!(one["args"], serde_json::json!(["one"]), "{one}");
+    assert_eq!(one["stream"], "all", "{one}");
+    let (epoch, offset) = (one["epoch"].clone(), one["offset"].as_u64().expect("an offset"));
+
+    proxy.sever();
+    within("the server notices the cut", async {
+        while node.server.connection_count() > 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    for text in ["two", "three"] {
+        within("broadcast", sender.broadcast(text.into())).await.expect("broadcast");
+    }
+    proxy.restore();
+    let marker = next().await;
+    assert_eq!((marker["resumed"].clone(), marker["recovered"].clone()), (true.into(), true.into()), "{marker}");
+    for (i, text) in ["two", "three"].into_iter().enumerate() {
+        let line = next().await;
+        assert_eq!(line["args"], serde_json::json!([text]), "{line}");
+        assert_eq!((line["epoch"].clone(), line["offset"].as_u64()), (epoch.clone(), Some(offset + 1 + i as u64)));
+    }
+    within("broadcast", sender.broadcast("four".into())).await.expect("broadcast");
+    let four = next().await;
+    assert_eq!((four["args"].clone(), four["offset"].as_u64()), (serde_json::json!(["four"]), Some(offset + 3)));
+    let _ = child.kill();
+    let _ = child.wait();
+}

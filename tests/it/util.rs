@@ -274,8 +274,11 @@ pub(crate) fn example_path(name: &str, env_var: &str) -> std::path::PathBuf {
 }
 
 /// Starts the example at `path` with `args` and waits for its first stdout line (the
-/// ready line), which it returns trimmed with the child.
-pub(crate) async fn spawn_example(path: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
+/// ready line), which it returns trimmed with the child and the rest of its stdout.
+pub(crate) async fn spawn_example(
+    path: &std::path::Path,
+    args: &[&str],
+) -> (std::process::Child, String, std::io::BufReader<std::process::ChildStdout>) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child =
@@ -286,12 +289,13 @@ pub(crate) async fn spawn_example(path: &std::path::Path, args: &[&str]) -> (std
     let line = within(
         "the example's ready line",
         tokio::task::spawn_blocking(move || {
+            let mut reader = BufReader::new(stdout);
             let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+            reader.read_line(&mut line).map(|_| (line, reader))
         }),
     )
     .await
     .expect("reader task")
     .expect("ready line");
-    (child, line.trim().to_owned())
+    (child, line.0.trim().to_owned(), line.1)
 }

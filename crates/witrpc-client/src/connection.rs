@@ -88,7 +88,7 @@ impl Subscriptions {
             }
             Observed::Gap { stream } => return Err(stream),
         }
-        self.deliver(event);
+        self.deliver(event, Some(Arc::from(position)));
         Ok(())
     }
 
@@ -102,7 +102,7 @@ impl Subscriptions {
         list.push((contract_id, publisher));
     }
 
-    fn deliver(&self, event: WitRequest) {
+    fn deliver(&self, event: WitRequest, position: Option<Arc<str>>) {
         let mut by_event = lock(&self.by_event);
         let Some(list) = by_event.as_mut().and_then(|m| m.get_mut(event.method_name.as_str())) else { return };
         // .NET's filter: skip only when both ids are set and differ.
@@ -110,7 +110,7 @@ impl Subscriptions {
             if event.contract_id != 0 && *contract_id != 0 && *contract_id != event.contract_id {
                 return true;
             }
-            publisher.publish(event.parameters.clone())
+            publisher.publish_at(event.parameters.clone(), position.clone())
         });
     }
 
@@ -240,7 +240,7 @@ impl Shared {
     }
 
     fn deliver_event(&self, event: WitRequest) {
-        self.subscriptions.deliver(event);
+        self.subscriptions.deliver(event, None);
     }
 }
 

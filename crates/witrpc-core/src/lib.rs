@@ -46,7 +46,7 @@ pub use dotnet::{ByteArray, ByteArrayRef, DotNetType};
 pub use error::{CodecError, ParameterError, ParameterErrorKind};
 pub use events::{
     EmitterAttachment, EventDecoder, EventEmitter, EventError, EventPublisher, EventSink, EventStream,
-    EventSubscription, RoomTimeout, event_channel,
+    EventSubscription, PositionedEvent, PositionedEvents, RoomTimeout, StreamPosition, event_channel,
 };
 pub use groups::{Audience, GroupError, MAX_GROUP_NAME_LEN, Member, Membership, Target, check_group_name};
 pub use message::{ENVELOPE_OVERHEAD, MessageType, WitMessage};

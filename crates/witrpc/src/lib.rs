@@ -64,7 +64,7 @@ pub use witrpc_macros::{DotNetType, service};
 
 pub use witrpc_core::{
     Audience, ByteArray, CallContext, CodecError, DotNetType, EventEmitter, EventError, EventStream, GroupError,
-    Identity, Member, ParameterError, ParameterSerializer, Service, ServiceDescriptor, Target,
+    Identity, Member, ParameterError, ParameterSerializer, Service, ServiceDescriptor, StreamPosition, Target,
 };
 
 /// Protocol-3 wire types, ids and plug-in traits (the `witrpc-core` crate).

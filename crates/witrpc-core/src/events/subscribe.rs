@@ -46,7 +46,7 @@ pub enum EventError {
 
 #[derive(Debug)]
 enum Item {
-    Event(Vec<Bytes>),
+    Event(Vec<Bytes>, Option<Arc<str>>),
     Lagged(u64),
     Reconnected,
     Resumed(bool),
@@ -72,6 +72,13 @@ pub struct EventPublisher {
 impl EventPublisher {
     /// Publishes one event's raw arguments. Returns `false` once the subscription was dropped.
     pub fn publish(&mut self, parameters: Vec<Bytes>) -> bool {
+        self.publish_at(parameters, None)
+    }
+
+    /// Publishes one event's raw arguments with its stream position (the server's
+    /// `StreamPosition` text, `<stream>\t<epoch>\t<offset>`), when it sent one.
+    /// Returns `false` once the subscription was dropped.
+    pub fn publish_at(&mut self, parameters: Vec<Bytes>, position: Option<Arc<str>>) -> bool {
         if self.missed > 0 {
             match self.tx.try_send(Item::Lagged(self.missed)) {
                 Ok(()) => self.missed = 0,
@@ -82,7 +89,7 @@ impl EventPublisher {
                 Err(mpsc::error::TrySendError::Closed(_)) => return false,
             }
         }
-        match self.tx.try_send(Item::Event(parameters)) {
+        match self.tx.try_send(Item::Event(parameters, position)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.missed += 1;
@@ -127,13 +134,83 @@ pub struct EventSubscription {
     rx: mpsc::Receiver<Item>,
 }
 
+impl EventSubscription {
+    /// The same subscription, yielding each event with its stream position.
+    pub fn positioned(self) -> PositionedEvents {
+        PositionedEvents { rx: self.rx }
+    }
+}
+
 impl Stream for EventSubscription {
     type Item = Result<Vec<Bytes>, EventError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx).map(|item| {
             item.map(|i| match i {
-                Item::Event(p) => Ok(p),
+                Item::Event(p, _) => Ok(p),
+                Item::Lagged(missed) => Err(EventError::Lagged { missed }),
+                Item::Reconnected => Err(EventError::Reconnected),
+                Item::Resumed(recovered) => Err(EventError::Resumed { recovered }),
+            })
+        })
+    }
+}
+
+/// Where an event stands in its server-side stream (servers that keep history of it send
+/// this to clients that resume; see `ARCHITECTURE.md`, "Wire extensions of ours").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPosition {
+    /// The stream: `all`, `g:<group>`, `u:<user>` or `c:<connection id>`.
+    pub stream: String,
+    /// The stream's incarnation; offsets compare only within one epoch.
+    pub epoch: String,
+    /// 1 for the stream's first event, then 2, 3, …
+    pub offset: u64,
+}
+
+impl StreamPosition {
+    /// Reads the wire text `<stream>\t<epoch>\t<offset>`; `None` when malformed.
+    ///
+    /// ```
+    /// use witrpc_core::StreamPosition;
+    /// let p = StreamPosition::parse("g:room\t0123456789abcdef\t42").unwrap();
+    /// assert_eq!((p.stream.as_str(), p.offset), ("g:room", 42));
+    /// assert!(StreamPosition::parse("all\tepoch").is_none());
+    /// ```
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('\t');
+        let (stream, epoch, offset) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || stream.is_empty() || epoch.is_empty() {
+            return None;
+        }
+        Some(Self { stream: stream.to_owned(), epoch: epoch.to_owned(), offset: offset.parse().ok()? })
+    }
+}
+
+/// One event's raw arguments and, when the server sent one, its stream position.
+#[derive(Debug, Clone)]
+pub struct PositionedEvent {
+    /// The encoded arguments, one per parameter.
+    pub parameters: Vec<Bytes>,
+    /// Its place in the server's history of the event (`None` without history).
+    pub position: Option<StreamPosition>,
+}
+
+/// [`EventSubscription::positioned`]: events with their stream positions.
+#[derive(Debug)]
+pub struct PositionedEvents {
+    rx: mpsc::Receiver<Item>,
+}
+
+impl Stream for PositionedEvents {
+    type Item = Result<PositionedEvent, EventError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|item| {
+            item.map(|i| match i {
+                Item::Event(parameters, position) => {
+                    Ok(PositionedEvent { parameters, position: position.as_deref().and_then(StreamPosition::parse) })
+                }
                 Item::Lagged(missed) => Err(EventError::Lagged { missed }),
                 Item::Reconnected => Err(EventError::Reconnected),
                 Item::Resumed(recovered) => Err(EventError::Resumed { recovered }),
