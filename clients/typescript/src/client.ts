@@ -661,6 +661,8 @@ export class WitRpcClient {
       }
       this.currentToken = token;
       const expiresAt = "expiresAtUnixMs" in auth ? (auth.expiresAtUnixMs as number | null) : null;
+      // Closed right behind the answer (e.g. a gap in the replay): this attempt failed.
+      if (socket.readyState !== 1) throw new ConnectionClosedError("the connection closed during the handshake");
       if (this.tokenRefresh && expiresAt) this.scheduleRefresh(socket, expiresAt, null);
     } catch (e) {
       socket.close();

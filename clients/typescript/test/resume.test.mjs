@@ -6,7 +6,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, connect as tcpConnect } from "node:net";
-import WebSocket from "ws";
+import WebSocket, { WebSocketServer } from "ws";
 import { WitRpcClient, json } from "../dist/index.js";
 import { ResumeState } from "../dist/resume.js";
 import {
@@ -18,6 +18,9 @@ import {
   encodeEnvelope,
   encodeInitialization,
   encodeRequest,
+  Reader,
+  TolerantWriter,
+  readTolerant,
 } from "../dist/memorypack.js";
 import { startServer } from "./server.mjs";
 
@@ -233,6 +236,119 @@ test("positions (member 10) go only to clients that negotiated resume with a ser
   const notAnnounced = await rawEvent(kept.url, undefined);
   assert.equal(notAnnounced.extensions, null, "a .NET-shaped client negotiates nothing");
   assert.equal(notAnnounced.event.position, null);
+});
+
+/**
+ * A scripted protocol-3 server that accepts `resume`: `script(connection, resumeRequest)`
+ * returns the `Resumed` answer and then sends events with `send(name, n, position)`.
+ */
+async function fakeServer(script) {
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await new Promise((resolve) => wss.once("listening", resolve));
+  let connections = 0;
+  wss.on("connection", (ws) => {
+    const index = connections++;
+    const closed = new Promise((resolve) => ws.once("close", (code, reason) => resolve({ code, reason: String(reason) })));
+    ws.on("message", (data) => {
+      const envelope = decodeEnvelope(new Uint8Array(data));
+      const reply = (payload) => ws.send(encodeEnvelope({ id: envelope.id, type: envelope.type, data: payload }));
+      if (envelope.type === MessageType.Initialization) {
+        const t = new TolerantWriter();
+        t.body.byteArray(new Uint8Array([0]));
+        t.endMember();
+        t.body.byteArray(new Uint8Array([0]));
+        t.endMember();
+        t.body.i32(3);
+        t.endMember();
+        t.body.string(null);
+        t.endMember();
+        t.body.string("witrpc/1 resume");
+        t.endMember();
+        reply(t.finish());
+      } else if (envelope.type === MessageType.Authorization) {
+        const m = readTolerant(new Reader(envelope.data, "auth"), 2);
+        const send = (name, n, position) => {
+          const e = new TolerantWriter();
+          e.body.string("");
+          e.endMember();
+          e.body.string(name);
+          e.endMember();
+          e.body.i32(1);
+          e.body.byteArray(json.encode(n));
+          e.endMember();
+          for (let i = 0; i < 4; i++) {
+            e.body.i32(0); // the four empty type lists
+            e.endMember();
+          }
+          e.body.bytes(new Uint8Array(16));
+          e.endMember();
+          e.body.i64(0n);
+          e.endMember();
+          e.body.i64(0n);
+          e.endMember();
+          e.body.string(position);
+          e.endMember();
+          ws.send(encodeEnvelope({ id: globalThis.crypto.getRandomValues(new Uint8Array(16)), type: MessageType.Callback, data: e.finish() }));
+        };
+        const { answer, events } = script(index, m[1]?.string() ?? null, closed);
+        const a = new TolerantWriter();
+        a.body.u8(1);
+        a.endMember();
+        a.body.string(null);
+        a.endMember();
+        a.body.i64(0n);
+        a.endMember();
+        a.body.string(answer);
+        a.endMember();
+        reply(a.finish());
+        events(send);
+      }
+    });
+  });
+  return { url: `ws://127.0.0.1:${wss.address().port}/ws`, close: () => wss.close() };
+}
+
+test("a live gap drops the connection and the reconnect resumes from the last offset delivered", async () => {
+  const first = "0c8f1a2e-5b7d-4e3f-9a10-112233445566";
+  const second = "1c8f1a2e-5b7d-4e3f-9a10-112233445566";
+  const requests = [];
+  let gapClose;
+  let listening;
+  const ready = new Promise((resolve) => (listening = resolve)); // the test's listeners are on
+  const fake = await fakeServer((index, request, closed) => {
+    requests.push(request);
+    if (index === 0) {
+      gapClose = closed;
+      return {
+        answer: first,
+        events: async (send) => {
+          await ready;
+          for (const n of [1, 2, 2, 4, 5]) send("Tick", n, `all\tep\t${n}`); // 2 twice, then 3 skipped
+        },
+      };
+    }
+    return {
+      answer: `${second}\nall\tep\t5\t1`,
+      events: (send) => {
+        for (const n of [3, 4, 5, 6]) send("Tick", n, `all\tep\t${n}`);
+      },
+    };
+  });
+  try {
+    const client = await connect(fake.url, { reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+    const log = [];
+    client.on("Tick", (n) => log.push(n));
+    client.onResumed("Tick", ({ recovered }) => log.push({ recovered }));
+    listening();
+    await until("the replay after the gap", () => log.includes(6));
+    assert.deepEqual(log, [1, 2, { recovered: true }, 3, 4, 5, 6], "the duplicate dropped, nothing past the gap delivered live");
+    assert.deepEqual(requests, [null, `${first}\nall\tep\t2`], "the first connection asks nothing; the second names the last offset delivered");
+    const close = await gapClose;
+    assert.equal(close.code, 4000);
+    assert.match(close.reason, /events of stream all were skipped/);
+  } finally {
+    fake.close();
+  }
 });
 
 test("the resume state drops duplicates, reports gaps, and answers per event", () => {

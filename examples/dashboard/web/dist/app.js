@@ -1616,6 +1616,7 @@ var WitRpcClient = class _WitRpcClient {
       }
       this.currentToken = token;
       const expiresAt = "expiresAtUnixMs" in auth ? auth.expiresAtUnixMs : null;
+      if (socket.readyState !== 1) throw new ConnectionClosedError("the connection closed during the handshake");
       if (this.tokenRefresh && expiresAt) this.scheduleRefresh(socket, expiresAt, null);
     } catch (e) {
       socket.close();
