@@ -104,9 +104,9 @@ async function until(what, done, limitMs = 20_000) {
 }
 
 /** A client behind a proxy that logs its `Message` events and resume markers in one list. */
-async function watcher(url) {
+async function watcher(url, options = {}) {
   const p = await proxy(url);
-  const client = await connect(p.url, { reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
+  const client = await connect(p.url, { reconnect: { initialDelayMs: 20, maxDelayMs: 100 }, ...options });
   const log = [];
   client.on("Message", (text) => log.push(text));
   client.onResumed("Message", ({ recovered }) => log.push({ recovered }));
@@ -134,21 +134,26 @@ async function broadcast(client, from, to) {
 
 const texts = (from, to) => Array.from({ length: to - from }, (_, i) => `m${from + i}`);
 
-test("after a cut, every missed broadcast arrives once and in order, marked recovered", async () => {
-  const s = await server(["--history", "100"]);
-  const w = await watcher(s.url);
-  const raiser = await connect(s.url, { reconnect: false });
-  assert.equal(w.client.resumeAccepted, true);
-  await broadcast(raiser, 0, 5);
-  await until("the first broadcasts", () => w.log.length === 5);
-  await cut(w);
-  await broadcast(raiser, 5, 15); // raised while the watcher is away
-  await reconnected(w);
-  await until("the replay", () => w.log.includes("m14"));
-  await broadcast(raiser, 15, 18);
-  await until("the live broadcasts", () => w.log.includes("m17"));
-  assert.deepEqual(w.log, [...texts(0, 5), { recovered: true }, ...texts(5, 18)], "no gap, no duplicate, marker first");
-});
+for (const [name, args, options] of [
+  ["plain", [], {}],
+  ["encrypted", ["--encryption"], { encryption: true }],
+]) {
+  test(`${name}: after a cut, every missed broadcast arrives once and in order, marked recovered`, async () => {
+    const s = await server(["--history", "100", ...args]);
+    const w = await watcher(s.url, options);
+    const raiser = await connect(s.url, { reconnect: false, ...options });
+    assert.equal(w.client.resumeAccepted, true);
+    await broadcast(raiser, 0, 5);
+    await until("the first broadcasts", () => w.log.length === 5);
+    await cut(w);
+    await broadcast(raiser, 5, 15); // raised while the watcher is away
+    await reconnected(w);
+    await until("the replay", () => w.log.includes("m14"));
+    await broadcast(raiser, 15, 18);
+    await until("the live broadcasts", () => w.log.includes("m17"));
+    assert.deepEqual(w.log, [...texts(0, 5), { recovered: true }, ...texts(5, 18)], "no gap, no duplicate, marker first");
+  });
+}
 
 test("beyond the history window the marker says recovered: false and nothing partial is replayed", async () => {
   const s = await server(["--history", "5"]);
