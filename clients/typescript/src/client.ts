@@ -36,6 +36,7 @@ import {
   typeNameV2,
 } from "./v2.js";
 import { type Format, type ParameterSerializer, serializerFor } from "./serializer.js";
+import { ResumeState } from "./resume.js";
 
 export interface ReconnectOptions {
   /** First delay after a lost connection (default 100 ms); doubles per failed attempt. */
@@ -100,6 +101,20 @@ export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 type Listener = (...args: any[]) => void;
 type StateListener = (state: ConnectionState, error?: Error) => void;
 
+/** What a reconnect did to one event's stream(s); see {@link WitRpcClient.onResumed}. */
+export interface ResumeInfo {
+  /**
+   * `true`: every event missed while disconnected follows, once and in order, then live
+   * ones. `false`: the server's history no longer covers the gap (or it restarted):
+   * nothing of the gap is replayed, reload what those events describe. `null`: the
+   * server does not resume this event (no history for it, or not a witrpc server),
+   * events raised meanwhile are lost, as after any reconnect.
+   */
+  recovered: boolean | null;
+}
+
+type ResumeListener = (info: ResumeInfo) => void;
+
 interface Pending {
   resolve(data: Uint8Array | null): void;
   reject(error: Error): void;
@@ -145,12 +160,12 @@ function abortReason(signal: AbortSignal): Error {
 }
 
 /** Our wire extensions announced at Initialization (ARCHITECTURE.md, "Wire extensions of ours"). */
-const ANNOUNCED_EXTENSIONS = "witrpc/1 token-refresh";
+const ANNOUNCED_EXTENSIONS = "witrpc/1 token-refresh resume";
 
-/** Whether the server's `Extensions` answer accepts `token-refresh`. */
-function acceptsTokenRefresh(extensions: string | null): boolean {
+/** Whether the server's `Extensions` answer accepts `feature` (`token-refresh`, `resume`). */
+function accepts(extensions: string | null, feature: string): boolean {
   const tokens = (extensions ?? "").split(/\s+/).filter((t) => t.length > 0);
-  return tokens[0] === "witrpc/1" && tokens.includes("token-refresh");
+  return tokens[0] === "witrpc/1" && tokens.includes(feature);
 }
 
 /**
@@ -239,6 +254,13 @@ export class WitRpcClient {
   /** The server accepted our `token-refresh` extension on the current connection. */
   private tokenRefresh = false;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The server accepted our `resume` extension on the current connection. */
+  private resume = false;
+  /** Positions per stream; outlives the connections. */
+  private readonly resumeState = new ResumeState();
+  private readonly resumeListeners = new Map<string, Set<ResumeListener>>();
+  /** A connection on which a gap was seen: nothing more of it is delivered. */
+  private gapped: Socket | undefined;
   private stateValue: ConnectionState = "connecting";
   private closedByUser = false;
   private openWaiters: Array<() => void> = [];
@@ -294,6 +316,34 @@ export class WitRpcClient {
     return () => {
       set.delete(listener);
     };
+  }
+
+  /**
+   * Calls `listener` after every reconnect with whether the events of `event` missed
+   * meanwhile follow ({@link ResumeInfo}); it runs before any event of the new
+   * connection is delivered. Against a server that keeps history of `event` (our
+   * `resume` extension) the client resumes by itself: it remembers the last position of
+   * each stream, asks for what followed, drops duplicates, and drops the connection (to
+   * resume) when a running stream skips an event. Returns the unsubscribe function.
+   *
+   * ```ts
+   * client.onResumed("PriceChanged", ({ recovered }) => {
+   *   if (recovered !== true) void reloadPrices(); // the gap is not replayed
+   * });
+   * ```
+   */
+  onResumed(event: string, listener: ResumeListener): () => void {
+    let set = this.resumeListeners.get(event);
+    if (!set) this.resumeListeners.set(event, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+    };
+  }
+
+  /** Whether the server accepted our `resume` extension on the current connection. */
+  get resumeAccepted(): boolean {
+    return this.resume;
   }
 
   /** The arguments of every `event`, in arrival order, until `signal` aborts or the loop breaks. */
@@ -488,14 +538,28 @@ export class WitRpcClient {
     return next;
   }
 
-  /** Sends a handshake message and waits for the reply with the same id. */
-  private exchange(type: number, payload: Uint8Array, seal: boolean): Promise<Uint8Array | null> {
+  /**
+   * Sends a handshake message and waits for the reply with the same id; `onReply` runs
+   * on it synchronously, before the next inbound message is handled.
+   */
+  private exchange(
+    type: number,
+    payload: Uint8Array,
+    seal: boolean,
+    onReply?: (reply: Uint8Array | null) => void,
+  ): Promise<Uint8Array | null> {
     const id = randomId();
     const key = hex(id);
     return new Promise((resolve, reject) => {
       this.pending.set(key, {
         resolve: (d) => {
           this.pending.delete(key);
+          try {
+            onReply?.(d);
+          } catch (e) {
+            reject(e);
+            return;
+          }
           resolve(d);
         },
         reject: (e) => {
@@ -566,6 +630,7 @@ export class WitRpcClient {
       const initRequest = v2 ? encodeInitializationV2(publicKey) : encodeInitialization(publicKey, ANNOUNCED_EXTENSIONS);
       const initReply = await this.exchange(MessageType.Initialization, initRequest, false);
       this.tokenRefresh = false;
+      this.resume = false;
       if (v2) {
         this.cipher = await initializeV2(initReply, rsa);
       } else {
@@ -573,20 +638,31 @@ export class WitRpcClient {
         if (!initReply) throw new ProtocolError(`${SERVER_SPEAKS_2}: connect with \`protocol: 2\``);
         const init = decodeInitializationReply(rsa ? await rsaDecrypt(rsa, initReply) : initReply);
         if (init.errorMessage) throw new ProtocolError(`the server refused the connection: ${init.errorMessage}`);
-        this.tokenRefresh = acceptsTokenRefresh(init.extensions);
+        this.tokenRefresh = accepts(init.extensions, "token-refresh");
+        this.resume = accepts(init.extensions, "resume");
         if (rsa) {
           this.cipher = await clientCipher(init.symmetricKey ?? new Uint8Array(), init.vector ?? new Uint8Array());
         } else if ((init.symmetricKey?.length ?? 0) > 1) {
           throw new ProtocolError("the server requires encryption: connect with `encryption: true`");
         }
       }
-      const authReply = await this.exchange(MessageType.Authorization, (v2 ? encodeAuthorizationV2 : encodeAuthorization)(token), true);
+      const resumeRequest = this.resume ? (this.resumeState.request() ?? undefined) : undefined;
+      const authRequest = v2 ? encodeAuthorizationV2(token) : encodeAuthorization(token, resumeRequest);
+      // The answer is taken in as it arrives: the replayed events right behind it must
+      // find the positions and markers in place.
+      const authReply = await this.exchange(MessageType.Authorization, authRequest, true, (reply) => {
+        const answer = reply ? (v2 ? decodeAuthorizationReplyV2 : decodeAuthorizationReply)(reply) : null;
+        const resumed = answer && "resumed" in answer && this.resume ? (answer.resumed as string | null) : null;
+        if (answer?.isAuthorized) this.resumed(resumed);
+      });
       const auth = authReply ? (v2 ? decodeAuthorizationReplyV2 : decodeAuthorizationReply)(authReply) : { isAuthorized: false, message: null };
       if (!auth.isAuthorized) {
         throw new UnauthorizedError("the server rejected the access token");
       }
       this.currentToken = token;
       const expiresAt = "expiresAtUnixMs" in auth ? (auth.expiresAtUnixMs as number | null) : null;
+      // Closed right behind the answer (e.g. a gap in the replay): this attempt failed.
+      if (socket.readyState !== 1) throw new ConnectionClosedError("the connection closed during the handshake");
       if (this.tokenRefresh && expiresAt) this.scheduleRefresh(socket, expiresAt, null);
     } catch (e) {
       socket.close();
@@ -614,10 +690,45 @@ export class WitRpcClient {
     const sealed = envelope.type !== MessageType.Initialization;
     const data = envelope.data && sealed ? await this.cipher.open(envelope.data) : envelope.data;
     if (envelope.type === MessageType.Callback) {
-      if (data) this.deliver(decodeEvent(data));
+      if (!data || socket === this.gapped) return;
+      const event = decodeEvent(data);
+      if (event.position !== null && this.resume) {
+        const seen = this.resumeState.observe(event.name, event.position);
+        if (seen.kind === "duplicate") return;
+        if (seen.kind === "gap") {
+          // Never a silent hole: this connection delivers nothing more, the reconnect resumes.
+          this.gapped = socket;
+          try {
+            socket.close(4000, `events of stream ${seen.stream.slice(0, 60)} were skipped`);
+          } catch {
+            // Already closing.
+          }
+          return;
+        }
+      }
+      this.deliver(event);
       return;
     }
     this.pending.get(hex(envelope.id))?.resolve(data);
+  }
+
+  /**
+   * Takes in a new connection's `Resumed` answer (null: no resume) and, on a reconnect,
+   * tells every `onResumed` listener whether its event was recovered.
+   */
+  private resumed(answer: string | null): void {
+    const outcome = this.resumeState.connected(answer);
+    if (!outcome.reconnect) return;
+    for (const [event, set] of this.resumeListeners) {
+      const info: ResumeInfo = { recovered: this.resumeState.recovered(outcome, event) };
+      for (const l of [...set]) {
+        try {
+          l(info);
+        } catch (e) {
+          reportListenerError(e);
+        }
+      }
+    }
   }
 
   /** Hands one event to its listeners. */

@@ -2,7 +2,7 @@
 // Part of an independent, WitRPC-compatible implementation (not the official WitRPC).
 
 export { WitRpcClient } from "./client.js";
-export type { CallOptions, ClientOptions, ConnectionState, ReconnectOptions } from "./client.js";
+export type { CallOptions, ClientOptions, ConnectionState, ReconnectOptions, ResumeInfo } from "./client.js";
 export {
   WitRpcError,
   UnauthorizedError,

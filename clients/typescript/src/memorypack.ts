@@ -315,11 +315,13 @@ export interface EventPayload {
   name: string;
   contractId: bigint;
   parameters: Uint8Array[];
+  /** Our member 10 (`resume`): `<stream>\t<epoch>\t<offset>`; null from .NET or without history. */
+  position: string | null;
 }
 
 export function decodeEvent(bytes: Uint8Array): EventPayload {
   const r = new Reader(bytes, "WitRequest");
-  const m = readTolerant(r, 10);
+  const m = readTolerant(r, 11);
   if (!m) throw new ProtocolError("null event payload");
   const name = m[1]?.string() ?? "";
   const parameters: Uint8Array[] = [];
@@ -329,7 +331,7 @@ export function decodeEvent(bytes: Uint8Array): EventPayload {
     for (let i = 0; i < n; i++) parameters.push(p.byteArray() ?? new Uint8Array());
   }
   const contractId = m[8] ? m[8].i64() : 0n;
-  return { name, contractId, parameters };
+  return { name, contractId, parameters, position: lenient(m[10], (r) => r.string()) };
 }
 
 export interface WitResponse {
@@ -401,29 +403,41 @@ export function decodeInitializationReply(bytes: Uint8Array): InitializationRepl
   };
 }
 
-export function encodeAuthorization(token: string): Uint8Array {
+/**
+ * `WitRequestAuthorization`; `resume` is our member 1 (the previous connection's id,
+ * then one `\n<stream>\t<epoch>\t<offset>` line per stream), written only when given.
+ */
+export function encodeAuthorization(token: string, resume?: string): Uint8Array {
   const t = new TolerantWriter();
   t.body.string(token);
   t.endMember();
+  if (resume !== undefined) {
+    t.body.string(resume);
+    t.endMember();
+  }
   return t.finish();
 }
 
 /**
  * `WitResponseAuthorization`; `expiresAtUnixMs` is our member 2 (ms since the epoch,
- * 0 = no expiry), sent only to clients that negotiated `token-refresh`.
+ * 0 = no expiry), sent only to clients that negotiated `token-refresh`; `resumed` is our
+ * member 3 (`resume`): this connection's id, then one `\n<stream>\t<epoch>\t<offset>\t<0|1>`
+ * line per resumed stream.
  */
 export function decodeAuthorizationReply(bytes: Uint8Array): {
   isAuthorized: boolean;
   message: string | null;
   expiresAtUnixMs: number | null;
+  resumed: string | null;
 } {
   const r = new Reader(bytes, "WitResponseAuthorization");
-  const m = readTolerant(r, 3);
+  const m = readTolerant(r, 4);
   if (!m) throw new ProtocolError("null authorization reply");
   const expires = lenient(m[2], (r) => Number(r.i64()));
   return {
     isAuthorized: m[0] ? m[0].u8() !== 0 : false,
     message: m[1] ? m[1].string() : null,
     expiresAtUnixMs: expires && expires > 0 ? expires : null,
+    resumed: lenient(m[3], (r) => r.string()),
   };
 }

@@ -376,7 +376,7 @@ function encodeRequest(q) {
 }
 function decodeEvent(bytes) {
   const r = new Reader(bytes, "WitRequest");
-  const m = readTolerant(r, 10);
+  const m = readTolerant(r, 11);
   if (!m) throw new ProtocolError("null event payload");
   const name = m[1]?.string() ?? "";
   const parameters = [];
@@ -386,7 +386,7 @@ function decodeEvent(bytes) {
     for (let i = 0; i < n; i++) parameters.push(p.byteArray() ?? new Uint8Array());
   }
   const contractId2 = m[8] ? m[8].i64() : 0n;
-  return { name, contractId: contractId2, parameters };
+  return { name, contractId: contractId2, parameters, position: lenient(m[10], (r2) => r2.string()) };
 }
 function decodeResponse(bytes) {
   const r = new Reader(bytes, "WitResponse");
@@ -432,21 +432,26 @@ function decodeInitializationReply(bytes) {
     extensions: lenient(m[4], (r2) => r2.string())
   };
 }
-function encodeAuthorization(token) {
+function encodeAuthorization(token, resume) {
   const t = new TolerantWriter();
   t.body.string(token);
   t.endMember();
+  if (resume !== void 0) {
+    t.body.string(resume);
+    t.endMember();
+  }
   return t.finish();
 }
 function decodeAuthorizationReply(bytes) {
   const r = new Reader(bytes, "WitResponseAuthorization");
-  const m = readTolerant(r, 3);
+  const m = readTolerant(r, 4);
   if (!m) throw new ProtocolError("null authorization reply");
   const expires = lenient(m[2], (r2) => Number(r2.i64()));
   return {
     isAuthorized: m[0] ? m[0].u8() !== 0 : false,
     message: m[1] ? m[1].string() : null,
-    expiresAtUnixMs: expires && expires > 0 ? expires : null
+    expiresAtUnixMs: expires && expires > 0 ? expires : null,
+    resumed: lenient(m[3], (r2) => r2.string())
   };
 }
 
@@ -1054,6 +1059,114 @@ function serializerFor(format) {
   throw new TypeError(`unknown format ${JSON.stringify(format)}; use "json" or "msgpack"`);
 }
 
+// ../../../clients/typescript/src/resume.ts
+var MAX_STREAMS = 256;
+var MAX_STREAM_NAME = 200;
+var GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+var OFFSET2 = /^[0-9]{1,20}$/;
+function parseOffset(text) {
+  return text !== void 0 && OFFSET2.test(text) ? BigInt(text) : null;
+}
+var ResumeState = class {
+  /** The id the server gave the last connection (lower case). */
+  lastId = null;
+  /** Last position per stream. */
+  streams = /* @__PURE__ */ new Map();
+  /** The streams each event name arrived on. */
+  byEvent = /* @__PURE__ */ new Map();
+  /** The streams named in the last resume request. */
+  asked = [];
+  /** A connection was established before (the next one is a reconnect). */
+  connectedBefore = false;
+  /** The `Resume` member for the next connection: null before a connection told us its id. */
+  request() {
+    const previous = this.lastId;
+    if (previous === null) return null;
+    const own = `c:${previous}`;
+    for (const stream of [...this.streams.keys()]) {
+      if (stream.startsWith("c:") && stream !== own) this.streams.delete(stream);
+    }
+    let text = previous;
+    this.asked = [];
+    for (const [stream, { epoch, offset }] of this.streams) {
+      text += `
+${stream}	${epoch}	${offset}`;
+      this.asked.push(stream);
+    }
+    return text;
+  }
+  /** Records a positioned event of `event`. */
+  observe(event, position) {
+    const parts = position.split("	");
+    const offset = parseOffset(parts[2]);
+    if (parts.length !== 3 || offset === null) return { kind: "next" };
+    const [stream, epoch] = parts;
+    if (stream.length > MAX_STREAM_NAME) return { kind: "next" };
+    const seen = this.byEvent.get(event);
+    if (seen) {
+      if (!seen.has(stream) && seen.size < MAX_STREAMS) seen.add(stream);
+    } else if (this.byEvent.size < MAX_STREAMS) {
+      this.byEvent.set(event, /* @__PURE__ */ new Set([stream]));
+    }
+    const known = this.streams.get(stream);
+    if (known && known.epoch === epoch) {
+      if (offset <= known.offset) return { kind: "duplicate" };
+      if (offset > known.offset + 1n) return { kind: "gap", stream };
+      known.offset = offset;
+    } else if (known || this.streams.size < MAX_STREAMS) {
+      this.streams.set(stream, { epoch, offset });
+    }
+    return { kind: "next" };
+  }
+  /**
+   * Takes in the server's `Resumed` answer of a new connection (null: the server does
+   * not accept `resume`).
+   */
+  connected(answer) {
+    const outcome = { reconnect: this.connectedBefore, resumed: false, lost: /* @__PURE__ */ new Set(), lostUnknown: false };
+    this.connectedBefore = true;
+    const asked = this.asked;
+    this.asked = [];
+    if (answer === null) {
+      this.lastId = null;
+      return outcome;
+    }
+    outcome.resumed = true;
+    const lines = answer.split("\n");
+    const first = lines.shift() ?? "";
+    this.lastId = GUID.test(first) ? first.toLowerCase() : null;
+    const answered = /* @__PURE__ */ new Set();
+    for (const line of lines) {
+      const parts = line.split("	");
+      const offset = parseOffset(parts[2]);
+      if (parts.length !== 4 || offset === null) continue;
+      const [stream, epoch, , flag] = parts;
+      answered.add(stream);
+      if (flag === "1") continue;
+      if (this.streams.has(stream) || this.streams.size < MAX_STREAMS) this.streams.set(stream, { epoch, offset });
+      if (![...this.byEvent.values()].some((s) => s.has(stream))) outcome.lostUnknown = true;
+      outcome.lost.add(stream);
+    }
+    for (const stream of asked) {
+      if (answered.has(stream)) continue;
+      this.streams.delete(stream);
+      outcome.lost.add(stream);
+    }
+    return outcome;
+  }
+  /**
+   * Whether every missed event of `event` follows after `outcome`: null when the server
+   * does not resume or the event never arrived with a position (nothing to vouch for).
+   */
+  recovered(outcome, event) {
+    const streams = outcome.resumed ? this.byEvent.get(event) : void 0;
+    if (!streams) return null;
+    if (outcome.lostUnknown) return false;
+    for (const s of streams) if (outcome.lost.has(s)) return false;
+    return true;
+  }
+};
+
 // ../../../clients/typescript/src/client.ts
 function hex(id) {
   let s = "";
@@ -1073,10 +1186,10 @@ function abortReason(signal) {
   if (reason instanceof Error) return reason;
   return new DOMException("the call was aborted", "AbortError");
 }
-var ANNOUNCED_EXTENSIONS = "witrpc/1 token-refresh";
-function acceptsTokenRefresh(extensions) {
+var ANNOUNCED_EXTENSIONS = "witrpc/1 token-refresh resume";
+function accepts(extensions, feature) {
   const tokens = (extensions ?? "").split(/\s+/).filter((t) => t.length > 0);
-  return tokens[0] === "witrpc/1" && tokens.includes("token-refresh");
+  return tokens[0] === "witrpc/1" && tokens.includes(feature);
 }
 function refreshDelayMs(remainingMs) {
   const remaining = Math.max(0, remainingMs);
@@ -1152,6 +1265,13 @@ var WitRpcClient = class _WitRpcClient {
   /** The server accepted our `token-refresh` extension on the current connection. */
   tokenRefresh = false;
   refreshTimer;
+  /** The server accepted our `resume` extension on the current connection. */
+  resume = false;
+  /** Positions per stream; outlives the connections. */
+  resumeState = new ResumeState();
+  resumeListeners = /* @__PURE__ */ new Map();
+  /** A connection on which a gap was seen: nothing more of it is delivered. */
+  gapped;
   stateValue = "connecting";
   closedByUser = false;
   openWaiters = [];
@@ -1190,6 +1310,32 @@ var WitRpcClient = class _WitRpcClient {
     return () => {
       set.delete(listener);
     };
+  }
+  /**
+   * Calls `listener` after every reconnect with whether the events of `event` missed
+   * meanwhile follow ({@link ResumeInfo}); it runs before any event of the new
+   * connection is delivered. Against a server that keeps history of `event` (our
+   * `resume` extension) the client resumes by itself: it remembers the last position of
+   * each stream, asks for what followed, drops duplicates, and drops the connection (to
+   * resume) when a running stream skips an event. Returns the unsubscribe function.
+   *
+   * ```ts
+   * client.onResumed("PriceChanged", ({ recovered }) => {
+   *   if (recovered !== true) void reloadPrices(); // the gap is not replayed
+   * });
+   * ```
+   */
+  onResumed(event, listener) {
+    let set = this.resumeListeners.get(event);
+    if (!set) this.resumeListeners.set(event, set = /* @__PURE__ */ new Set());
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+    };
+  }
+  /** Whether the server accepted our `resume` extension on the current connection. */
+  get resumeAccepted() {
+    return this.resume;
   }
   /** The arguments of every `event`, in arrival order, until `signal` aborts or the loop breaks. */
   events(event, options = {}) {
@@ -1366,14 +1512,23 @@ var WitRpcClient = class _WitRpcClient {
     this.sendChain = next.catch(() => void 0);
     return next;
   }
-  /** Sends a handshake message and waits for the reply with the same id. */
-  exchange(type, payload, seal) {
+  /**
+   * Sends a handshake message and waits for the reply with the same id; `onReply` runs
+   * on it synchronously, before the next inbound message is handled.
+   */
+  exchange(type, payload, seal, onReply) {
     const id = randomId();
     const key = hex(id);
     return new Promise((resolve, reject) => {
       this.pending.set(key, {
         resolve: (d) => {
           this.pending.delete(key);
+          try {
+            onReply?.(d);
+          } catch (e) {
+            reject(e);
+            return;
+          }
           resolve(d);
         },
         reject: (e) => {
@@ -1433,26 +1588,35 @@ var WitRpcClient = class _WitRpcClient {
       const initRequest = v2 ? encodeInitializationV2(publicKey) : encodeInitialization(publicKey, ANNOUNCED_EXTENSIONS);
       const initReply = await this.exchange(3 /* Initialization */, initRequest, false);
       this.tokenRefresh = false;
+      this.resume = false;
       if (v2) {
         this.cipher = await initializeV2(initReply, rsa);
       } else {
         if (!initReply) throw new ProtocolError(`${SERVER_SPEAKS_2}: connect with \`protocol: 2\``);
         const init2 = decodeInitializationReply(rsa ? await rsaDecrypt(rsa, initReply) : initReply);
         if (init2.errorMessage) throw new ProtocolError(`the server refused the connection: ${init2.errorMessage}`);
-        this.tokenRefresh = acceptsTokenRefresh(init2.extensions);
+        this.tokenRefresh = accepts(init2.extensions, "token-refresh");
+        this.resume = accepts(init2.extensions, "resume");
         if (rsa) {
           this.cipher = await clientCipher(init2.symmetricKey ?? new Uint8Array(), init2.vector ?? new Uint8Array());
         } else if ((init2.symmetricKey?.length ?? 0) > 1) {
           throw new ProtocolError("the server requires encryption: connect with `encryption: true`");
         }
       }
-      const authReply = await this.exchange(4 /* Authorization */, (v2 ? encodeAuthorizationV2 : encodeAuthorization)(token), true);
+      const resumeRequest = this.resume ? this.resumeState.request() ?? void 0 : void 0;
+      const authRequest = v2 ? encodeAuthorizationV2(token) : encodeAuthorization(token, resumeRequest);
+      const authReply = await this.exchange(4 /* Authorization */, authRequest, true, (reply) => {
+        const answer = reply ? (v2 ? decodeAuthorizationReplyV2 : decodeAuthorizationReply)(reply) : null;
+        const resumed = answer && "resumed" in answer && this.resume ? answer.resumed : null;
+        if (answer?.isAuthorized) this.resumed(resumed);
+      });
       const auth = authReply ? (v2 ? decodeAuthorizationReplyV2 : decodeAuthorizationReply)(authReply) : { isAuthorized: false, message: null };
       if (!auth.isAuthorized) {
         throw new UnauthorizedError("the server rejected the access token");
       }
       this.currentToken = token;
       const expiresAt = "expiresAtUnixMs" in auth ? auth.expiresAtUnixMs : null;
+      if (socket.readyState !== 1) throw new ConnectionClosedError("the connection closed during the handshake");
       if (this.tokenRefresh && expiresAt) this.scheduleRefresh(socket, expiresAt, null);
     } catch (e) {
       socket.close();
@@ -1476,10 +1640,42 @@ var WitRpcClient = class _WitRpcClient {
     const sealed = envelope.type !== 3 /* Initialization */;
     const data = envelope.data && sealed ? await this.cipher.open(envelope.data) : envelope.data;
     if (envelope.type === 2 /* Callback */) {
-      if (data) this.deliver(decodeEvent(data));
+      if (!data || socket === this.gapped) return;
+      const event = decodeEvent(data);
+      if (event.position !== null && this.resume) {
+        const seen = this.resumeState.observe(event.name, event.position);
+        if (seen.kind === "duplicate") return;
+        if (seen.kind === "gap") {
+          this.gapped = socket;
+          try {
+            socket.close(4e3, `events of stream ${seen.stream.slice(0, 60)} were skipped`);
+          } catch {
+          }
+          return;
+        }
+      }
+      this.deliver(event);
       return;
     }
     this.pending.get(hex(envelope.id))?.resolve(data);
+  }
+  /**
+   * Takes in a new connection's `Resumed` answer (null: no resume) and, on a reconnect,
+   * tells every `onResumed` listener whether its event was recovered.
+   */
+  resumed(answer) {
+    const outcome = this.resumeState.connected(answer);
+    if (!outcome.reconnect) return;
+    for (const [event, set] of this.resumeListeners) {
+      const info = { recovered: this.resumeState.recovered(outcome, event) };
+      for (const l of [...set]) {
+        try {
+          l(info);
+        } catch (e) {
+          reportListenerError(e);
+        }
+      }
+    }
   }
   /** Hands one event to its listeners. */
   deliver(event) {
