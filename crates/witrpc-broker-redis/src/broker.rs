@@ -57,6 +57,8 @@ pub struct RedisBroker {
 struct Inner {
     node: String,
     prefix: String,
+    /// The control channel, `P:ctl`.
+    ctl: String,
     ttl: Duration,
     timeout: Duration,
     key: Option<hmac::Key>,
@@ -154,6 +156,7 @@ impl RedisBroker {
         let inner = Arc::new(Inner {
             node,
             prefix: config.prefix.clone(),
+            ctl: format!("{}:ctl", config.prefix),
             ttl: config.presence_ttl,
             timeout: config.timeout,
             key: config.secret.as_ref().map(|s| hmac::Key::new(hmac::HMAC_SHA256, s)),
@@ -307,7 +310,7 @@ impl Inner {
         if repair {
             let own: Vec<String> = self.local().topics.iter().cloned().collect();
             let mut channels = topics;
-            channels.push(self.ctl_channel());
+            channels.push(self.ctl.clone());
             if let Err(e) = self.run(|mut c| async move { c.subscribe(channels).await }).await {
                 tracing::debug!(error = %e, "backplane re-subscription failed");
                 return;

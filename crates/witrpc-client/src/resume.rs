@@ -75,10 +75,7 @@ impl ResumeState {
 
     /// Records a positioned event of `event`.
     pub(crate) fn observe(&mut self, event: &str, position: &str) -> Observed {
-        let mut parts = position.split('\t');
-        let (Some(stream), Some(epoch), Some(Ok(offset)), None) =
-            (parts.next(), parts.next(), parts.next().map(str::parse::<u64>), parts.next())
-        else {
+        let Some((stream, epoch, offset)) = witrpc_core::StreamPosition::split(position) else {
             tracing::debug!("unreadable stream position ignored");
             return Observed::Next;
         };

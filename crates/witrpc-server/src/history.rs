@@ -60,30 +60,8 @@ pub const MAX_TOTAL_EVENTS: usize = 1_000_000;
 /// while events are appended.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Where an event sits in its stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Position {
-    pub(crate) stream: String,
-    pub(crate) epoch: String,
-    pub(crate) offset: u64,
-}
-
-impl Position {
-    /// The wire form, `<stream>\t<epoch>\t<offset>`.
-    pub(crate) fn to_wire(&self) -> String {
-        format!("{}\t{}\t{}", self.stream, self.epoch, self.offset)
-    }
-
-    /// Reads the wire form; `None` for anything else.
-    pub(crate) fn parse(line: &str) -> Option<Self> {
-        let mut parts = line.split('\t');
-        let (stream, epoch, offset) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || stream.is_empty() || epoch.is_empty() {
-            return None;
-        }
-        Some(Self { stream: stream.to_owned(), epoch: epoch.to_owned(), offset: offset.parse().ok()? })
-    }
-}
+/// Where an event sits in its stream (the wire form is its `Display`).
+pub(crate) use witrpc_core::StreamPosition as Position;
 
 /// Whether a stream name can be carried in positions (the wire separators are tab
 /// and newline).
@@ -311,7 +289,7 @@ mod tests {
     const TAG: EventTag = EventTag { key: (1, "Tick"), policy: SlowConsumerPolicy::Disconnect };
 
     fn append(h: &MemoryHistory, stream: &str, limits: HistoryLimits, now: Instant) -> Position {
-        h.append(stream, limits, now, &mut |p| Bytes::from(p.to_wire()), TAG)
+        h.append(stream, limits, now, &mut |p| Bytes::from(p.to_string()), TAG)
     }
 
     fn offsets(r: &Recovery) -> Option<Vec<u64>> {
@@ -417,7 +395,7 @@ mod tests {
     #[test]
     fn positions_parse_strictly() {
         let p = Position { stream: "g:a b".into(), epoch: "00ff".into(), offset: 42 };
-        assert_eq!(Position::parse(&p.to_wire()), Some(p));
+        assert_eq!(Position::parse(&p.to_string()), Some(p));
         for bad in ["", "all", "all\tab", "all\tab\t-1", "all\tab\tx", "\tab\t1", "all\t\t1", "all\tab\t1\t1"] {
             assert_eq!(Position::parse(bad), None, "{bad:?}");
         }

@@ -28,8 +28,10 @@ pub(super) struct Pending {
 }
 
 impl Inner {
-    pub(super) fn ctl_channel(&self) -> String {
-        format!("{}:ctl", self.prefix)
+    /// The control channel, `P:ctl` (named once, at connect: every received frame is
+    /// compared with it).
+    pub(super) fn ctl_channel(&self) -> &str {
+        &self.ctl
     }
 
     pub(super) fn next_seq(&self) -> u64 {
@@ -45,7 +47,7 @@ impl Inner {
     ) -> Result<(), BrokerError> {
         let message = Control { kind, node: self.node.clone(), seq, acked: acked.to_owned(), topics }.encode();
         let channel = self.ctl_channel();
-        let signed = self.sign(&channel, Bytes::from(message));
+        let signed = self.sign(channel, Bytes::from(message));
         self.run(|mut c| async move {
             redis::cmd(c.publish_command()).arg(channel).arg(&signed[..]).query_async::<()>(&mut c).await
         })

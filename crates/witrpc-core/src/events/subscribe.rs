@@ -175,15 +175,29 @@ impl StreamPosition {
     /// use witrpc_core::StreamPosition;
     /// let p = StreamPosition::parse("g:room\t0123456789abcdef\t42").unwrap();
     /// assert_eq!((p.stream.as_str(), p.offset), ("g:room", 42));
+    /// assert_eq!(p.to_string(), "g:room\t0123456789abcdef\t42");
     /// assert!(StreamPosition::parse("all\tepoch").is_none());
     /// ```
     pub fn parse(text: &str) -> Option<Self> {
+        let (stream, epoch, offset) = Self::split(text)?;
+        Some(Self { stream: stream.to_owned(), epoch: epoch.to_owned(), offset })
+    }
+
+    /// [`StreamPosition::parse`] without allocating: the stream, the epoch and the offset.
+    pub fn split(text: &str) -> Option<(&str, &str, u64)> {
         let mut parts = text.split('\t');
         let (stream, epoch, offset) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() || stream.is_empty() || epoch.is_empty() {
             return None;
         }
-        Some(Self { stream: stream.to_owned(), epoch: epoch.to_owned(), offset: offset.parse().ok()? })
+        Some((stream, epoch, offset.parse().ok()?))
+    }
+}
+
+/// The wire text, `<stream>\t<epoch>\t<offset>`.
+impl fmt::Display for StreamPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\t{}\t{}", self.stream, self.epoch, self.offset)
     }
 }
 
