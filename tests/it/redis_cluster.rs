@@ -42,13 +42,14 @@ fn free_cluster_port() -> u16 {
     }
 }
 
-/// Sends one inline command and reads the whole reply (until `until` appears in it).
-async fn query(port: u16, line: &str, until: &str) -> String {
+/// Sends one inline command and reads its reply: until `until` appears in it, or, with
+/// `until = None`, until the server has been quiet for 300 ms (the whole reply).
+async fn query(port: u16, line: &str, until: Option<&str>) -> String {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect to redis");
     s.write_all(format!("{line}\r\n").as_bytes()).await.expect("write");
     let mut reply = Vec::new();
     let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&reply).contains(until) {
+    while until.is_none_or(|u| !String::from_utf8_lossy(&reply).contains(u)) {
         match tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => reply.extend_from_slice(&buf[..n]),
             _ => break,
@@ -96,7 +97,7 @@ impl RedisCluster {
         assert!(created.success(), "redis-cli --cluster create failed");
         for &port in &cluster.ports {
             within("cluster state ok", async {
-                while !query(port, "CLUSTER INFO", "cluster_state").await.contains("cluster_state:ok") {
+                while !query(port, "CLUSTER INFO", Some("cluster_state")).await.contains("cluster_state:ok") {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             })
@@ -113,7 +114,7 @@ impl RedisCluster {
     async fn shard_channels(&self) -> String {
         let mut all = String::new();
         for &port in &self.ports {
-            all.push_str(&query(port, "PUBSUB SHARDCHANNELS", "\r\n").await);
+            all.push_str(&query(port, "PUBSUB SHARDCHANNELS", None).await);
         }
         all
     }
@@ -122,7 +123,7 @@ impl RedisCluster {
     async fn classic_channels(&self) -> String {
         let mut all = String::new();
         for &port in &self.ports {
-            all.push_str(&query(port, "PUBSUB CHANNELS", "\r\n").await);
+            all.push_str(&query(port, "PUBSUB CHANNELS", None).await);
         }
         all
     }
