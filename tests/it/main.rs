@@ -21,6 +21,7 @@ mod protocol2;
 mod reconnect;
 mod redis_cluster;
 mod resume;
+mod resume_cluster;
 mod robustness;
 mod security;
 mod send_sync;

@@ -4,12 +4,9 @@
 //! partial; another identity cannot take over someone's groups; a .NET-shaped client
 //! sees today's bytes.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use witrpc::EventError;
 use witrpc::client::ReconnectPolicy;
 use witrpc::prelude::*;
@@ -20,53 +17,7 @@ use witrpc::protocol::{
 use witrpc::server::HistoryLimits;
 use witrpc_demo::{DemoServiceClient, UserTokens};
 
-use crate::util::{RawPeer, TestServer, demo_request, within, within_limit};
-
-/// A TCP proxy on 127.0.0.1 that can be severed (every piped connection dropped, new
-/// ones refused) and restored.
-struct Proxy {
-    addr: SocketAddr,
-    /// The generation: bumped by `sever`; pipes of an older one end. Odd = down.
-    state: watch::Sender<u64>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let (state, _) = watch::channel(0u64);
-        let states = state.clone();
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut generation = states.subscribe();
-                let born = *generation.borrow_and_update();
-                if born % 2 == 1 {
-                    continue; // down: the connection is dropped at once
-                }
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = generation.wait_for(|g| *g != born) => {}
-                    }
-                });
-            }
-        });
-        Self { addr, state }
-    }
-
-    fn sever(&self) {
-        self.state.send_modify(|g| *g += 1);
-    }
-
-    fn restore(&self) {
-        self.state.send_modify(|g| *g += 1);
-    }
-
-    fn url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
-    }
-}
+use crate::util::{Proxy, RawPeer, TestServer, demo_request, within, within_limit};
 
 fn policy() -> ReconnectPolicy {
     ReconnectPolicy::new(Duration::from_millis(20), Duration::from_millis(100))

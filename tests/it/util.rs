@@ -1,11 +1,14 @@
 //! Shared helpers: a demo server on a free port, clients, and a raw protocol peer.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -298,4 +301,60 @@ pub(crate) async fn spawn_example(
     .expect("reader task")
     .expect("ready line");
     (child, line.0.trim().to_owned(), line.1)
+}
+
+/// A TCP proxy on 127.0.0.1 that can be severed (every piped connection dropped, new
+/// ones refused) and restored.
+pub(crate) struct Proxy {
+    addr: SocketAddr,
+    /// Where new connections go.
+    target: Arc<Mutex<SocketAddr>>,
+    /// The generation: bumped by `sever`; pipes of an older one end. Odd = down.
+    state: watch::Sender<u64>,
+}
+
+impl Proxy {
+    pub(crate) async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let (state, _) = watch::channel(0u64);
+        let states = state.clone();
+        let target = Arc::new(Mutex::new(target));
+        let targets = target.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut generation = states.subscribe();
+                let born = *generation.borrow_and_update();
+                if born % 2 == 1 {
+                    continue; // down: the connection is dropped at once
+                }
+                let to = *targets.lock().unwrap_or_else(|e| e.into_inner());
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(to).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = generation.wait_for(|g| *g != born) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, target, state }
+    }
+
+    pub(crate) fn sever(&self) {
+        self.state.send_modify(|g| *g += 1);
+    }
+
+    pub(crate) fn restore(&self) {
+        self.state.send_modify(|g| *g += 1);
+    }
+
+    /// Sends new connections to `target` from now on.
+    pub(crate) fn retarget(&self, target: SocketAddr) {
+        *self.target.lock().unwrap_or_else(|e| e.into_inner()) = target;
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
 }

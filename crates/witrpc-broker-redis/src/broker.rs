@@ -21,7 +21,7 @@ use ring::hmac;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 use witrpc_server::Member;
-use witrpc_server::broker::{Broker, BrokerError, BrokerInbound, PresenceKey};
+use witrpc_server::broker::{Broker, BrokerError, BrokerInbound, PresenceKey, SharedHistory};
 use witrpc_server::metrics::BACKPLANE_LOST;
 
 use crate::config::RedisBrokerConfig;
@@ -51,25 +51,44 @@ type Inbound = Arc<Mutex<Option<Weak<dyn BrokerInbound>>>>;
 /// `WitServerBuilder::with_broker`. See the crate docs for its guarantees.
 #[derive(Debug, Clone)]
 pub struct RedisBroker {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+/// What the publish task sends, in queue order.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A frame for a channel (`PUBLISH`).
+    Frame { channel: String, frame: Bytes },
+    /// A frame appended to a history stream, then published with its position
+    /// (the [`keys::APPEND`] script).
+    Recorded {
+        meta: String,
+        key: String,
+        channel: String,
+        frame: Bytes,
+        max_events: usize,
+        max_age_ms: u64,
+        epoch: String,
+        stream: String,
+    },
+}
+
+pub(crate) struct Inner {
     node: String,
-    prefix: String,
+    pub(crate) prefix: String,
     /// The control channel, `P:ctl`.
     ctl: String,
     ttl: Duration,
     timeout: Duration,
     key: Option<hmac::Key>,
     conn: Link,
-    publish: mpsc::Sender<(String, Bytes)>,
+    publish: mpsc::Sender<Outgoing>,
     inbound: Inbound,
     local: Mutex<LocalState>,
     /// An operation failed or the connection dropped: the next heartbeat re-subscribes
     /// and rewrites presence in full.
     dirty: AtomicBool,
-    stats: Arc<Stats>,
+    pub(crate) stats: Arc<Stats>,
     interest: Mutex<Interest>,
     seq: AtomicU64,
     /// Announcements waiting for acknowledgements, by sequence number.
@@ -90,7 +109,7 @@ struct LocalState {
 }
 
 #[derive(Debug, Default)]
-struct Stats {
+pub(crate) struct Stats {
     queued: AtomicU64,
     published: AtomicU64,
     received: AtomicU64,
@@ -100,7 +119,7 @@ struct Stats {
 
 impl Stats {
     /// Counts `n` lost frames and logs (at most once a second) why.
-    fn lost(&self, n: u64, reason: &'static str) {
+    pub(crate) fn lost(&self, n: u64, reason: &'static str) {
         self.lost.fetch_add(n, Ordering::Relaxed);
         metrics::counter!(BACKPLANE_LOST, "reason" => reason).increment(n);
         let mut last = self.last_loss_log.lock().unwrap_or_else(|e| e.into_inner());
@@ -217,6 +236,16 @@ impl RedisBroker {
 }
 
 impl Inner {
+    /// Queues `item` for the publish task; with no room it is dropped and counted.
+    pub(crate) fn enqueue(&self, item: Outgoing) {
+        match self.publish.try_send(item) {
+            Ok(()) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => self.stats.lost(1, "queue_full"),
+        }
+    }
+
     fn local(&self) -> MutexGuard<'_, LocalState> {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -232,7 +261,7 @@ impl Inner {
 
     /// Runs `f` on a clone of the connection within the timeout; a failure marks the
     /// broker dirty (repaired by the next heartbeat).
-    async fn run<T, F>(&self, f: impl FnOnce(Link) -> F) -> Result<T, BrokerError>
+    pub(crate) async fn run<T, F>(&self, f: impl FnOnce(Link) -> F) -> Result<T, BrokerError>
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
@@ -247,7 +276,7 @@ impl Inner {
         result
     }
 
-    fn sign(&self, channel: &str, frame: Bytes) -> Bytes {
+    pub(crate) fn sign(&self, channel: &str, frame: Bytes) -> Bytes {
         let Some(key) = &self.key else { return frame };
         let mut ctx = hmac::Context::with_key(key);
         ctx.update(channel.as_bytes());
@@ -260,7 +289,7 @@ impl Inner {
     }
 
     /// The frame inside a received message, or `None` when its signature is wrong.
-    fn verify(&self, channel: &[u8], mut message: Vec<u8>) -> Option<Vec<u8>> {
+    pub(crate) fn verify(&self, channel: &[u8], mut message: Vec<u8>) -> Option<Vec<u8>> {
         let Some(key) = &self.key else { return Some(message) };
         let split = message.len().checked_sub(TAG_LEN)?;
         let tag = message.split_off(split);
@@ -397,12 +426,13 @@ impl Broker for RedisBroker {
     fn publish(&self, topic: &str, frame: Bytes) {
         let channel = keys::channel(&self.inner.prefix, topic);
         let frame = self.inner.sign(&channel, frame);
-        match self.inner.publish.try_send((channel, frame)) {
-            Ok(()) => {
-                self.inner.stats.queued.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => self.inner.stats.lost(1, "queue_full"),
-        }
+        self.inner.enqueue(Outgoing::Frame { channel, frame });
+    }
+
+    fn history(&self) -> Option<&dyn SharedHistory> {
+        // A script may touch one hash slot only; on a cluster a topic's channel and its
+        // history do not share one.
+        (!self.inner.conn.is_cluster()).then_some(self as &dyn SharedHistory)
     }
 
     async fn revoke_user(&self, user: &str) -> Result<(), BrokerError> {

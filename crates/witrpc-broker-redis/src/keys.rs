@@ -20,6 +20,63 @@ pub(crate) fn presence(prefix: &str, node: &str, kind: char, name: &str) -> Stri
     format!("{{{prefix}}}:p:{node}:{kind}:{name}")
 }
 
+/// The capped stream (`XADD`) of history stream `stream`: entry id `<offset>-0`, fields
+/// `t` (Redis time, ms) and `f` (the signed frame).
+pub(crate) fn history(prefix: &str, stream: &str) -> String {
+    format!("{{{prefix}}}:h:{stream}")
+}
+
+/// The hash of history stream `stream`: `e` epoch, `o` offset of its last event, `a`
+/// max age (ms).
+pub(crate) fn history_meta(prefix: &str, stream: &str) -> String {
+    format!("{{{prefix}}}:hm:{stream}")
+}
+
+/// The session record of a closed connection.
+pub(crate) fn session(prefix: &str, connection: &str) -> String {
+    format!("{{{prefix}}}:s:{connection}")
+}
+
+/// What starts a positioned message (a frame appended to the history), followed by
+/// `<stream>\t<epoch>\t<offset>\n` and the signed frame.
+pub(crate) const POSITIONED: &[u8; 4] = b"WRH\x01";
+
+/// Appends a frame to a history stream and publishes it with its position, atomically.
+/// KEYS[1] = meta, KEYS[2] = stream; ARGV[1] = channel, ARGV[2] = signed frame,
+/// ARGV[3] = max events, ARGV[4] = max age ms, ARGV[5] = epoch for a new stream,
+/// ARGV[6] = stream name. A stream whose meta expired (unwritten for twice its age)
+/// starts again at offset 1 in a new epoch. Returns the offset.
+pub(crate) const APPEND: &str = r"
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[5]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0, 'a', ARGV[4])
+end
+local age = math.max(tonumber(redis.call('HGET', KEYS[1], 'a') or '0'), tonumber(ARGV[4]))
+redis.call('HSET', KEYS[1], 'a', string.format('%d', age))
+local top = redis.call('HINCRBY', KEYS[1], 'o', 1)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], string.format('%d-0', top), 't', string.format('%d', now), 'f', ARGV[2])
+redis.call('PEXPIRE', KEYS[2], age)
+redis.call('PEXPIRE', KEYS[1], 2 * age)
+redis.call('PUBLISH', ARGV[1], 'WRH\1' .. ARGV[6] .. '\t' .. epoch .. '\t' .. string.format('%d', top) .. '\n' .. ARGV[2])
+return top
+";
+
+/// Reads a history stream from an offset on. KEYS[1] = meta, KEYS[2] = stream;
+/// ARGV[1] = first offset wanted, ARGV[2] = most entries. Returns `{}` for no stream,
+/// else `{epoch, top, max age ms, now ms, entries}` (entries as `XRANGE` gives them).
+pub(crate) const SINCE: &str = r"
+local m = redis.call('HMGET', KEYS[1], 'e', 'o', 'a')
+if not m[1] then return {} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
+return {m[1], tonumber(m[2]), tonumber(m[3]), now, entries}
+";
+
 /// Whether `id` is a valid node id (it is part of keys, so no `:`).
 pub(crate) fn valid_node_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))

@@ -61,6 +61,7 @@ mod broker;
 mod config;
 mod control;
 mod error;
+mod history;
 mod keys;
 mod link;
 

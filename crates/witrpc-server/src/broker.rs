@@ -18,11 +18,14 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use uuid::Uuid;
-use witrpc_core::Member;
+use witrpc_core::{Member, StreamPosition};
+
+use crate::history::HistoryLimits;
 
 pub(crate) mod frame;
 
@@ -55,6 +58,94 @@ pub trait BrokerInbound: Send + Sync + 'static {
     fn revoke_user(&self, user: &str) {
         let _ = user;
     }
+
+    /// A frame appended to a shared history ([`SharedHistory::append`]), with the
+    /// position the history gave it; it comes from every node, this one included.
+    /// Must not block. Default: delivered as an unpositioned frame.
+    fn deliver_positioned(&self, position: StreamPosition, frame: Bytes) {
+        let _ = position;
+        self.deliver(frame);
+    }
+}
+
+/// One event kept by a [`SharedHistory`]: its offset in its stream and its frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The event's offset (1, 2, 3… within an epoch).
+    pub offset: u64,
+    /// The frame given to [`SharedHistory::append`].
+    pub frame: Bytes,
+}
+
+/// What a [`SharedHistory`] can give a client that last saw a position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HistoryRead {
+    /// Every event after the position, in order (possibly none); `top` is where the
+    /// stream stands.
+    Recovered {
+        /// The events after the position.
+        entries: Vec<HistoryEntry>,
+        /// The stream's current position.
+        top: StreamPosition,
+    },
+    /// The gap cannot be filled (another epoch, events expired or trimmed); `top` is
+    /// where the stream stands, if it exists.
+    Lost {
+        /// The stream's current position, if the stream exists.
+        top: Option<StreamPosition>,
+    },
+}
+
+/// Event history kept by the cluster's backend, so a client can resume on any node.
+///
+/// Each stream (`all`, `g:<group>`, `u:<user>`, `c:<connection>`) has an epoch and
+/// numbers its events 1, 2, 3…: [`append`](Self::append) assigns the next position,
+/// stores the frame in the stream's capped history and publishes it to the topic's
+/// subscribers **in one atomic step**, so every node sees a stream's events in offset
+/// order and a resume can never fall between the write and the publish. The hub then
+/// delivers the event (on every node, the raising one included) from
+/// [`BrokerInbound::deliver_positioned`]. An epoch changes only when a stream is
+/// created anew (it expired, or the backend lost it): offsets of another epoch are
+/// never recovered.
+#[async_trait]
+pub trait SharedHistory: Send + Sync + fmt::Debug + 'static {
+    /// Queues `frame` for `stream` (published to `topic`), keeping at most `limits`.
+    /// Never waits: with no room the frame is dropped, counted and logged, and nobody
+    /// receives the event.
+    fn append(&self, stream: &str, topic: &str, limits: HistoryLimits, frame: Bytes);
+
+    /// Where `stream` stands (`None`: no such stream).
+    ///
+    /// # Errors
+    /// [`BrokerError::Backend`].
+    async fn top(&self, stream: &str) -> Result<Option<StreamPosition>, BrokerError>;
+
+    /// The events after `from` (same stream and epoch; an empty epoch means "from the
+    /// start of whatever epoch is current"), or why they cannot be given.
+    ///
+    /// # Errors
+    /// [`BrokerError::Backend`].
+    async fn since(&self, from: &StreamPosition) -> Result<HistoryRead, BrokerError>;
+
+    /// Keeps the session record of a closed connection for `ttl` (opaque bytes the hub
+    /// writes and reads).
+    ///
+    /// # Errors
+    /// [`BrokerError::Backend`].
+    async fn save_session(&self, connection: Uuid, record: Bytes, ttl: Duration) -> Result<(), BrokerError>;
+
+    /// The session record of `connection`, if one is kept.
+    ///
+    /// # Errors
+    /// [`BrokerError::Backend`].
+    async fn session(&self, connection: Uuid) -> Result<Option<Bytes>, BrokerError>;
+
+    /// Forgets the session record of `connection` (it was resumed).
+    ///
+    /// # Errors
+    /// [`BrokerError::Backend`].
+    async fn forget_session(&self, connection: Uuid) -> Result<(), BrokerError>;
 }
 
 /// Moves event frames between the nodes of a cluster and stores their presence.
@@ -127,6 +218,13 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     async fn revoke_user(&self, user: &str) -> Result<(), BrokerError> {
         let _ = user;
         Ok(())
+    }
+
+    /// The history every node shares, when the backend keeps one; `None` (the
+    /// default): each node keeps its own, in memory, and a client resumes only on the
+    /// node it left.
+    fn history(&self) -> Option<&dyn SharedHistory> {
+        None
     }
 }
 

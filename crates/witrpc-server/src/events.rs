@@ -21,8 +21,8 @@ use witrpc_core::{
 };
 
 use crate::broker::frame::Frame;
-use crate::broker::{Broker, BrokerError, BrokerInbound, PresenceKey};
-use crate::history::{HistoryLimits, HistoryStore, MemoryHistory, is_recordable};
+use crate::broker::{Broker, BrokerError, BrokerInbound, PresenceKey, SharedHistory};
+use crate::history::{HistoryLimits, HistoryStore, MemoryHistory, Position, is_recordable};
 use crate::outbox::Outbox;
 
 mod resume;
@@ -53,7 +53,70 @@ struct Local {
     groups: HashSet<Arc<str>>,
     /// Negotiated `resume`: gets positions, and leaves a session record when it closes.
     resume: bool,
+    /// While a resume reads a shared history: the events that arrive meanwhile, queued
+    /// after the replay (`None`: queue directly).
+    pending: Option<Mutex<Vec<Pending>>>,
+    /// After a resume from a shared history: each stream's replayed top; live events
+    /// at or below it were replayed already.
+    floors: Vec<Position>,
+    /// With a shared history: the position of the last event of its own stream
+    /// (`c:<id>`) it was given.
+    own_top: Mutex<Option<Position>>,
 }
+
+/// An event held while its connection resumes: its position (if it has one), payload
+/// and tag.
+type Pending = (Option<Position>, Bytes, EventTag);
+
+/// Most events held for one connection while it resumes; past it the connection is
+/// closed, and resumes again when it reconnects.
+const MAX_PENDING: usize = 10_000;
+
+impl Local {
+    fn new(outbox: Arc<Outbox>, user: Option<Arc<str>>, resume: bool, buffering: bool) -> Self {
+        Self {
+            outbox,
+            user,
+            groups: HashSet::new(),
+            resume,
+            pending: buffering.then(Mutex::default),
+            floors: Vec::new(),
+            own_top: Mutex::default(),
+        }
+    }
+
+    /// Queues one event (its positioned form for a `resume` client), holding it while
+    /// the connection resumes and skipping it when a resume replayed it already.
+    fn queue(&self, id: Uuid, plain: &Bytes, positioned: Option<(&Position, &Bytes)>, tag: EventTag) {
+        let (position, payload) = match positioned {
+            Some((position, payload)) if self.resume => (Some(position), payload),
+            _ => (None, plain),
+        };
+        if let Some(pending) = &self.pending {
+            let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.len() < MAX_PENDING {
+                pending.push((position.cloned(), payload.clone(), tag));
+            } else {
+                self.outbox.close(CloseReason::new(CloseCode::Away, RESUME_OVERFLOW));
+            }
+            return;
+        }
+        if position.is_some_and(|p| self.replayed(p)) {
+            return;
+        }
+        self.outbox.send_event(Queued::Event { id, payload: payload.clone(), tag });
+    }
+
+    /// Whether a resume replayed `position` already.
+    fn replayed(&self, position: &Position) -> bool {
+        self.floors
+            .iter()
+            .any(|f| f.stream == position.stream && f.epoch == position.epoch && position.offset <= f.offset)
+    }
+}
+
+/// The close reason of a connection whose resume could not keep up with live events.
+const RESUME_OVERFLOW: &str = "too many events while resuming; reconnect to resume";
 
 /// Authorized connections of this node and who is in which group.
 #[derive(Debug, Default)]
@@ -112,6 +175,12 @@ pub(crate) struct EventHub {
     records: Mutex<SessionRecords>,
     /// How long a session record is kept: the longest history age.
     record_ttl: Duration,
+    /// Whether events with history go through the broker's shared history.
+    shared: bool,
+    /// With a shared history: the position of the last event delivered here, per
+    /// subscribed topic (`None`: none yet and the stream did not exist at the
+    /// subscription). Kept while the topic is subscribed.
+    live_tops: Mutex<HashMap<String, Option<Position>>>,
 }
 
 impl EventHub {
@@ -130,7 +199,13 @@ impl EventHub {
                 events.entry(d.contract_id()).or_default().push((d, index));
             }
         }
+        let shared = broker.history().is_some() && !history_limits.is_empty();
+        if broker.is_clustered() && !history_limits.is_empty() && !shared {
+            tracing::warn!("event history stays on each node: the broker keeps no shared history");
+        }
         Self {
+            shared,
+            live_tops: Mutex::default(),
             serializer,
             routes: RwLock::default(),
             policies,
@@ -149,6 +224,11 @@ impl EventHub {
     /// Whether some event keeps history (the server accepts `resume`).
     pub(crate) fn has_history(&self) -> bool {
         !self.history_limits.is_empty()
+    }
+
+    /// The broker's history, when events with history go through it.
+    fn shared_history(&self) -> Option<&dyn SharedHistory> {
+        self.broker.history().filter(|_| self.shared)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Routes> {
@@ -182,13 +262,15 @@ impl EventHub {
     ) -> Option<String> {
         let user: Option<Arc<str>> = identity.map(|i| i.name().into());
         let request = resume.flatten().and_then(ResumeRequest::parse);
+        if let (Some(history), Some(request)) = (self.shared_history(), &request) {
+            return Some(self.resume_shared(history, id, outbox, user, request).await);
+        }
         let (answer, restored) = {
             let mut routes = self.write();
             if let Some(u) = &user {
                 routes.users.entry(u.clone()).or_default().insert(id);
             }
-            let local = Local { outbox, user: user.clone(), groups: HashSet::new(), resume: resume.is_some() };
-            routes.connections.insert(id, local);
+            routes.connections.insert(id, Local::new(outbox, user.clone(), resume.is_some(), false));
             let (lines, restored) = match &request {
                 Some(request) => self.resume_locked(&mut routes, id, request),
                 None => (String::new(), Vec::new()),
@@ -198,9 +280,16 @@ impl EventHub {
                 resume.is_some().then(|| if lines.is_empty() { id.to_string() } else { format!("{id}\n{lines}") });
             (answer, restored)
         };
+        self.announce(id, user.as_ref(), restored).await;
+        answer
+    }
+
+    /// Subscribes this node to a new connection's topics and records its presence:
+    /// broadcasts, its user's, and the groups a resume restored.
+    async fn announce(&self, id: Uuid, user: Option<&Arc<str>>, restored: Vec<Arc<str>>) {
         for group in restored {
             let subscribed = self.retain(&group_topic(&group)).await;
-            let present = self.broker.add_presence(&PresenceKey::Group(group), &self.member(id, user.as_ref())).await;
+            let present = self.broker.add_presence(&PresenceKey::Group(group), &self.member(id, user)).await;
             if let Err(e) = subscribed.and(present) {
                 tracing::warn!(error = %e, "backplane: cannot register a restored group membership yet");
             }
@@ -208,7 +297,7 @@ impl EventHub {
         if let Err(e) = self.retain(TOPIC_ALL).await {
             tracing::warn!(error = %e, "backplane: cannot subscribe to broadcasts yet; retried when it is back");
         }
-        if let Some(u) = &user {
+        if let Some(u) = user {
             // Both run even when the first fails: the broker keeps what it was told and
             // repeats it when the backend is back.
             let subscribed = self.retain(&user_topic(u)).await;
@@ -217,18 +306,18 @@ impl EventHub {
                 tracing::warn!(error = %e, "backplane: cannot register the user's connection yet");
             }
         }
-        answer
     }
 
     /// A connection closed: it leaves every group and receives nothing more.
     pub(crate) async fn remove(&self, id: Uuid) {
+        let mut record = None;
         let Some(local) = ({
             let mut routes = self.write();
             let local = routes.connections.remove(&id);
             if let Some(local) = &local {
                 if local.resume && self.has_history() {
                     // Under the write lock: no event slips between the tops and the close.
-                    self.record_session(id, local);
+                    record = self.record_session(id, local);
                 }
                 for g in &local.groups {
                     forget(&mut routes.groups, g, id);
@@ -241,6 +330,11 @@ impl EventHub {
         }) else {
             return;
         };
+        if let (Some(history), Some(record)) = (self.shared_history(), record) {
+            if let Err(e) = history.save_session(id, record.encode(), self.record_ttl).await {
+                tracing::debug!(error = %e, "backplane: session record not saved; a resume elsewhere recovers less");
+            }
+        }
         for g in &local.groups {
             self.release_presence(&group_topic(g), &PresenceKey::Group(g.clone()), id).await;
         }
@@ -270,6 +364,11 @@ impl EventHub {
         let count = topics.entry(topic.to_owned()).or_insert(0);
         *count += 1;
         if *count == 1 {
+            if let Some(history) = self.shared_history() {
+                // Read before subscribing: what was delivered here starts after it.
+                let top = history.top(topic).await.unwrap_or_default();
+                self.live_tops.lock().unwrap_or_else(|e| e.into_inner()).insert(topic.to_owned(), top);
+            }
             return self.broker.subscribe(topic).await;
         }
         Ok(())
@@ -285,6 +384,7 @@ impl EventHub {
         *count = count.saturating_sub(1);
         if *count == 0 {
             topics.remove(topic);
+            self.live_tops.lock().unwrap_or_else(|e| e.into_inner()).remove(topic);
             return self.broker.unsubscribe(topic).await;
         }
         Ok(())
@@ -299,29 +399,15 @@ impl EventHub {
     /// the event keeps history; returns how many receivers. Encodes it once for
     /// `resume` clients (with its position) and once for the others.
     fn deliver_local(&self, audience: &Audience, request: &WitRequest, tag: EventTag) -> usize {
-        // An event that skips a connection is not recorded: the skipped client would
-        // get it on resume. Such events carry no position.
-        let recorded = if self.history_limits.is_empty() || audience.excluded().is_some() {
-            None
-        } else {
-            self.history_limits
-                .get(tag.key.1)
-                .map(|limits| (*limits, Self::stream_of(audience)))
-                .filter(|(_, stream)| is_recordable(stream))
-        };
+        let recorded = if self.shared { None } else { self.recording(audience, tag) };
         let plain = Bytes::from(request.encode());
         let routes = self.read();
-        let mut n = 0;
         let Some((limits, stream)) = recorded else {
-            routes.each(audience, |id, local| {
-                n += 1;
-                local.outbox.send_event(Queued::Event { id, payload: plain.clone(), tag });
-            });
-            return n;
+            return Self::queue_all(&routes, audience, &plain, None, tag);
         };
         let _order = self.emit_order.lock().unwrap_or_else(|e| e.into_inner());
         let mut positioned = Bytes::new();
-        self.history.append(
+        let position = self.history.append(
             &stream,
             limits,
             now(),
@@ -331,12 +417,55 @@ impl EventHub {
             },
             tag,
         );
+        Self::queue_all(&routes, audience, &plain, Some((&position, &positioned)), tag)
+    }
+
+    /// Queues an event of a shared history, at the position it was given, to the local
+    /// receivers of `audience`; returns how many.
+    fn deliver_at(&self, audience: &Audience, request: &WitRequest, tag: EventTag, position: &Position) -> usize {
+        let plain = Bytes::from(request.encode());
+        let positioned = Bytes::from(request.encode_with_position(Some(&position.to_string())));
+        let routes = self.read();
+        // Under the read lock: a closing connection's session record (written under the
+        // write lock) sees exactly what was queued to it.
+        if let Target::Connection(id) = audience.target() {
+            if let Some(local) = routes.connections.get(id) {
+                *local.own_top.lock().unwrap_or_else(|e| e.into_inner()) = Some(position.clone());
+            }
+        } else if let Some(top) =
+            self.live_tops.lock().unwrap_or_else(|e| e.into_inner()).get_mut(position.stream.as_str())
+        {
+            *top = Some(position.clone());
+        }
+        Self::queue_all(&routes, audience, &plain, Some((position, &positioned)), tag)
+    }
+
+    fn queue_all(
+        routes: &Routes,
+        audience: &Audience,
+        plain: &Bytes,
+        positioned: Option<(&Position, &Bytes)>,
+        tag: EventTag,
+    ) -> usize {
+        let mut n = 0;
         routes.each(audience, |id, local| {
             n += 1;
-            let payload = if local.resume { positioned.clone() } else { plain.clone() };
-            local.outbox.send_event(Queued::Event { id, payload, tag });
+            local.queue(id, plain, positioned, tag);
         });
         n
+    }
+
+    /// The history limits and stream of an event to `audience`, when it keeps history.
+    fn recording(&self, audience: &Audience, tag: EventTag) -> Option<(HistoryLimits, String)> {
+        // An event that skips a connection is not recorded: the skipped client would
+        // get it on resume. Such events carry no position.
+        if self.history_limits.is_empty() || audience.excluded().is_some() {
+            return None;
+        }
+        self.history_limits
+            .get(tag.key.1)
+            .map(|limits| (*limits, Self::stream_of(audience)))
+            .filter(|(_, stream)| is_recordable(stream))
     }
 
     /// The history stream of an audience: its topic, or `c:<id>` for one connection.
@@ -494,23 +623,25 @@ impl Membership for EventHub {
 /// The close reason of a connection whose user was revoked.
 pub(crate) const ACCESS_REVOKED: &str = "access revoked";
 
-impl BrokerInbound for EventHub {
-    fn revoke_user(&self, user: &str) {
-        self.close_user(user);
-    }
+/// A backplane frame, read: the event it carries, ready to queue.
+struct FrameEvent {
+    origin: String,
+    audience: Audience,
+    request: WitRequest,
+    tag: EventTag,
+}
 
-    fn deliver(&self, frame: Bytes) {
-        let frame = match Frame::decode(&frame) {
+impl EventHub {
+    /// Reads a backplane frame (a dropped frame is logged and counted).
+    fn read_frame(&self, frame: &Bytes) -> Option<FrameEvent> {
+        let frame = match Frame::decode(frame) {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(error = %e, "backplane: dropping an unreadable frame");
                 metrics::counter!(crate::metrics::BACKPLANE_LOST, "reason" => "malformed").increment(1);
-                return;
+                return None;
             }
         };
-        if frame.origin == self.broker.node_id() {
-            return; // our own echo: delivered locally already
-        }
         let found = self
             .events
             .get(&frame.contract_id)
@@ -518,14 +649,44 @@ impl BrokerInbound for EventHub {
         let Some(&(descriptor, index)) = found else {
             tracing::warn!(event = %frame.event, "backplane: event of a contract this node does not serve; dropped");
             metrics::counter!(crate::metrics::BACKPLANE_LOST, "reason" => "unknown_event").increment(1);
-            return;
+            return None;
         };
         let name = descriptor.events.get(index).map_or("", |e| e.name);
-        let tag = self.tag(frame.contract_id, name);
-        let request = Self::request(descriptor, index, frame.parameters, frame.invocation_id);
-        let n = self.deliver_local(&frame.audience, &request, tag);
+        Some(FrameEvent {
+            tag: self.tag(frame.contract_id, name),
+            request: Self::request(descriptor, index, frame.parameters, frame.invocation_id),
+            origin: frame.origin,
+            audience: frame.audience,
+        })
+    }
+}
+
+impl BrokerInbound for EventHub {
+    fn revoke_user(&self, user: &str) {
+        self.close_user(user);
+    }
+
+    fn deliver(&self, frame: Bytes) {
+        let Some(event) = self.read_frame(&frame) else { return };
+        if event.origin == self.broker.node_id() {
+            return; // our own echo: delivered locally already
+        }
+        let n = self.deliver_local(&event.audience, &event.request, event.tag);
         metrics::counter!(crate::metrics::BACKPLANE_RECEIVED).increment(1);
-        tracing::trace!(event = name, origin = %frame.origin, receivers = n, "backplane event");
+        tracing::trace!(event = event.tag.key.1, origin = %event.origin, receivers = n, "backplane event");
+    }
+
+    fn deliver_positioned(&self, position: Position, frame: Bytes) {
+        // Our own events too: with a shared history they are delivered from here.
+        let Some(event) = self.read_frame(&frame) else { return };
+        if Self::stream_of(&event.audience) != position.stream {
+            tracing::warn!(stream = %position.stream, "backplane: a positioned frame of another stream; dropped");
+            metrics::counter!(crate::metrics::BACKPLANE_LOST, "reason" => "malformed").increment(1);
+            return;
+        }
+        let n = self.deliver_at(&event.audience, &event.request, event.tag, &position);
+        metrics::counter!(crate::metrics::BACKPLANE_RECEIVED).increment(1);
+        tracing::trace!(event = event.tag.key.1, origin = %event.origin, receivers = n, "backplane event");
     }
 }
 
@@ -565,29 +726,57 @@ impl EventSink for EventHub {
             parameters.push(Bytes::from(blob));
         }
         let invocation_id = Uuid::new_v4();
+        let tag = self.tag(contract.contract_id(), descriptor.name);
+        let shared = self.shared_history().zip(self.recording(audience, tag));
+        if let Some((history, (limits, stream))) = shared {
+            // Positioned by the shared history and delivered, here too, when it comes back.
+            let frame = self.frame(audience, contract, descriptor.name, invocation_id, parameters);
+            if let Some(bytes) = frame {
+                history.append(&stream, &Self::topic_of(audience), limits, bytes);
+            }
+            return Ok(());
+        }
         let remote = self.may_be_remote(audience);
         // Parameter blobs are reference-counted: the frame shares them with the payload.
         let frame_parameters = remote.then(|| parameters.clone());
         let request = Self::request(contract, event, parameters, invocation_id);
-        let n = self.deliver_local(audience, &request, self.tag(contract.contract_id(), descriptor.name));
+        let n = self.deliver_local(audience, &request, tag);
         tracing::trace!(event = descriptor.name, receivers = n, "event");
         if let Some(parameters) = frame_parameters {
-            let frame = Frame {
-                origin: self.broker.node_id().to_owned(),
-                audience: audience.clone(),
-                contract_id: contract.contract_id(),
-                event: descriptor.name.to_owned(),
-                invocation_id,
-                parameters,
-            };
-            match frame.encode() {
-                Ok(bytes) => self.broker.publish(&Self::topic_of(audience), bytes),
-                Err(e) => {
-                    tracing::warn!(error = %e, event = descriptor.name, "backplane: event not sent to other nodes");
-                    metrics::counter!(crate::metrics::BACKPLANE_LOST, "reason" => "too_long").increment(1);
-                }
+            if let Some(bytes) = self.frame(audience, contract, descriptor.name, invocation_id, parameters) {
+                self.broker.publish(&Self::topic_of(audience), bytes);
             }
         }
         Ok(())
+    }
+}
+
+impl EventHub {
+    /// The backplane frame of an event (`None`, logged and counted, when a name is too
+    /// long to frame).
+    fn frame(
+        &self,
+        audience: &Audience,
+        contract: &'static ServiceDescriptor,
+        event: &'static str,
+        invocation_id: Uuid,
+        parameters: Vec<Bytes>,
+    ) -> Option<Bytes> {
+        let frame = Frame {
+            origin: self.broker.node_id().to_owned(),
+            audience: audience.clone(),
+            contract_id: contract.contract_id(),
+            event: event.to_owned(),
+            invocation_id,
+            parameters,
+        };
+        match frame.encode() {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                tracing::warn!(error = %e, event, "backplane: event not sent to other nodes");
+                metrics::counter!(crate::metrics::BACKPLANE_LOST, "reason" => "too_long").increment(1);
+                None
+            }
+        }
     }
 }

@@ -53,7 +53,7 @@ pub use history::{HistoryLimits, MAX_EVENTS_PER_STREAM, MAX_HISTORY_AGE, MAX_STR
 pub use server::{Revoker, WitServer};
 pub use witrpc_core::session::{RateLimit, SlowConsumerPolicy};
 pub use witrpc_core::v2::ProtocolVersion;
-pub use witrpc_core::{Audience, CallContext, GroupError, Identity, Member, Target};
+pub use witrpc_core::{Audience, CallContext, GroupError, Identity, Member, StreamPosition, Target};
 
 /// Re-exported for implementors of [`AccessTokenValidator`].
 pub use async_trait::async_trait;

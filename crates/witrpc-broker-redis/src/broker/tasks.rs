@@ -11,13 +11,16 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 use witrpc_server::metrics::BACKPLANE_PUBLISHED;
 
-use super::{Inbound, Inner, PUBLISH_BATCH, Stats};
+use super::{Inbound, Inner, Outgoing, PUBLISH_BATCH, Stats};
 use crate::control::Control;
+use crate::history::{APPEND, is_noscript};
+use crate::keys;
 use crate::link::Link;
+use witrpc_server::StreamPosition;
 
 pub(super) async fn publish_task(
     mut conn: Link,
-    mut rx: mpsc::Receiver<(String, Bytes)>,
+    mut rx: mpsc::Receiver<Outgoing>,
     stats: Arc<Stats>,
     timeout: Duration,
 ) {
@@ -25,9 +28,13 @@ pub(super) async fn publish_task(
     while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
         let n = batch.len() as u64;
         match tokio::time::timeout(timeout, publish_batch(&mut conn, &batch)).await {
-            Ok(Ok(())) => {
-                stats.published.fetch_add(n, Ordering::Relaxed);
-                metrics::counter!(BACKPLANE_PUBLISHED).increment(n);
+            Ok(Ok(lost)) => {
+                let sent = n - lost;
+                stats.published.fetch_add(sent, Ordering::Relaxed);
+                metrics::counter!(BACKPLANE_PUBLISHED).increment(sent);
+                if lost > 0 {
+                    stats.lost(lost, "publish_failed");
+                }
             }
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "backplane publish failed");
@@ -39,22 +46,63 @@ pub(super) async fn publish_task(
     }
 }
 
-/// Publishes a batch: one pipeline on a single server; on a cluster, where a pipeline
-/// may not cross hash slots, one `SPUBLISH` per frame, all in flight at once on the
-/// multiplexed connection (so still one round trip per batch).
-async fn publish_batch(conn: &mut Link, batch: &[(String, Bytes)]) -> redis::RedisResult<()> {
+/// The command that sends one queued item.
+fn command(item: &Outgoing, publish: &'static str) -> redis::Cmd {
+    match item {
+        Outgoing::Frame { channel, frame } => {
+            let mut cmd = redis::cmd(publish);
+            cmd.arg(channel).arg(&frame[..]);
+            cmd
+        }
+        Outgoing::Recorded { meta, key, channel, frame, max_events, max_age_ms, epoch, stream } => {
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(&APPEND.sha).arg(2).arg(meta).arg(key);
+            cmd.arg(channel).arg(&frame[..]).arg(max_events).arg(max_age_ms).arg(epoch).arg(stream);
+            cmd
+        }
+    }
+}
+
+/// Publishes a batch; returns how many items failed. One pipeline on a single server
+/// (an append that found its script gone, after a Redis restart, is sent again once
+/// the script is loaded; nothing else is, so nothing is published twice); on a
+/// cluster, where a pipeline may not cross hash slots, one `SPUBLISH` per frame, all in
+/// flight at once on the multiplexed connection (so still one round trip per batch).
+async fn publish_batch(conn: &mut Link, batch: &[Outgoing]) -> redis::RedisResult<u64> {
     if conn.is_cluster() {
-        let sends = batch.iter().map(|(channel, frame)| {
+        let sends = batch.iter().map(|item| {
             let mut c = conn.clone();
-            async move { redis::cmd("SPUBLISH").arg(channel).arg(&frame[..]).query_async::<()>(&mut c).await }
+            async move { command(item, "SPUBLISH").query_async::<()>(&mut c).await }
         });
-        return futures_util::future::try_join_all(sends).await.map(drop);
+        return futures_util::future::try_join_all(sends).await.map(|_| 0);
     }
     let mut pipe = redis::pipe();
-    for (channel, frame) in batch {
-        pipe.cmd("PUBLISH").arg(channel).arg(&frame[..]).ignore();
+    for item in batch {
+        pipe.add_command(command(item, "PUBLISH"));
     }
-    pipe.query_async::<()>(conn).await
+    let results: Vec<redis::RedisResult<Value>> = pipe.ignore_errors().query_async(conn).await?;
+    let mut failed = 0;
+    let mut again = Vec::new();
+    for (item, result) in batch.iter().zip(&results) {
+        match result {
+            Err(e) if is_noscript(e) => again.push(item),
+            Err(e) => {
+                tracing::debug!(error = %e, "backplane: a publish failed");
+                failed += 1;
+            }
+            Ok(_) => {}
+        }
+    }
+    if !again.is_empty() {
+        APPEND.load(conn).await?;
+        let mut pipe = redis::pipe();
+        for item in &again {
+            pipe.add_command(command(item, "PUBLISH"));
+        }
+        let results: Vec<redis::RedisResult<Value>> = pipe.ignore_errors().query_async(conn).await?;
+        failed += results.iter().filter(|r| r.is_err()).count() as u64;
+    }
+    Ok(failed + batch.len().saturating_sub(results.len()) as u64)
 }
 
 pub(super) async fn receive_task(
@@ -75,6 +123,19 @@ pub(super) async fn receive_task(
         let (Some(Value::BulkString(channel)), Some(Value::BulkString(message))) = (data.next(), data.next()) else {
             continue;
         };
+        if let Some(positioned) = message.strip_prefix(keys::POSITIONED) {
+            match read_positioned(&broker, positioned) {
+                Some((position, frame)) => {
+                    let target = inbound.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(Weak::upgrade);
+                    if let Some(target) = target {
+                        stats.received.fetch_add(1, Ordering::Relaxed);
+                        target.deliver_positioned(position, Bytes::from(frame));
+                    }
+                }
+                None => stats.lost(1, "bad_signature"),
+            }
+            continue;
+        }
         let Some(frame) = broker.verify(&channel, message) else {
             stats.lost(1, "bad_signature");
             continue;
@@ -92,6 +153,15 @@ pub(super) async fn receive_task(
             target.deliver(Bytes::from(frame));
         }
     }
+}
+
+/// A positioned message (after [`keys::POSITIONED`]): `<stream>\t<epoch>\t<offset>\n`
+/// and the frame signed with the stream's name; `None` when malformed or forged.
+fn read_positioned(broker: &Inner, message: &[u8]) -> Option<(StreamPosition, Vec<u8>)> {
+    let end = message.iter().position(|&b| b == b'\n')?;
+    let position = StreamPosition::parse(std::str::from_utf8(&message[..end]).ok()?)?;
+    let frame = broker.verify(position.stream.as_bytes(), message[end + 1..].to_vec())?;
+    Some((position, frame))
 }
 
 pub(super) async fn heartbeat_task(broker: Weak<Inner>, every: Duration) {

@@ -7,11 +7,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use uuid::Uuid;
-use witrpc_core::session::Queued;
+use witrpc_core::session::{EventTag, Queued};
 
 use super::{EventHub, Local, Routes, TOPIC_ALL, connection_stream, group_topic, now, user_topic};
+use crate::broker::{HistoryRead, SharedHistory};
 use crate::history::{Position, Recovery};
+use crate::outbox::Outbox;
 
 /// Longest `Resume` member read (larger ones are ignored).
 pub(crate) const MAX_RESUME_LEN: usize = 64 * 1024;
@@ -22,12 +25,110 @@ pub(crate) const MAX_SESSION_RECORDS: usize = 100_000;
 
 /// What the server remembers of a closed connection that negotiated `resume`, for its
 /// history's max age: who it was, its groups, and where its streams stood.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(super) struct SessionRecord {
     pub(super) user: Option<Arc<str>>,
     pub(super) groups: HashSet<Arc<str>>,
     /// Each stream it received, with its position at the close (`None`: no history yet).
     pub(super) tops: Vec<(String, Option<Position>)>,
+}
+
+const RECORD_VERSION: u8 = 1;
+const NO_USER: u16 = u16::MAX;
+
+impl SessionRecord {
+    /// The record as a shared history keeps it (opaque to the broker):
+    ///
+    /// ```text
+    /// u8 1                          version
+    /// u16 len, bytes                the user (len 0xFFFF: no identity)
+    /// u16 count, then u16 len, bytes per group
+    /// u16 count, then per stream: u16 len, bytes (its name), u8 0|1, and for 1:
+    ///   u8 len, bytes (epoch), u64 offset
+    /// ```
+    /// Little-endian; names longer than a u16 (none are: groups, users and streams are
+    /// bounded far below) are left out.
+    pub(super) fn encode(&self) -> Bytes {
+        fn short(out: &mut BytesMut, s: &str) {
+            out.put_u16_le(s.len() as u16);
+            out.put_slice(s.as_bytes());
+        }
+        let fits = |s: &str| s.len() < usize::from(NO_USER);
+        let mut out = BytesMut::with_capacity(256);
+        out.put_u8(RECORD_VERSION);
+        match self.user.as_deref().filter(|u| fits(u)) {
+            Some(u) => short(&mut out, u),
+            None => out.put_u16_le(NO_USER),
+        }
+        let groups: Vec<&Arc<str>> = self.groups.iter().filter(|g| fits(g)).take(usize::from(NO_USER)).collect();
+        out.put_u16_le(groups.len() as u16);
+        groups.into_iter().for_each(|g| short(&mut out, g));
+        let tops: Vec<_> = self
+            .tops
+            .iter()
+            .filter(|(s, top)| fits(s) && top.as_ref().is_none_or(|t| t.epoch.len() <= 255))
+            .take(usize::from(NO_USER))
+            .collect();
+        out.put_u16_le(tops.len() as u16);
+        for (stream, top) in tops {
+            short(&mut out, stream);
+            match top {
+                Some(top) => {
+                    out.put_u8(1);
+                    out.put_u8(top.epoch.len() as u8);
+                    out.put_slice(top.epoch.as_bytes());
+                    out.put_u64_le(top.offset);
+                }
+                None => out.put_u8(0),
+            }
+        }
+        out.freeze()
+    }
+
+    /// Reads [`encode`](Self::encode)'s bytes; `None` when they are of another version
+    /// or corrupt.
+    pub(super) fn decode(mut bytes: &[u8]) -> Option<Self> {
+        fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            let (head, rest) = bytes.split_at_checked(n)?;
+            *bytes = rest;
+            Some(head)
+        }
+        fn u16le(bytes: &mut &[u8]) -> Option<u16> {
+            take(bytes, 2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+        }
+        fn text(bytes: &mut &[u8], n: usize) -> Option<String> {
+            take(bytes, n).and_then(|b| std::str::from_utf8(b).ok()).map(str::to_owned)
+        }
+        if take(&mut bytes, 1)? != [RECORD_VERSION] {
+            return None;
+        }
+        let user = match u16le(&mut bytes)? {
+            NO_USER => None,
+            n => Some(Arc::from(text(&mut bytes, usize::from(n))?)),
+        };
+        let mut groups = HashSet::new();
+        for _ in 0..u16le(&mut bytes)? {
+            let n = u16le(&mut bytes)?;
+            groups.insert(Arc::from(text(&mut bytes, usize::from(n))?));
+        }
+        let mut tops = Vec::new();
+        for _ in 0..u16le(&mut bytes)? {
+            let n = u16le(&mut bytes)?;
+            let stream = text(&mut bytes, usize::from(n))?;
+            let top = match take(&mut bytes, 1)? {
+                [0] => None,
+                [1] => {
+                    let n = take(&mut bytes, 1)?[0];
+                    let epoch = text(&mut bytes, usize::from(n))?;
+                    let offset = take(&mut bytes, 8)?.get_u64_le();
+                    Some(Position { stream: stream.clone(), epoch, offset })
+                }
+                _ => return None,
+            };
+            tops.push((stream, top));
+        }
+        bytes.is_empty().then_some(Self { user, groups, tops })
+    }
 }
 
 /// Session records, oldest first, bounded in count and age.
@@ -96,6 +197,59 @@ fn answer_line(out: &mut String, position: &Position, recovered: bool) {
     out.push_str(if recovered { "\t1" } else { "\t0" });
 }
 
+/// Which streams a resuming connection may recover.
+struct Entitled<'a> {
+    user: Option<&'a Arc<str>>,
+    previous: Uuid,
+    /// The previous connection's record, when it had the same identity.
+    record: Option<&'a SessionRecord>,
+}
+
+impl Entitled<'_> {
+    /// Broadcasts and the user's own stream.
+    fn own(&self, stream: &str) -> bool {
+        stream == TOPIC_ALL || self.user.is_some_and(|u| stream.strip_prefix("u:") == Some(&**u))
+    }
+
+    /// The previous connection's own stream and groups (only with its record).
+    fn inherited(&self, stream: &str) -> bool {
+        self.record.is_some_and(|r| {
+            stream == connection_stream(self.previous)
+                || stream.strip_prefix("g:").is_some_and(|g| r.groups.contains(g))
+        })
+    }
+
+    /// Where each stream starts from (the client's position, else the record's; with
+    /// whether the client asked), and the answer lines of the refused ones. `unseen`
+    /// gives the start of a stream the record saw no event of.
+    fn starting_points(
+        &self,
+        request: &ResumeRequest,
+        unseen: impl Fn(&str) -> Option<Position>,
+    ) -> (Vec<(Position, bool)>, String) {
+        let mut from: Vec<(Position, bool)> = Vec::new();
+        let mut answer = String::new();
+        for position in &request.positions {
+            if self.own(&position.stream) || self.inherited(&position.stream) {
+                from.push((position.clone(), true));
+            } else if position.stream.starts_with("c:") || position.stream.starts_with("g:") {
+                // Not this client's to recover: refused without saying where it stands.
+                answer_line(&mut answer, position, false);
+            }
+        }
+        for (stream, top) in self.record.iter().flat_map(|r| &r.tops) {
+            if from.iter().any(|(p, _)| &p.stream == stream) || !(self.own(stream) || self.inherited(stream)) {
+                continue;
+            }
+            // No event seen before the close: everything since is missed.
+            if let Some(start) = top.clone().or_else(|| unseen(stream)) {
+                from.push((start, false));
+            }
+        }
+        (from, answer)
+    }
+}
+
 impl EventHub {
     /// Answers `request` for connection `id` (just registered, under the write lock):
     /// queues the recovered events, restores the previous connection's groups when it
@@ -120,38 +274,9 @@ impl EventHub {
                 None
             }
         };
-        let own =
-            |stream: &str| stream == TOPIC_ALL || user.as_ref().is_some_and(|u| stream.strip_prefix("u:") == Some(u));
-        let inherited = |stream: &str| {
-            record.as_ref().is_some_and(|r| {
-                stream == connection_stream(request.previous)
-                    || stream.strip_prefix("g:").is_some_and(|g| r.groups.contains(g))
-            })
-        };
-        // Where each stream starts from: the client's position, else the record's.
-        let mut from: Vec<(Position, bool)> = Vec::new();
-        let mut answer = String::new();
-        for position in &request.positions {
-            if own(&position.stream) || inherited(&position.stream) {
-                from.push((position.clone(), true));
-            } else if position.stream.starts_with("c:") || position.stream.starts_with("g:") {
-                // Not this client's to recover: refused without saying where it stands.
-                answer_line(&mut answer, position, false);
-            }
-        }
-        if let Some(record) = &record {
-            for (stream, top) in &record.tops {
-                if from.iter().any(|(p, _)| &p.stream == stream) || !(own(stream) || inherited(stream)) {
-                    continue;
-                }
-                match (top, self.history.top(stream, now)) {
-                    (Some(top), _) => from.push((top.clone(), false)),
-                    // No history at the close: everything since is missed.
-                    (None, Some(current)) => from.push((Position { offset: 0, ..current }, false)),
-                    (None, None) => {}
-                }
-            }
-        }
+        let entitled = Entitled { user: user.as_ref(), previous: request.previous, record: record.as_ref() };
+        let (from, mut answer) = entitled
+            .starting_points(request, |stream| self.history.top(stream, now).map(|c| Position { offset: 0, ..c }));
         for (position, reported) in from {
             match self.history.since(&position, now) {
                 Recovery::Recovered { events, top } => {
@@ -169,38 +294,156 @@ impl EventHub {
                 }
             }
         }
-        let mut restored = Vec::new();
-        if let Some(record) = record {
-            for group in record.groups.into_iter().take(self.max_groups) {
-                if let Some(local) = routes.connections.get_mut(&id) {
-                    local.groups.insert(group.clone());
-                }
-                routes.groups.entry(group.clone()).or_default().insert(id);
-                restored.push(group);
-            }
+        let restored = record.map(|r| self.restore_groups(routes, id, r)).unwrap_or_default();
+        if !restored.is_empty() || !answer.is_empty() {
             tracing::debug!(previous = %request.previous, groups = restored.len(), "session resumed");
         }
         (answer, restored)
     }
 
-    /// Keeps what a closing resume-capable connection may resume.
-    pub(super) fn record_session(&self, id: Uuid, local: &Local) {
+    /// Puts connection `id` in the groups of its previous connection's record.
+    fn restore_groups(&self, routes: &mut Routes, id: Uuid, record: SessionRecord) -> Vec<Arc<str>> {
+        let mut restored = Vec::new();
+        for group in record.groups.into_iter().take(self.max_groups) {
+            if let Some(local) = routes.connections.get_mut(&id) {
+                local.groups.insert(group.clone());
+            }
+            routes.groups.entry(group.clone()).or_default().insert(id);
+            restored.push(group);
+        }
+        restored
+    }
+
+    /// Registers connection `id` and answers its resume from the shared history: its
+    /// live events are held from the start; the node subscribes to its topics before
+    /// reading, so nothing published meanwhile is missed; then, under the write lock,
+    /// the replay is queued, then the held events it did not contain. Returns the
+    /// authorization answer (the connection id, then the `Resumed` lines).
+    pub(super) async fn resume_shared(
+        &self,
+        history: &dyn SharedHistory,
+        id: Uuid,
+        outbox: Arc<Outbox>,
+        user: Option<Arc<str>>,
+        request: &ResumeRequest,
+    ) -> String {
+        {
+            let mut routes = self.write();
+            if let Some(u) = &user {
+                routes.users.entry(u.clone()).or_default().insert(id);
+            }
+            routes.connections.insert(id, Local::new(outbox, user.clone(), true, true));
+        }
+        let record = match history.session(request.previous).await {
+            Ok(bytes) => bytes.and_then(|b| SessionRecord::decode(&b)).filter(|r| r.user == user),
+            Err(e) => {
+                tracing::debug!(error = %e, "backplane: session record unreadable; resuming without it");
+                None
+            }
+        };
+        if record.is_some() {
+            if let Err(e) = history.forget_session(request.previous).await {
+                tracing::debug!(error = %e, "backplane: a resumed session record stays until it expires");
+            }
+        }
+        let entitled = Entitled { user: user.as_ref(), previous: request.previous, record: record.as_ref() };
+        let (from, mut answer) = entitled.starting_points(request, |stream| {
+            Some(Position { stream: stream.to_owned(), epoch: String::new(), offset: 0 })
+        });
+        let restored = match record {
+            Some(record) => self.restore_groups(&mut self.write(), id, record),
+            None => Vec::new(),
+        };
+        self.announce(id, user.as_ref(), restored).await;
+        let mut reads = Vec::with_capacity(from.len());
+        for (position, reported) in from {
+            let read = history.since(&position).await.unwrap_or_else(|e| {
+                tracing::debug!(error = ?e, stream = %position.stream, "backplane: history unreadable; not recovered");
+                HistoryRead::Lost { top: None }
+            });
+            reads.push((position, reported, self.replay_of(read)));
+        }
+        let mut routes = self.write();
+        let Some(local) = routes.connections.get_mut(&id) else { return id.to_string() };
+        let mut floors = Vec::new();
+        for (position, reported, replay) in reads {
+            match replay {
+                Ok((events, top)) => {
+                    tracing::debug!(stream = %top.stream, replayed = events.len(), "stream recovered");
+                    for (payload, tag) in events {
+                        let _closed = local.outbox.send(Queued::Event { id, payload, tag });
+                    }
+                    answer_line(&mut answer, &top, true);
+                    floors.push(top);
+                }
+                Err(top) => {
+                    tracing::debug!(stream = %position.stream, "stream not recovered");
+                    if reported || top.is_some() {
+                        answer_line(&mut answer, top.as_ref().unwrap_or(&position), false);
+                    }
+                    floors.extend(top);
+                }
+            }
+        }
+        local.floors = floors;
+        let held = local.pending.take().map(|p| p.into_inner().unwrap_or_else(|e| e.into_inner())).unwrap_or_default();
+        for (position, payload, tag) in held {
+            if position.is_none_or(|p| !local.replayed(&p)) {
+                let _closed = local.outbox.send(Queued::Event { id, payload, tag });
+            }
+        }
+        if answer.is_empty() { id.to_string() } else { format!("{id}\n{answer}") }
+    }
+
+    /// The payloads of a shared history's answer (each event positioned), and its top;
+    /// or, when not recovered, where the stream stands.
+    #[allow(clippy::type_complexity)]
+    fn replay_of(&self, read: HistoryRead) -> Result<(Vec<(Bytes, EventTag)>, Position), Option<Position>> {
+        let (entries, top) = match read {
+            HistoryRead::Recovered { entries, top } => (entries, top),
+            HistoryRead::Lost { top } => return Err(top),
+        };
+        let mut events = Vec::with_capacity(entries.len());
+        for entry in entries {
+            // A frame this node cannot read leaves a hole: not recovered, rather than partial.
+            let Some(event) = self.read_frame(&entry.frame) else { return Err(Some(top)) };
+            let position = Position { offset: entry.offset, ..top.clone() };
+            let payload = Bytes::from(event.request.encode_with_position(Some(&position.to_string())));
+            events.push((payload, event.tag));
+        }
+        Ok((events, top))
+    }
+
+    /// What a closing resume-capable connection may resume: kept here (`None` is
+    /// returned) or, with a shared history, returned for the caller to save there.
+    pub(super) fn record_session(&self, id: Uuid, local: &Local) -> Option<SessionRecord> {
         let now = now();
         let mut streams = vec![TOPIC_ALL.to_owned(), connection_stream(id)];
         streams.extend(local.user.iter().map(|u| user_topic(u)));
         streams.extend(local.groups.iter().map(|g| group_topic(g)));
+        let own = connection_stream(id);
         let tops = streams
             .into_iter()
             .map(|s| {
-                let top = self.history.top(&s, now);
+                let top = if !self.shared {
+                    self.history.top(&s, now)
+                } else if s == own {
+                    local.own_top.lock().unwrap_or_else(|e| e.into_inner()).clone()
+                } else {
+                    self.live_tops.lock().unwrap_or_else(|e| e.into_inner()).get(&s).cloned().flatten()
+                };
                 (s, top)
             })
             .collect();
         let record = SessionRecord { user: local.user.clone(), groups: local.groups.clone(), tops };
+        if self.shared {
+            return Some(record);
+        }
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         records.prune(now, self.record_ttl);
         records.by_id.insert(id, record);
         records.order.push_back((now, id));
+        None
     }
 }
 
@@ -226,5 +469,30 @@ mod tests {
         answer_line(&mut line, &Position { stream: "all".into(), epoch: "ab".into(), offset: 7 }, true);
         answer_line(&mut line, &Position { stream: "g:x".into(), epoch: "cd".into(), offset: 2 }, false);
         assert_eq!(line, "all\tab\t7\t1\ng:x\tcd\t2\t0");
+    }
+
+    #[test]
+    fn session_records_round_trip_and_corrupt_ones_are_refused() {
+        let record = SessionRecord {
+            user: Some("ann\tx".into()),
+            groups: ["room\n1".into(), "b".into()].into_iter().collect(),
+            tops: vec![
+                ("all".into(), Some(Position { stream: "all".into(), epoch: "00ff".into(), offset: 42 })),
+                ("c:x".into(), None),
+            ],
+        };
+        let bytes = record.encode();
+        assert_eq!(SessionRecord::decode(&bytes), Some(record));
+        let anonymous = SessionRecord { user: None, groups: HashSet::new(), tops: Vec::new() };
+        assert_eq!(SessionRecord::decode(&anonymous.encode()), Some(anonymous));
+        for cut in 0..bytes.len() {
+            assert_eq!(SessionRecord::decode(&bytes[..cut]), None, "cut at {cut}");
+        }
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert_eq!(SessionRecord::decode(&longer), None, "trailing bytes");
+        let mut other = bytes.to_vec();
+        other[0] = 2;
+        assert_eq!(SessionRecord::decode(&other), None, "another version");
     }
 }

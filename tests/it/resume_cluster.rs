@@ -1,0 +1,218 @@
+//! Resuming on another node: two nodes share their event history through a real Redis
+//! (started by the test). A client cut for 30 s from node A (through a proxy that drops
+//! TCP) reconnects to node B, with A shut down meanwhile, and gets every missed event
+//! once and in order, its groups back, then live ones; past the window it is told
+//! `recovered = false` and gets nothing partial; the history's order holds for events
+//! raised on both nodes at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use witrpc::EventError;
+use witrpc::client::ReconnectPolicy;
+use witrpc::prelude::*;
+use witrpc::server::HistoryLimits;
+use witrpc_broker_redis::{RedisBroker, RedisBrokerConfig};
+use witrpc_demo::{DemoServiceClient, UserTokens};
+
+use crate::cluster::Redis;
+use crate::util::{Proxy, TestServer, within, within_limit};
+
+async fn node(redis: &Redis, id: &str, limits: HistoryLimits) -> TestServer {
+    let config = RedisBrokerConfig::new(redis.url())
+        .with_node_id(id)
+        .with_heartbeat(Duration::from_millis(200))
+        .with_presence_ttl(Duration::from_secs(2))
+        .with_timeout(Duration::from_millis(500))
+        .with_secret("resume-cluster-secret");
+    let broker = within("broker connect", RedisBroker::connect(config)).await.expect("broker connects");
+    TestServer::start(|b| {
+        b.with_access_token_validator(UserTokens).with_event_history("Message", limits).with_broker(Arc::new(broker))
+    })
+    .await
+}
+
+async fn connect(url: &str, token: &str, reconnect: bool) -> WitClient {
+    let mut builder = WitClientBuilder::new().with_websocket(url).with_access_token(token);
+    if reconnect {
+        builder = builder.with_reconnect(ReconnectPolicy::new(Duration::from_millis(20), Duration::from_millis(100)));
+    }
+    within("client connect", builder.connect(Duration::from_secs(10))).await.expect("client connects")
+}
+
+async fn client(url: &str, token: &str, reconnect: bool) -> DemoServiceClient<WitClient> {
+    DemoServiceClient::new(connect(url, token, reconnect).await)
+}
+
+async fn raw_client(url: &str, token: &str) -> WitClient {
+    connect(url, token, true).await
+}
+
+fn addr(node: &TestServer) -> std::net::SocketAddr {
+    node.server.local_addr().expect("address")
+}
+
+/// Waits until no connection is left in `group` on any node (the cut is noticed).
+async fn wait_until_empty(sender: &DemoServiceClient<WitClient>, group: &str) {
+    within("the server notices the cut", async {
+        while sender.group_size(group.to_owned()).await.expect("group size") > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+/// Sends `text` to everyone, to `room` or to user `ann`, by its prefix.
+async fn send(sender: &DemoServiceClient<WitClient>, text: &str) {
+    let sent = match text.split('-').next() {
+        Some("all") => within("broadcast", sender.broadcast(text.into())).await,
+        Some("room") => within("group", sender.send_to_group("room".into(), text.into())).await,
+        _ => within("user", sender.send_to_user("ann".into(), text.into())).await,
+    };
+    sent.expect("sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cut_for_30_s_resumes_on_another_node_with_every_missed_event_once_in_order() {
+    let redis = Redis::start().await;
+    let limits = HistoryLimits::new(1_000, Duration::from_secs(120));
+    let a = node(&redis, "resume-a", limits).await;
+    let b = node(&redis, "resume-b", limits).await;
+    let proxy = Proxy::start(addr(&a)).await;
+    // The sender is on node B: every event crosses Redis to reach A.
+    let sender = client(&b.url, "user:sam", false).await;
+    let ann = client(&proxy.url(), "user:ann", true).await;
+    let mut messages = ann.message();
+    within("join", ann.join_group("room".into())).await.expect("joined");
+    for text in ["all-0", "room-0", "ann-0"] {
+        send(&sender, text).await;
+        assert_eq!(within("live event", messages.next()).await.expect("event").expect("not a marker"), text);
+    }
+
+    proxy.sever();
+    let cut = tokio::time::Instant::now();
+    wait_until_empty(&sender, "room").await;
+    // Node A goes away for good: the resume can only happen on B.
+    within("node A shuts down", a.server.shutdown(Duration::from_secs(2))).await;
+    proxy.retarget(addr(&b));
+    let mut expected = Vec::new();
+    for i in 1..=333 {
+        for text in [format!("all-{i}"), format!("room-{i}"), format!("ann-{i}")] {
+            send(&sender, &text).await;
+            expected.push(text);
+        }
+    }
+    tokio::time::sleep_until(cut + Duration::from_secs(30)).await;
+    proxy.restore();
+
+    let marker = within("marker", messages.next()).await.expect("the stream goes on");
+    assert!(matches!(marker, Err(EventError::Resumed { recovered: true })), "{marker:?}");
+    let mut received = Vec::new();
+    within_limit(Duration::from_secs(60), "replay", async {
+        while received.len() < expected.len() {
+            received.push(messages.next().await.expect("stream open").expect("an event, not a marker"));
+        }
+    })
+    .await;
+    for prefix in ["all-", "room-", "ann-"] {
+        let got: Vec<&String> = received.iter().filter(|t| t.starts_with(prefix)).collect();
+        let want: Vec<&String> = expected.iter().filter(|t| t.starts_with(prefix)).collect();
+        assert_eq!(got, want, "stream {prefix}: every missed event once, in order");
+    }
+    // Then live ones, in the group the resume restored on node B; nothing more before them.
+    send(&sender, "room-live").await;
+    send(&sender, "all-live").await;
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "room-live");
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-live");
+    let members = within("members", b.server.group_members("room")).await.expect("presence");
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0].node, "resume-b", "the resumed connection lives on node B");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_another_node_past_the_window_the_client_is_told_and_gets_nothing_partial() {
+    let redis = Redis::start().await;
+    let limits = HistoryLimits::new(10, Duration::from_secs(120));
+    let a = node(&redis, "window-a", limits).await;
+    let b = node(&redis, "window-b", limits).await;
+    let proxy = Proxy::start(addr(&a)).await;
+    let sender = client(&b.url, "user:sam", false).await;
+    let ann = client(&proxy.url(), "user:ann", true).await;
+    let mut messages = ann.message();
+    within("join", ann.join_group("room".into())).await.expect("joined");
+    send(&sender, "all-0").await;
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-0");
+
+    proxy.sever();
+    wait_until_empty(&sender, "room").await;
+    proxy.retarget(addr(&b));
+    // 20 broadcasts: ten more than the window keeps.
+    for i in 1..=20 {
+        send(&sender, &format!("all-{i}")).await;
+    }
+    proxy.restore();
+    let marker = within("marker", messages.next()).await.expect("the stream goes on");
+    assert!(matches!(marker, Err(EventError::Resumed { recovered: false })), "{marker:?}");
+    // Nothing of the missed ones: the next event is the live one.
+    send(&sender, "all-live").await;
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-live");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_raised_on_both_nodes_share_one_order_and_a_resume_has_no_gap_or_duplicate() {
+    let redis = Redis::start().await;
+    let limits = HistoryLimits::new(1_000, Duration::from_secs(120));
+    let a = node(&redis, "order-a", limits).await;
+    let b = node(&redis, "order-b", limits).await;
+    let proxy = Proxy::start(addr(&a)).await;
+    let on_a = client(&a.url, "user:sam", false).await;
+    let on_b = client(&b.url, "user:tom", false).await;
+    let ann = raw_client(&proxy.url(), "user:ann").await;
+    let descriptor = DemoServiceClient::<WitClient>::descriptor();
+    let message = descriptor.events.iter().position(|e| e.name == "Message").expect("a Message event");
+    let mut positioned = ann.subscribe_raw(descriptor, message).positioned();
+    send(&on_a, "all-start").await;
+    let first = within("first", positioned.next()).await.expect("event").expect("no marker");
+    let first_offset = first.position.as_ref().expect("a position").offset;
+
+    // Both nodes raise broadcasts at once while ann is cut and reconnects to B.
+    let raise = |sender: DemoServiceClient<WitClient>, tag: &'static str| {
+        tokio::spawn(async move {
+            for i in 0..150 {
+                send(&sender, &format!("all-{tag}{i}")).await;
+            }
+        })
+    };
+    let (ra, rb) = (raise(on_a.clone(), "a"), raise(on_b.clone(), "b"));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    proxy.sever();
+    proxy.retarget(addr(&b));
+    proxy.restore();
+    ra.await.expect("raiser a");
+    rb.await.expect("raiser b");
+    send(&on_b, "all-end").await;
+
+    let mut offsets = vec![first_offset];
+    let mut texts = Vec::new();
+    within_limit(Duration::from_secs(30), "every event", async {
+        while texts.last().map(String::as_str) != Some("all-end") {
+            match positioned.next().await.expect("stream open") {
+                Ok(event) => {
+                    offsets.push(event.position.expect("a position").offset);
+                    texts.push(serde_json::from_slice::<String>(&event.parameters[0]).expect("a string"));
+                }
+                Err(EventError::Resumed { recovered }) => assert!(recovered, "the history covers the cut"),
+                Err(other) => panic!("unexpected marker {other:?}"),
+            }
+        }
+    })
+    .await;
+    let consecutive: Vec<u64> = (first_offset..first_offset + offsets.len() as u64).collect();
+    assert_eq!(offsets, consecutive, "one order for both nodes' events: no gap, no duplicate");
+    for tag in ["a", "b"] {
+        let mine: Vec<String> = texts.iter().filter(|t| t.starts_with(&format!("all-{tag}"))).cloned().collect();
+        let want: Vec<String> = (0..150).map(|i| format!("all-{tag}{i}")).collect();
+        assert_eq!(mine, want, "node {tag}'s events, each once and in the order raised");
+    }
+}
