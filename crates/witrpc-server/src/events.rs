@@ -28,7 +28,7 @@ use crate::outbox::Outbox;
 mod resume;
 
 pub(crate) use resume::ResumeRequest;
-use resume::SessionRecords;
+use resume::{SessionRecords, SharedReads};
 
 /// The topic every node with an authorized connection subscribes to: broadcasts and
 /// events for one connection on another node.
@@ -181,6 +181,8 @@ pub(crate) struct EventHub {
     /// subscribed topic (`None`: none yet and the stream did not exist at the
     /// subscription). Kept while the topic is subscribed.
     live_tops: Mutex<HashMap<String, Option<Position>>>,
+    /// Shared-history reads of resuming connections, in flight.
+    reads: SharedReads,
 }
 
 impl EventHub {
@@ -206,6 +208,7 @@ impl EventHub {
         Self {
             shared,
             live_tops: Mutex::default(),
+            reads: SharedReads::default(),
             serializer,
             routes: RwLock::default(),
             policies,

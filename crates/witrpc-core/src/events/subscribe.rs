@@ -158,7 +158,7 @@ impl Stream for EventSubscription {
 
 /// Where an event stands in its server-side stream (servers that keep history of it send
 /// this to clients that resume; see `ARCHITECTURE.md`, "Wire extensions of ours").
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StreamPosition {
     /// The stream: `all`, `g:<group>`, `u:<user>` or `c:<connection id>`.
     pub stream: String,

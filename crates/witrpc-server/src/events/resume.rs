@@ -4,7 +4,8 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -188,6 +189,64 @@ impl ResumeRequest {
     }
 }
 
+/// A shared history's answer, ready to queue: the positioned payloads and the top, or
+/// (not recovered) where the stream stands.
+pub(super) type Replay = Result<(Vec<(Bytes, EventTag)>, Position), Option<Position>>;
+
+/// Reads of a shared history, shared by the connections resuming from the same
+/// position at once (after a node restart, thousands resume from one position).
+///
+/// A read may serve only connections registered before it started: events delivered
+/// to a connection before its registration would otherwise be neither replayed nor
+/// held. Registrations are numbered; a read records the number current when it began.
+#[derive(Debug, Default)]
+pub(super) struct SharedReads {
+    registrations: AtomicU64,
+    in_flight: Mutex<HashMap<Position, Arc<ReadSlot>>>,
+}
+
+#[derive(Debug)]
+struct ReadSlot {
+    /// The registration count when the read began.
+    started: u64,
+    replay: tokio::sync::OnceCell<Arc<Replay>>,
+}
+
+impl SharedReads {
+    /// Numbers a registration (made under the hub's write lock, before this is called).
+    pub(super) fn registered(&self) -> u64 {
+        self.registrations.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The replay from `from` for a connection registered as `registered`: a read
+    /// begun after that registration is joined, otherwise `read` is made (and shared).
+    pub(super) async fn read<F: Future<Output = Replay>>(
+        &self,
+        registered: u64,
+        from: &Position,
+        read: impl FnOnce() -> F,
+    ) -> Arc<Replay> {
+        let slot = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match in_flight.get(from) {
+                Some(slot) if slot.started >= registered => slot.clone(),
+                _ => {
+                    let started = self.registrations.load(Ordering::SeqCst);
+                    let slot = Arc::new(ReadSlot { started, replay: tokio::sync::OnceCell::new() });
+                    in_flight.insert(from.clone(), slot.clone());
+                    slot
+                }
+            }
+        };
+        let replay = slot.replay.get_or_init(|| async { Arc::new(read().await) }).await.clone();
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if in_flight.get(from).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+            in_flight.remove(from);
+        }
+        replay
+    }
+}
+
 /// The answer line of one stream: `<stream>\t<epoch>\t<offset>\t<0|1>`.
 fn answer_line(out: &mut String, position: &Position, recovered: bool) {
     if !out.is_empty() {
@@ -327,13 +386,14 @@ impl EventHub {
         user: Option<Arc<str>>,
         request: &ResumeRequest,
     ) -> String {
-        {
+        let registered = {
             let mut routes = self.write();
             if let Some(u) = &user {
                 routes.users.entry(u.clone()).or_default().insert(id);
             }
             routes.connections.insert(id, Local::new(outbox, user.clone(), true, true));
-        }
+            self.reads.registered()
+        };
         let record = match history.session(request.previous).await {
             Ok(bytes) => bytes.and_then(|b| SessionRecord::decode(&b)).filter(|r| r.user == user),
             Err(e) => {
@@ -357,31 +417,34 @@ impl EventHub {
         self.announce(id, user.as_ref(), restored).await;
         let mut reads = Vec::with_capacity(from.len());
         for (position, reported) in from {
-            let read = history.since(&position).await.unwrap_or_else(|e| {
-                tracing::debug!(error = ?e, stream = %position.stream, "backplane: history unreadable; not recovered");
-                HistoryRead::Lost { top: None }
+            let replay = self.reads.read(registered, &position, || async {
+                let read = history.since(&position).await.unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, stream = %position.stream, "backplane: history unreadable; not recovered");
+                    HistoryRead::Lost { top: None }
+                });
+                self.replay_of(read)
             });
-            reads.push((position, reported, self.replay_of(read)));
+            reads.push((position.clone(), reported, replay.await));
         }
         let mut routes = self.write();
         let Some(local) = routes.connections.get_mut(&id) else { return id.to_string() };
         let mut floors = Vec::new();
         for (position, reported, replay) in reads {
-            match replay {
+            match &*replay {
                 Ok((events, top)) => {
                     tracing::debug!(stream = %top.stream, replayed = events.len(), "stream recovered");
                     for (payload, tag) in events {
-                        let _closed = local.outbox.send(Queued::Event { id, payload, tag });
+                        let _closed = local.outbox.send(Queued::Event { id, payload: payload.clone(), tag: *tag });
                     }
-                    answer_line(&mut answer, &top, true);
-                    floors.push(top);
+                    answer_line(&mut answer, top, true);
+                    floors.push(top.clone());
                 }
                 Err(top) => {
                     tracing::debug!(stream = %position.stream, "stream not recovered");
                     if reported || top.is_some() {
                         answer_line(&mut answer, top.as_ref().unwrap_or(&position), false);
                     }
-                    floors.extend(top);
+                    floors.extend(top.clone());
                 }
             }
         }
@@ -397,8 +460,7 @@ impl EventHub {
 
     /// The payloads of a shared history's answer (each event positioned), and its top;
     /// or, when not recovered, where the stream stands.
-    #[allow(clippy::type_complexity)]
-    fn replay_of(&self, read: HistoryRead) -> Result<(Vec<(Bytes, EventTag)>, Position), Option<Position>> {
+    fn replay_of(&self, read: HistoryRead) -> Replay {
         let (entries, top) = match read {
             HistoryRead::Recovered { entries, top } => (entries, top),
             HistoryRead::Lost { top } => return Err(top),
