@@ -1,5 +1,7 @@
-//! Three real `demo_server` processes on one `redis-server`: targeting across
-//! processes, presence, and a node killed with SIGKILL leaving presence within 10 s.
+//! Real `demo_server` processes on one `redis-server`: targeting across processes,
+//! presence, a node killed with SIGKILL leaving presence within 10 s, and the clients
+//! of a killed node resuming, from the shared history, on the node restarted in its
+//! place.
 
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -27,9 +29,14 @@ impl Drop for DemoServer {
 }
 
 async fn spawn(redis: &Redis, node: &str) -> DemoServer {
+    spawn_with(redis, node, "http://127.0.0.1:0/ws", &[]).await
+}
+
+async fn spawn_with(redis: &Redis, node: &str, listen: &str, more: &[&str]) -> DemoServer {
     let path = example_path("demo_server", "WITRPC_DEMO_SERVER");
     let url = redis.url();
-    let args = ["--listen", "http://127.0.0.1:0/ws", "--redis", &url, "--node-id", node, "--user-tokens"];
+    let mut args = vec!["--listen", listen, "--redis", &url, "--node-id", node, "--user-tokens"];
+    args.extend_from_slice(more);
     let (child, line, _) = spawn_example(&path, &args).await;
     let url = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected line {line:?}")).to_owned();
     DemoServer { child, url }
@@ -85,4 +92,43 @@ async fn three_demo_server_processes_act_as_one_and_a_killed_node_leaves_presenc
     for m in [&mut m1, &mut m2] {
         assert_eq!(within("after the crash", m.next()).await.unwrap().unwrap(), "still here");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_a_killed_node_resume_on_its_restart_with_what_they_missed() {
+    use witrpc::EventError;
+    use witrpc::client::ReconnectPolicy;
+
+    let redis = Redis::start().await;
+    let history = ["--history", "100"];
+    let mut a = spawn_with(&redis, "restart-a", "http://127.0.0.1:0/ws", &history).await;
+    let b = spawn_with(&redis, "restart-b", "http://127.0.0.1:0/ws", &history).await;
+    let sender = client(&b, "sam").await;
+    let builder = WitClientBuilder::new()
+        .with_websocket(&a.url)
+        .with_access_token("user:ann")
+        .with_reconnect(ReconnectPolicy::new(Duration::from_millis(50), Duration::from_millis(200)));
+    let ann = DemoServiceClient::new(within("connect", builder.connect(Duration::from_secs(10))).await.expect("ann"));
+    let mut messages = ann.message();
+    within("send", sender.broadcast("before".into())).await.expect("sent");
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "before");
+
+    // SIGKILL: node A leaves no session record, and its port is free again at once.
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    let missed: Vec<String> = (1..=20).map(|i| format!("missed-{i}")).collect();
+    for text in &missed {
+        within("send", sender.broadcast(text.clone())).await.expect("sent");
+    }
+    let listen = a.url.replace("ws://", "http://");
+    a = spawn_with(&redis, "restart-a", &listen, &history).await;
+
+    let marker = within("marker", messages.next()).await.expect("the stream goes on");
+    assert!(matches!(marker, Err(EventError::Resumed { recovered: true })), "{marker:?}");
+    for text in &missed {
+        assert_eq!(&within("replay", messages.next()).await.expect("event").expect("no marker"), text);
+    }
+    within("send", sender.broadcast("after".into())).await.expect("sent");
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "after");
+    drop(a);
 }

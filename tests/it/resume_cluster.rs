@@ -216,3 +216,54 @@ async fn events_raised_on_both_nodes_share_one_order_and_a_resume_has_no_gap_or_
         assert_eq!(mine, want, "node {tag}'s events, each once and in the order raised");
     }
 }
+
+/// Broadcasts `text`, again while the sender reconnects (it may be closed by a gap).
+async fn send_until_sent(sender: &DemoServiceClient<WitClient>, text: &str) {
+    within("sent once the sender is back", async {
+        while sender.broadcast(text.into()).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positioned_frames_without_the_cluster_secret_are_dropped_counted_and_never_replayed() {
+    let redis = Redis::start().await;
+    let limits = HistoryLimits::new(100, Duration::from_secs(120));
+    let server = |secret: &'static str, id: &'static str| {
+        let url = redis.url();
+        async move {
+            let config = RedisBrokerConfig::new(url).with_node_id(id).with_secret(secret);
+            let broker = within("broker connect", RedisBroker::connect(config)).await.expect("broker connects");
+            let handle = broker.clone();
+            let node = TestServer::start(|b| {
+                b.with_access_token_validator(UserTokens)
+                    .with_event_history("Message", limits)
+                    .with_broker(Arc::new(broker))
+            })
+            .await;
+            (node, handle)
+        }
+    };
+    let (good, broker) = server("resume-cluster-secret", "secret-good").await;
+    let (intruder, _) = server("another-secret", "secret-bad").await;
+    // The sender sees the gap too, and reconnects.
+    let honest = client(&good.url, "user:sam", true).await;
+    let attacker = client(&intruder.url, "user:eve", false).await;
+    let victim = client(&good.url, "user:ann", true).await;
+    let mut messages = victim.message();
+    send(&honest, "all-first").await;
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-first");
+
+    let lost = broker.lost_frames();
+    within("forged broadcast", attacker.broadcast("all-forged".into())).await.expect("sent");
+    send_until_sent(&honest, "all-next").await;
+    // The forged event took an offset: the victim sees a gap and resumes; the history
+    // holds a forged entry there, so it is told `recovered = false` and gets nothing of it.
+    let marker = within("marker", messages.next()).await.expect("the stream goes on");
+    assert!(matches!(marker, Err(EventError::Resumed { recovered: false })), "{marker:?}");
+    assert!(broker.lost_frames() > lost, "the forged frame is counted");
+    send_until_sent(&honest, "all-after").await;
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-after");
+}
