@@ -131,7 +131,7 @@ async fn beyond_the_history_window_the_client_is_told_and_gets_nothing_partial()
 }
 
 /// A raw peer that negotiates `resume` (plain mode) and returns its `Resumed` answer.
-async fn resume_peer(url: &str, token: &str, resume: Option<&str>) -> (RawPeer, String) {
+pub(crate) async fn resume_peer(url: &str, token: &str, resume: Option<&str>) -> (RawPeer, String) {
     let mut peer = RawPeer::connect(url).await;
     let init = WitRequestInitialization::plain().encode_with_extensions(Some("witrpc/1 resume"));
     peer.send(MessageType::Initialization, Some(init)).await;
@@ -149,7 +149,7 @@ async fn resume_peer(url: &str, token: &str, resume: Option<&str>) -> (RawPeer, 
 }
 
 /// The next callback: its text argument and position.
-async fn next_event(peer: &mut RawPeer) -> (String, Option<String>) {
+pub(crate) async fn next_event(peer: &mut RawPeer) -> (String, Option<String>) {
     loop {
         let message = peer.recv_message().await;
         if message.kind != MessageType::Callback {

@@ -17,6 +17,7 @@ use witrpc_broker_redis::{RedisBroker, RedisBrokerConfig};
 use witrpc_demo::{DemoServiceClient, UserTokens};
 
 use crate::cluster::Redis;
+use crate::resume::{next_event, resume_peer};
 use crate::util::{Proxy, TestServer, within, within_limit};
 
 async fn node(redis: &Redis, id: &str, limits: HistoryLimits) -> TestServer {
@@ -266,4 +267,51 @@ async fn positioned_frames_without_the_cluster_secret_are_dropped_counted_and_ne
     assert!(broker.lost_frames() > lost, "the forged frame is counted");
     send_until_sent(&honest, "all-after").await;
     assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-after");
+}
+
+/// The server side of the seam, without a client's duplicate filter: a raw connection
+/// resumes on node B while node A keeps raising broadcasts; the offsets it receives go
+/// on from its position one by one, with no gap and no duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_resume_on_another_node_while_events_keep_coming_gets_each_offset_once() {
+    let redis = Redis::start().await;
+    let limits = HistoryLimits::new(5_000, Duration::from_secs(120));
+    let a = node(&redis, "seam-a", limits).await;
+    let b = node(&redis, "seam-b", limits).await;
+    let sender = client(&a.url, "user:sam", false).await;
+    let (mut first, answer) = resume_peer(&b.url, "user:ann", None).await;
+    let previous = answer.lines().next().expect("the connection id").to_owned();
+    send(&sender, "all-0").await;
+    let (_, position) = next_event(&mut first).await;
+    let from = witrpc::StreamPosition::parse(&position.expect("a position")).expect("readable");
+    drop(first);
+
+    const LAST: u32 = 2_000;
+    let raising = tokio::spawn(async move {
+        for i in 1..=LAST {
+            send(&sender, &format!("all-{i}")).await;
+        }
+    });
+    // Resume mid-flood: the replay, the events held meanwhile and the live ones meet.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let request = format!("{previous}\n{from}");
+    let (mut peer, answer) = resume_peer(&b.url, "user:ann", Some(&request)).await;
+    let line = answer.lines().find(|l| l.starts_with("all\t")).expect("the all stream is answered");
+    assert!(line.ends_with("\t1"), "recovered: {answer}");
+    let mut offsets = Vec::new();
+    within_limit(Duration::from_secs(60), "every event", async {
+        loop {
+            let (text, position) = next_event(&mut peer).await;
+            let position = witrpc::StreamPosition::parse(&position.expect("positioned")).expect("readable");
+            assert_eq!(position.epoch, from.epoch);
+            offsets.push(position.offset);
+            if text == format!("all-{LAST}") {
+                break;
+            }
+        }
+    })
+    .await;
+    raising.await.expect("raiser");
+    let want: Vec<u64> = (from.offset + 1..=from.offset + u64::from(LAST)).collect();
+    assert_eq!(offsets, want, "each offset once, in order, across replay, held and live events");
 }
