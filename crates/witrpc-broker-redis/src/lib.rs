@@ -42,6 +42,16 @@
 //!   last heartbeat (default 6 s), so a crashed node disappears from presence within 10 s.
 //! - Everything is bounded: the publish queue and the inbound queue have fixed
 //!   capacities; what does not fit is dropped and counted, never buffered.
+//! - **Shared event history** (single Redis server): for events a server keeps history
+//!   of (`WitServerBuilder::with_event_history`), the broker is the history of the
+//!   whole cluster (`Broker::history`). One Lua script numbers each such event in its
+//!   stream, appends it to a capped Redis stream and publishes it with its position, so
+//!   every node delivers a stream in one order and a client resumes on any node, also on
+//!   a node restarted after a crash. Such events reach local clients through Redis too;
+//!   while Redis is unreachable they are dropped and counted, and a Redis restart starts
+//!   new epochs (clients are told `recovered: false`). Closed connections' session
+//!   records (identity, groups, positions) are kept in Redis for the longest history
+//!   age. On a Redis Cluster there is no shared history: each node keeps its own.
 //!
 //! # Security
 //!
