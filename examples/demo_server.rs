@@ -80,7 +80,8 @@ struct Args {
     token_grace: Option<f64>,
     /// Keep this many events of each stream (everyone, a group, a user, a connection)
     /// for 5 minutes, so reconnecting clients that resume get what they missed (all three
-    /// demo events). Default: no history.
+    /// demo events); with `--redis` the history is kept in Redis and shared by every node.
+    /// Default: no history.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     history: Option<u32>,
 }

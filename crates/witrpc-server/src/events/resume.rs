@@ -484,10 +484,15 @@ impl EventHub {
         streams.extend(local.user.iter().map(|u| user_topic(u)));
         streams.extend(local.groups.iter().map(|g| group_topic(g)));
         let own = connection_stream(id);
+        // Closed mid-resume (held events may have been dropped): no stream counts as seen,
+        // so the next resume starts each one the client did not name from the beginning.
+        let resuming = local.pending.is_some();
         let tops = streams
             .into_iter()
             .map(|s| {
-                let top = if !self.shared {
+                let top = if resuming {
+                    None
+                } else if !self.shared {
                     self.history.top(&s, now)
                 } else if s == own {
                     local.own_top.lock().unwrap_or_else(|e| e.into_inner()).clone()
