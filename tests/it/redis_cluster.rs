@@ -1,6 +1,7 @@
 //! The backplane on a real Redis Cluster (three `redis-server` masters in cluster mode,
 //! started by the test on free loopback ports): the broker finds out it talks to a
-//! cluster, uses sharded pub/sub, and targeting stays exact across nodes.
+//! cluster, uses sharded pub/sub, targeting stays exact across nodes, and a client
+//! resumes on another node from the history kept in the cluster.
 //!
 //! Sharded pub/sub keeps order per topic, not across topics (two topics may live on two
 //! shards), so the negative checks fence on the receiving node: once a member there has
@@ -165,4 +166,10 @@ async fn targeting_is_exact_across_nodes_on_a_redis_cluster_with_sharded_pub_sub
     assert_eq!(within("size", sender.demo.group_size("room".into())).await.expect("size"), 0);
     assert_eq!(a.broker.as_ref().map(|b| b.lost_frames()), Some(0));
     assert_eq!(b.broker.as_ref().map(|b| b.lost_frames()), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resumes_on_another_node_from_the_history_kept_in_a_redis_cluster() {
+    let redis = RedisCluster::start().await;
+    crate::resume_cluster::resume_elsewhere(redis.url(), 50, Duration::ZERO).await;
 }

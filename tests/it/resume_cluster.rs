@@ -21,7 +21,12 @@ use crate::resume::{next_event, resume_peer};
 use crate::util::{Proxy, TestServer, within, within_limit};
 
 async fn node(redis: &Redis, id: &str, limits: HistoryLimits) -> TestServer {
-    let config = RedisBrokerConfig::new(redis.url())
+    node_at(redis.url(), id, limits).await
+}
+
+/// A node with history for `Message`, its broker on the Redis (server or cluster) at `url`.
+async fn node_at(url: String, id: &str, limits: HistoryLimits) -> TestServer {
+    let config = RedisBrokerConfig::new(url)
         .with_node_id(id)
         .with_heartbeat(Duration::from_millis(200))
         .with_presence_ttl(Duration::from_secs(2))
@@ -77,9 +82,17 @@ async fn send(sender: &DemoServiceClient<WitClient>, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_cut_for_30_s_resumes_on_another_node_with_every_missed_event_once_in_order() {
     let redis = Redis::start().await;
+    resume_elsewhere(redis.url(), 333, Duration::from_secs(30)).await;
+}
+
+/// Node A and node B on the Redis at `redis_url`; ann, on A through a proxy and in group
+/// `room`, is cut; A shuts down; `per_stream` events each to everyone, to `room` and to
+/// ann are raised on B; `cut` after the cut ann reconnects, to B: every missed event
+/// arrives once and in order per stream, then live ones, in the group the resume restored.
+pub(crate) async fn resume_elsewhere(redis_url: String, per_stream: usize, cut: Duration) {
     let limits = HistoryLimits::new(1_000, Duration::from_secs(120));
-    let a = node(&redis, "resume-a", limits).await;
-    let b = node(&redis, "resume-b", limits).await;
+    let a = node_at(redis_url.clone(), "resume-a", limits).await;
+    let b = node_at(redis_url, "resume-b", limits).await;
     let proxy = Proxy::start(addr(&a)).await;
     // The sender is on node B: every event crosses Redis to reach A.
     let sender = client(&b.url, "user:sam", false).await;
@@ -92,19 +105,19 @@ async fn a_client_cut_for_30_s_resumes_on_another_node_with_every_missed_event_o
     }
 
     proxy.sever();
-    let cut = tokio::time::Instant::now();
+    let cut_at = tokio::time::Instant::now();
     wait_until_empty(&sender, "room").await;
     // Node A goes away for good: the resume can only happen on B.
     within("node A shuts down", a.server.shutdown(Duration::from_secs(2))).await;
     proxy.retarget(addr(&b));
     let mut expected = Vec::new();
-    for i in 1..=333 {
+    for i in 1..=per_stream {
         for text in [format!("all-{i}"), format!("room-{i}"), format!("ann-{i}")] {
             send(&sender, &text).await;
             expected.push(text);
         }
     }
-    tokio::time::sleep_until(cut + Duration::from_secs(30)).await;
+    tokio::time::sleep_until(cut_at + cut).await;
     proxy.restore();
 
     let marker = within("marker", messages.next()).await.expect("the stream goes on");

@@ -7,9 +7,9 @@
 //! offset order, and a node that subscribes and then reads the stream misses nothing.
 //! Scripts run by `EVALSHA`, loaded again when Redis lost them (a restart).
 //!
-//! On a Redis Cluster the broker offers no shared history (a script may only touch one
-//! hash slot, and a topic's channel and its history do not share one): each node then
-//! keeps its own, in memory.
+//! On a Redis Cluster the same holds: a stream's keys take its topic's channel as their
+//! hash tag, so the script's keys and the shard channel it `SPUBLISH`es to share one
+//! slot (a topic whose name holds `{` or `}` breaks that: its appends fail, counted).
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use redis::{Value, aio::ConnectionLike as _};
 use uuid::Uuid;
 use witrpc_server::HistoryLimits;
 use witrpc_server::StreamPosition;
-use witrpc_server::broker::{BrokerError, HistoryEntry, HistoryRead, SharedHistory};
+use witrpc_server::broker::{BrokerError, HistoryEntry, HistoryRead, SharedHistory, stream_topic};
 
 use crate::broker::{Outgoing, RedisBroker};
 use crate::keys;
@@ -128,12 +128,12 @@ fn entry(v: Value) -> Option<(u64, u64, Vec<u8>)> {
 
 #[async_trait]
 impl SharedHistory for RedisBroker {
-    fn append(&self, stream: &str, topic: &str, limits: HistoryLimits, frame: Bytes) {
+    fn append(&self, stream: &str, limits: HistoryLimits, frame: Bytes) {
         let inner = &self.inner;
         let item = Outgoing::Recorded {
             meta: keys::history_meta(&inner.prefix, stream),
             key: keys::history(&inner.prefix, stream),
-            channel: keys::channel(&inner.prefix, topic),
+            channel: keys::channel(&inner.prefix, stream_topic(stream)),
             // Signed with the stream's name: the frame is bound to its stream.
             frame: inner.sign(stream, frame),
             max_events: limits.max_events.clamp(1, MAX_READ),

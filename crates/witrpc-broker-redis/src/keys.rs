@@ -2,7 +2,9 @@
 //!
 //! Keys carry the prefix as a hash tag (`{P}`), so on a Redis Cluster they share one
 //! hash slot and the scripts and pipelines over them stay legal; channels do not, so
-//! sharded pub/sub spreads the topics over the cluster's shards.
+//! sharded pub/sub spreads the topics over the cluster's shards. History keys carry
+//! their topic's channel as the hash tag instead: a stream's keys and the channel its
+//! events are published to share a slot, as the append script needs.
 
 /// The pub/sub channel of hub topic `topic`.
 pub(crate) fn channel(prefix: &str, topic: &str) -> String {
@@ -23,13 +25,13 @@ pub(crate) fn presence(prefix: &str, node: &str, kind: char, name: &str) -> Stri
 /// The capped stream (`XADD`) of history stream `stream`: entry id `<offset>-0`, fields
 /// `t` (Redis time, ms) and `f` (the signed frame).
 pub(crate) fn history(prefix: &str, stream: &str) -> String {
-    format!("{{{prefix}}}:h:{stream}")
+    format!("{{{}}}:h:{stream}", channel(prefix, stream_topic(stream)))
 }
 
 /// The hash of history stream `stream`: `e` epoch, `o` offset of its last event, `a`
 /// max age (ms).
 pub(crate) fn history_meta(prefix: &str, stream: &str) -> String {
-    format!("{{{prefix}}}:hm:{stream}")
+    format!("{{{}}}:hm:{stream}", channel(prefix, stream_topic(stream)))
 }
 
 /// The session record of a closed connection.
@@ -44,7 +46,7 @@ pub(crate) const POSITIONED: &[u8; 4] = b"WRH\x01";
 /// Appends a frame to a history stream and publishes it with its position, atomically.
 /// KEYS[1] = meta, KEYS[2] = stream; ARGV[1] = channel, ARGV[2] = signed frame,
 /// ARGV[3] = max events, ARGV[4] = max age ms, ARGV[5] = epoch for a new stream,
-/// ARGV[6] = stream name. A stream whose meta expired (unwritten for twice its age)
+/// ARGV[6] = stream name, ARGV[7] = `PUBLISH` or (Redis Cluster) `SPUBLISH`. A stream whose meta expired (unwritten for twice its age)
 /// starts again at offset 1 in a new epoch. Returns the offset.
 pub(crate) const APPEND: &str = r"
 local epoch = redis.call('HGET', KEYS[1], 'e')
@@ -61,7 +63,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], string.format('%d-0', top), 't', string.format('%d', now), 'f', ARGV[2])
 redis.call('PEXPIRE', KEYS[2], age)
 redis.call('PEXPIRE', KEYS[1], 2 * age)
-redis.call('PUBLISH', ARGV[1], 'WRH\1' .. ARGV[6] .. '\t' .. epoch .. '\t' .. string.format('%d', top) .. '\n' .. ARGV[2])
+redis.call(ARGV[7], ARGV[1], 'WRH\1' .. ARGV[6] .. '\t' .. epoch .. '\t' .. string.format('%d', top) .. '\n' .. ARGV[2])
 return top
 ";
 
@@ -76,6 +78,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
 return {m[1], tonumber(m[2]), tonumber(m[3]), now, entries}
 ";
+
+use witrpc_server::broker::stream_topic;
 
 /// Whether `id` is a valid node id (it is part of keys, so no `:`).
 pub(crate) fn valid_node_id(id: &str) -> bool {
@@ -112,5 +116,8 @@ mod tests {
         assert_eq!(presence("w", "n1", 'g', "a:b"), "{w}:p:n1:g:a:b");
         assert_eq!(nodes("w"), "{w}:nodes");
         assert_eq!(channel("w", "g:x"), "w:t:g:x");
+        // A stream's keys share the slot of its topic's channel.
+        assert_eq!(history("w", "g:x"), "{w:t:g:x}:h:g:x");
+        assert_eq!(history_meta("w", "c:1"), "{w:t:all}:hm:c:1");
     }
 }

@@ -42,7 +42,7 @@
 //!   last heartbeat (default 6 s), so a crashed node disappears from presence within 10 s.
 //! - Everything is bounded: the publish queue and the inbound queue have fixed
 //!   capacities; what does not fit is dropped and counted, never buffered.
-//! - **Shared event history** (single Redis server): for events a server keeps history
+//! - **Shared event history**: for events a server keeps history
 //!   of (`WitServerBuilder::with_event_history`), the broker is the history of the
 //!   whole cluster (`Broker::history`). One Lua script numbers each such event in its
 //!   stream, appends it to a capped Redis stream and publishes it with its position, so
@@ -51,7 +51,7 @@
 //!   while Redis is unreachable they are dropped and counted, and a Redis restart starts
 //!   new epochs (clients are told `recovered: false`). Closed connections' session
 //!   records (identity, groups, positions) are kept in Redis for the longest history
-//!   age. On a Redis Cluster there is no shared history: each node keeps its own.
+//!   age. On a Redis Cluster the same holds (a stream's keys share its channel's slot).
 //!
 //! # Security
 //!

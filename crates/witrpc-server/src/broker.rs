@@ -68,6 +68,13 @@ pub trait BrokerInbound: Send + Sync + 'static {
     }
 }
 
+/// The topic the events of history stream `stream` are published to: `all` for a
+/// connection's own stream (`c:<id>`: the connection may be on any node), else the
+/// stream itself (`all`, `g:<group>`, `u:<user>`).
+pub fn stream_topic(stream: &str) -> &str {
+    if stream.starts_with("c:") { "all" } else { stream }
+}
+
 /// One event kept by a [`SharedHistory`]: its offset in its stream and its frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
@@ -110,10 +117,10 @@ pub enum HistoryRead {
 /// never recovered.
 #[async_trait]
 pub trait SharedHistory: Send + Sync + fmt::Debug + 'static {
-    /// Queues `frame` for `stream` (published to `topic`), keeping at most `limits`.
-    /// Never waits: with no room the frame is dropped, counted and logged, and nobody
-    /// receives the event.
-    fn append(&self, stream: &str, topic: &str, limits: HistoryLimits, frame: Bytes);
+    /// Queues `frame` for `stream` (published to its [`stream_topic`]), keeping at most
+    /// `limits`. Never waits: with no room the frame is dropped, counted and logged, and
+    /// nobody receives the event.
+    fn append(&self, stream: &str, limits: HistoryLimits, frame: Bytes);
 
     /// Where `stream` stands (`None`: no such stream).
     ///

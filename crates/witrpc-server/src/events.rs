@@ -735,7 +735,7 @@ impl EventSink for EventHub {
             // Positioned by the shared history and delivered, here too, when it comes back.
             let frame = self.frame(audience, contract, descriptor.name, invocation_id, parameters);
             if let Some(bytes) = frame {
-                history.append(&stream, &Self::topic_of(audience), limits, bytes);
+                history.append(&stream, limits, bytes);
             }
             return Ok(());
         }

@@ -57,7 +57,7 @@ fn command(item: &Outgoing, publish: &'static str) -> redis::Cmd {
         Outgoing::Recorded { meta, key, channel, frame, max_events, max_age_ms, epoch, stream } => {
             let mut cmd = redis::cmd("EVALSHA");
             cmd.arg(&APPEND.sha).arg(2).arg(meta).arg(key);
-            cmd.arg(channel).arg(&frame[..]).arg(max_events).arg(max_age_ms).arg(epoch).arg(stream);
+            cmd.arg(channel).arg(&frame[..]).arg(max_events).arg(max_age_ms).arg(epoch).arg(stream).arg(publish);
             cmd
         }
     }
@@ -72,9 +72,24 @@ async fn publish_batch(conn: &mut Link, batch: &[Outgoing]) -> redis::RedisResul
     if conn.is_cluster() {
         let sends = batch.iter().map(|item| {
             let mut c = conn.clone();
-            async move { command(item, "SPUBLISH").query_async::<()>(&mut c).await }
+            async move {
+                let cmd = command(item, "SPUBLISH");
+                match cmd.query_async::<()>(&mut c).await {
+                    // `SCRIPT LOAD` goes to every master.
+                    Err(e) if is_noscript(&e) => match APPEND.load(&mut c).await {
+                        Ok(()) => cmd.query_async::<()>(&mut c).await,
+                        Err(e) => Err(e),
+                    },
+                    other => other,
+                }
+            }
         });
-        return futures_util::future::try_join_all(sends).await.map(|_| 0);
+        let results = futures_util::future::join_all(sends).await;
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+            tracing::debug!(error = %e, failed, "backplane: publishes failed");
+        }
+        return Ok(failed as u64);
     }
     let mut pipe = redis::pipe();
     for item in batch {
