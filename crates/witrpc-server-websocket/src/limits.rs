@@ -21,6 +21,10 @@ pub const DEFAULT_MAX_HEADERS: usize = 64;
 /// then **408** and close (slowloris).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The listening socket's accept queue: 4096 connections (tokio's own default is
+/// 1024; Linux caps the value at `net.core.somaxconn`, 4096 by default since 5.4).
+pub const DEFAULT_ACCEPT_BACKLOG: u32 = 4096;
+
 /// Connections that have not finished the upgrade, when not set: `max(64, max_clients)`.
 /// Each costs at most [`DEFAULT_MAX_HEADER_BYTES`] of buffer for at most
 /// [`DEFAULT_HEADER_READ_TIMEOUT`]; keeping them bounded also keeps idle sockets from
@@ -105,6 +109,12 @@ pub struct WebSocketLimits {
     /// the per-address limits (exact addresses). Empty (default): the headers are
     /// ignored and the TCP peer is the address, since anyone can send them.
     pub trusted_proxies: Vec<IpAddr>,
+    /// The listening socket's accept queue (`listen(2)` backlog): connections the kernel
+    /// completes before the server accepts them. Thousands of clients reconnecting at
+    /// once (a node restart) overflow a short queue, and each dropped SYN costs its
+    /// client a one-second retry. Default [`DEFAULT_ACCEPT_BACKLOG`] (4096); the kernel
+    /// caps it at `net.core.somaxconn`.
+    pub accept_backlog: u32,
 }
 
 impl Default for WebSocketLimits {
@@ -119,6 +129,7 @@ impl Default for WebSocketLimits {
             max_connections_per_ip: None,
             new_connections_per_ip: None,
             trusted_proxies: Vec::new(),
+            accept_backlog: DEFAULT_ACCEPT_BACKLOG,
         }
     }
 }
@@ -169,6 +180,12 @@ impl WebSocketLimits {
     /// Sets [`Self::new_connections_per_ip`].
     pub fn with_new_connections_per_ip(mut self, rate: Option<ConnectRate>) -> Self {
         self.new_connections_per_ip = rate;
+        self
+    }
+
+    /// Sets [`Self::accept_backlog`] (at least 1).
+    pub fn with_accept_backlog(mut self, backlog: u32) -> Self {
+        self.accept_backlog = backlog.max(1);
         self
     }
 

@@ -177,7 +177,7 @@ impl ServerTransport for WebSocketTransport {
             let mut last_error = None;
             let mut listener = None;
             for addr in &addrs {
-                match TcpListener::bind(addr).await {
+                match bind(*addr, self.limits.accept_backlog) {
                     Ok(l) => {
                         listener = Some(l);
                         break;
@@ -260,4 +260,14 @@ pub(crate) struct State {
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) http: Option<HttpHandler>,
     pub(crate) upgrader: Arc<Upgrader>,
+}
+
+/// A listening socket on `addr` with an accept queue of `backlog` (what
+/// `TcpListener::bind` does, with `SO_REUSEADDR` as there, but a longer queue).
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
