@@ -267,6 +267,20 @@ async fn sample_peak(pid: String, tck: f64, mut stop: tokio::sync::oneshot::Rece
     }
 }
 
+/// The machine's count of connections dropped because a listen queue was full
+/// (`TcpExt: ListenOverflows` in /proc/net/netstat).
+fn listen_overflows() -> Option<u64> {
+    tcp_ext("ListenOverflows")
+}
+
+fn tcp_ext(name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let at = names.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 // ----- clients -------------------------------------------------------------------------
 
 /// What one client saw.
@@ -409,7 +423,12 @@ fn options() -> anyhow::Result<Options> {
     if clients == 0 || clients > 12_000 {
         bail!("--clients must be 1..=12000 (the nodes run with --max-clients 12000)");
     }
-    Ok(Options { clients, quick, save: value("--save").map(PathBuf::from), server: value("--server").map(PathBuf::from) })
+    Ok(Options {
+        clients,
+        quick,
+        save: value("--save").map(PathBuf::from),
+        server: value("--server").map(PathBuf::from),
+    })
 }
 
 /// The figures of one run.
@@ -418,6 +437,14 @@ struct Figures {
     clients: usize,
     setup: Duration,
     downtime: Duration,
+    /// Of the downtime: SIGTERM to exit, the missed broadcasts, the restart to its ready line.
+    stop: Duration,
+    raise: Duration,
+    start: Duration,
+    /// `TcpExtListenOverflows` over the window (the machine's, not only this run's).
+    listen_overflows: Option<u64>,
+    /// `TcpExtTCPSynRetrans` over the window (the machine's).
+    syn_retransmits: Option<u64>,
     markers: usize,
     recovered: usize,
     not_recovered: usize,
@@ -499,9 +526,14 @@ async fn run(o: &Options) -> anyhow::Result<Figures> {
 
     let down_at = Instant::now();
     stop_node(node_a).await?;
+    f.stop = down_at.elapsed();
+    let raising = Instant::now();
     for i in 0..MISSED {
         raiser.broadcast(format!("miss-{i}")).await?;
     }
+    f.raise = raising.elapsed();
+    let overflows_before = listen_overflows();
+    let syn_before = tcp_ext("TCPSynRetrans");
     let redis_before = CpuMark::now(&redis_pid);
     let self_before = CpuMark::now("self");
     let (stop_sampler, stopped) = tokio::sync::oneshot::channel();
@@ -511,12 +543,15 @@ async fn run(o: &Options) -> anyhow::Result<Figures> {
     let node_before = CpuMark { at: redis_before.at, ticks: 0 };
     let ready_at = node_a.ready_at;
     f.downtime = ready_at.duration_since(down_at);
+    f.start = ready_at.duration_since(redis_before.at);
     note(&format!("node A restarted on port {a_port}, {:.0?} after the stop", f.downtime));
 
     let all = wait_for(RESUME_WAIT, || progress.markers.load(Ordering::Relaxed) >= n).await;
     let redis_after = CpuMark::now(&redis_pid);
     let self_after = CpuMark::now("self");
     let node_after = CpuMark::now(&node_pid);
+    f.syn_retransmits = tcp_ext("TCPSynRetrans").zip(syn_before).map(|(a, b)| a.saturating_sub(b));
+    f.listen_overflows = listen_overflows().zip(overflows_before).map(|(a, b)| a.saturating_sub(b));
     let _ = stop_sampler.send(());
     f.redis_peak = sampler.await.unwrap_or(0.0);
     if !all {
@@ -567,6 +602,16 @@ async fn run(o: &Options) -> anyhow::Result<Figures> {
             }
         }
     }
+    // How the markers spread over time (bursts show the clients' retry rhythm; a bump
+    // one second on shows SYNs dropped by a full listen queue, retried after TCP's 1 s).
+    let mut spread = std::collections::BTreeMap::<u128, usize>::new();
+    for record in &records {
+        if let Some((at, _)) = lock(record).marker {
+            *spread.entry(at.saturating_duration_since(ready_at).as_millis() / 100 * 100).or_default() += 1;
+        }
+    }
+    let spread: Vec<String> = spread.iter().map(|(ms, n)| format!("{ms}: {n}")).collect();
+    note(&format!("markers per 100 ms after the ready line (ms: clients): {}", spread.join(", ")));
     let ms = |v: u64| Duration::from_micros(v);
     if f.markers > 0 {
         (f.p50, f.p99, f.max) =
@@ -598,7 +643,11 @@ fn report(o: &Options, f: &Figures) -> String {
          broadcasts through Redis; see the doc comment of `bench/src/bin/resume.rs` for the scenario.\n\n\
          | clients | markers (Resumed recovered / not recovered / bare Reconnected) | ready → marker p50 / p99 / max (target p99 ≤ 1 s) | complete: all {MISSED} missed, once, in order | ready → last missed event p99 | Redis cores over the window / peak 100 ms (target ≤ 1) | node A cores | clients' cores |\n\
          |---|---|---|---|---|---|---|---|\n",
-        if o.quick { format!("--quick --clients {}", o.clients) } else { format!("--clients {} --save bench", o.clients) },
+        if o.quick {
+            format!("--quick --clients {}", o.clients)
+        } else {
+            format!("--clients {} --save bench", o.clients)
+        },
         f.clients
     );
     s.push_str(&format!(
@@ -620,7 +669,9 @@ fn report(o: &Options, f: &Figures) -> String {
     ));
     s.push_str(&format!(
         "\nTarget met: {}. Setup: {} clients connected in {}; A was down for {} (SIGTERM to the restarted \
-         node's ready line). The window, {}, runs from just before A restarts to the moment the last client got \
+         node's ready line: {} to exit, {} to raise the missed broadcasts on B, {} to start again). During the \
+         window the machine counted {} connections dropped by a full listen queue and {} SYN retransmits \
+         (TCP retries a dropped SYN after 1 s). The window, {}, runs from just before A restarts to the moment the last client got \
          its marker. Missed events received: {} of {} ({} clients out of order or duplicated, {} lagged), extra \
          markers: {}. CPU from /proc/<pid>/stat at {} ticks/s{}; every process shares the machine's {} cores: \
          Redis, both nodes and this process's clients.\n",
@@ -628,6 +679,11 @@ fn report(o: &Options, f: &Figures) -> String {
         f.clients,
         secs(f.setup),
         secs(f.downtime),
+        secs(f.stop),
+        secs(f.raise),
+        secs(f.start),
+        f.listen_overflows.map_or("unknown".to_owned(), |n| n.to_string()),
+        f.syn_retransmits.map_or("unknown".to_owned(), |n| n.to_string()),
         secs(f.window),
         f.missed_received,
         u64::from(MISSED) * f.clients as u64,
