@@ -211,21 +211,30 @@ async fn stop_node(mut node: Node) -> anyhow::Result<()> {
 
 /// utime + stime of a process, in clock ticks.
 fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the `(comm)`: state is field 3, utime 14 and stime 15.
-    let rest = &stat[stat.rfind(')')? + 1..];
+    process_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// utime + stime from the text of `/proc/<pid>/stat`.
+fn process_ticks(stat: &str) -> Option<u64> {
+    // The command name, in parentheses, may hold spaces and parentheses: read from the
+    // last `)`. After it, state is field 3, utime field 14 and stime field 15.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
     let mut fields = rest.split_whitespace().skip(11);
     Some(fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?)
 }
 
 /// Busy clock ticks of the whole machine (every CPU: `/proc/stat` minus idle and iowait).
 fn machine_busy_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    busy_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// Busy ticks from the text of `/proc/stat`: its `cpu` line's user, nice, system, irq,
+/// softirq and steal (guest time is counted inside user).
+fn busy_ticks(stat: &str) -> Option<u64> {
     let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
-    let ticks: Vec<u64> = cpu.split_whitespace().filter_map(|t| t.parse().ok()).collect();
-    // user nice system idle iowait irq softirq steal (guest time is inside user).
-    let total: u64 = ticks.iter().take(8).sum();
-    Some(total.saturating_sub(ticks.get(3).copied()? + ticks.get(4).copied().unwrap_or(0)))
+    let ticks: Vec<u64> = cpu.split_whitespace().map(|t| t.parse().ok()).collect::<Option<_>>()?;
+    let (idle, iowait) = (*ticks.get(3)?, ticks.get(4).copied().unwrap_or(0));
+    Some(ticks.iter().take(8).sum::<u64>().saturating_sub(idle + iowait))
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 if that cannot be read).
@@ -284,7 +293,11 @@ fn listen_overflows() -> Option<u64> {
 }
 
 fn tcp_ext(name: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    netstat_value(&std::fs::read_to_string("/proc/net/netstat").ok()?, name)
+}
+
+/// Counter `name` of the `TcpExt:` lines (names, then values) of `/proc/net/netstat`.
+fn netstat_value(text: &str, name: &str) -> Option<u64> {
     let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
     let (names, values) = (lines.next()?, lines.next()?);
     let at = names.split_whitespace().position(|n| n == name)?;
@@ -315,6 +328,17 @@ struct Record {
 }
 
 impl Record {
+    /// Missed event number `k` (`None`: unreadable) arrived at `at`.
+    fn missed(&mut self, k: Option<u32>, at: Instant) {
+        match k {
+            Some(k) if k == self.next_missed && !self.disorder => self.next_missed += 1,
+            _ => self.disorder = true,
+        }
+        self.missed_received += 1;
+        self.last_missed_at = Some(at);
+    }
+
+    /// Every missed event arrived, each once, in order.
     fn complete(&self) -> bool {
         !self.disorder && self.next_missed == MISSED && self.missed_received == MISSED
     }
@@ -349,12 +373,7 @@ async fn watch(mut events: PositionedEvents, record: Arc<Mutex<Record>>, progres
                         }
                     }
                     Some(Some(("miss", k))) => {
-                        match k.parse::<u32>() {
-                            Ok(k) if k == r.next_missed && !r.disorder => r.next_missed += 1,
-                            _ => r.disorder = true,
-                        }
-                        r.missed_received += 1;
-                        r.last_missed_at = Some(now);
+                        r.missed(k.parse().ok(), now);
                         progress.missed_events.fetch_add(1, Ordering::Relaxed);
                     }
                     _ => r.other += 1,
@@ -728,4 +747,60 @@ fn main() -> anyhow::Result<()> {
         note(&format!("saved {}", path.display()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_is_complete_only_with_every_missed_event_once_in_order() {
+        let at = Instant::now();
+        let run = |ks: &[Option<u32>]| {
+            let mut r = Record::default();
+            for k in ks {
+                r.missed(*k, at);
+            }
+            r.complete()
+        };
+        let all: Vec<Option<u32>> = (0..MISSED).map(Some).collect();
+        assert!(run(&all));
+        assert!(!run(&all[1..]), "the first one missing");
+        assert!(!run(&all[..all.len() - 1]), "the last one missing");
+        let mut twice = all.clone();
+        twice.insert(5, Some(4));
+        assert!(!run(&twice), "a duplicate");
+        let mut swapped = all.clone();
+        swapped.swap(3, 4);
+        assert!(!run(&swapped), "out of order");
+        let mut unreadable = all.clone();
+        unreadable[7] = None;
+        assert!(!run(&unreadable), "an unreadable one");
+        assert!(!run(&[]), "none at all");
+    }
+
+    #[test]
+    fn cpu_ticks_read_utime_and_stime_past_an_odd_command_name() {
+        let stat = "4242 (redis (a) b) S 1 4242 4242 0 -1 4194560 1234 0 0 0 37 12 0 0 20 0 5 0 100 0";
+        assert_eq!(process_ticks(stat), Some(49));
+        assert_eq!(process_ticks("4242 (short) S 1 2"), None);
+        assert_eq!(process_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn machine_busy_ticks_leave_out_idle_and_iowait() {
+        let stat = "cpu  100 5 40 1000 7 3 2 1 0 0\ncpu0 50 2 20 500 3 1 1 0 0 0\n";
+        assert_eq!(busy_ticks(stat), Some(100 + 5 + 40 + 3 + 2 + 1));
+        assert_eq!(busy_ticks("intr 1 2 3"), None);
+    }
+
+    #[test]
+    fn netstat_counters_are_found_by_name() {
+        let text = "TcpExt: SyncookiesSent ListenOverflows TCPSynRetrans\nTcpExt: 1 363 3525\n\
+                    IpExt: InNoRoutes\nIpExt: 0\n";
+        assert_eq!(netstat_value(text, "ListenOverflows"), Some(363));
+        assert_eq!(netstat_value(text, "TCPSynRetrans"), Some(3525));
+        assert_eq!(netstat_value(text, "InNoRoutes"), None, "only TcpExt lines");
+        assert_eq!(netstat_value(text, "Missing"), None);
+    }
 }
