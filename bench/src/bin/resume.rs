@@ -28,7 +28,10 @@
 //!    100 missed events exactly once and in order ("complete").
 //! 6. Redis CPU (`/proc/<pid>/stat` utime + stime) from just before A restarts to the
 //!    moment the last client got its marker, as cores = CPU seconds / wall seconds, plus the
-//!    peak of 100 ms samples; node A's and this process's (the clients') CPU the same way.
+//!    peak of 100 ms samples; node A's and this process's (the clients') CPU the same way,
+//!    and the whole machine's busy cores (`/proc/stat`: other builds count too). Over the
+//!    same window, the machine's listen-queue drops and SYN retransmits
+//!    (`/proc/net/netstat`), which show clients held up by TCP's 1 s SYN retry.
 //! 7. A markdown table on stdout; `--save DIR` also writes it to `DIR/RESUME.md`.
 //!
 //! `--quick` checks that the harness runs (`cargo xtask bench --quick` runs it): it never
@@ -156,7 +159,8 @@ struct Node {
 /// thread of its own, so the timestamp is taken the moment the line arrives, whatever
 /// the runtime is busy with.
 async fn start_node(exe: &Path, redis: u16, id: &str, port: u16, log: &Path) -> anyhow::Result<Node> {
-    let log = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let log_path = log.display();
+    let log = std::fs::File::create(log).with_context(|| format!("creating {log_path}"))?;
     let mut child = Command::new(exe)
         .args(["--redis", &format!("redis://127.0.0.1:{redis}"), "--history", "1000", "--max-clients", "12000"])
         .args(["--listen", &format!("http://127.0.0.1:{port}/ws"), "--node-id", id])
@@ -178,7 +182,7 @@ async fn start_node(exe: &Path, redis: u16, id: &str, port: u16, log: &Path) -> 
     });
     let (ready_at, line) = match tokio::time::timeout(Duration::from_secs(30), rx).await {
         Ok(Ok(Some((at, Ok(line))))) => (at, line),
-        Ok(_) => bail!("node {id} exited before its ready line (see its log)"),
+        Ok(_) => bail!("node {id} exited before its ready line (its log: {log_path})"),
         Err(_) => bail!("node {id} did not print its ready line within 30 s"),
     };
     let url = line.trim().strip_prefix("listening on ").with_context(|| format!("odd ready line {line:?}"))?;
