@@ -12,7 +12,7 @@
 //!   `cargo package` of every published crate, `npm pack` of the TypeScript client.
 //! - `bench [--quick] [args]`: witrpc against jsonrpsee and a raw WebSocket echo
 //!   (`bench/`); writes `target/bench/report.md`, and a full run also `bench/RESULTS.md`.
-//!   `--quick` also runs the resume benchmark (`bench/src/bin/resume.rs`) with 200 clients.
+//!   `--quick` also runs the resume benchmark (`bench/src/bin/resume/main.rs`) with 200 clients.
 
 mod gen_ts;
 mod matrix;

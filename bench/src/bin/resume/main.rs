@@ -39,9 +39,10 @@
 //! a missed target; the table says whether it was met. Child processes are killed on every
 //! exit path (drop guards). Node logs (`RUST_LOG=warn`) go to `target/bench/resume-*.log`.
 
-use std::io::BufRead as _;
+mod processes;
+mod procfs;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,6 +54,9 @@ use witrpc::prelude::*;
 use witrpc::protocol::PositionedEvents;
 use witrpc::{EventError, ReconnectPolicy};
 use witrpc_demo::DemoServiceClient;
+
+use crate::processes::{demo_server, note, start_node, start_redis, stop_node};
+use crate::procfs::{CpuMark, clock_ticks, listen_overflows, machine_busy_ticks, sample_peak, tcp_ext};
 
 /// Broadcasts every client must get before the restart.
 const BEFORE: u32 = 3;
@@ -72,240 +76,6 @@ const QUIET: Duration = Duration::from_secs(1);
 
 fn reconnect_policy() -> ReconnectPolicy {
     ReconnectPolicy::new(Duration::from_millis(50), Duration::from_millis(250))
-}
-
-// ----- child processes -----------------------------------------------------------------
-
-/// A child process, killed (SIGKILL) and reaped when dropped, so no exit path leaves one
-/// running.
-struct Guard {
-    child: Child,
-    name: String,
-}
-
-impl Guard {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-        note(&format!("{} stopped", self.name));
-    }
-}
-
-/// Progress lines go to stderr (the table goes to stdout).
-fn note(line: &str) {
-    eprintln!("resume: {line}");
-}
-
-async fn start_redis() -> anyhow::Result<(Guard, u16)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .context("redis-server must be on the PATH (apt-get install -y redis-server)")?;
-    let guard = Guard { child, name: "redis-server".into() };
-    for _ in 0..250 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Ok((guard, port));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    bail!("redis-server did not accept connections within 5 s")
-}
-
-/// The demo server binary: `--server PATH`, or the release build next to this binary,
-/// (re)built first so it is never stale.
-fn demo_server(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = explicit {
-        return Ok(path);
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("bench/ has a parent")?;
-    note("building the demo server (cargo build --release --locked --example demo_server)");
-    let status = Command::new(&cargo)
-        .args(["build", "--release", "--locked", "-p", "witrpc-demo", "--example", "demo_server"])
-        .current_dir(root)
-        .status()
-        .context("cannot run cargo to build the demo server; build it yourself and pass --server PATH")?;
-    if !status.success() {
-        bail!("building the demo server failed ({status})");
-    }
-    let exe = std::env::current_exe()?;
-    let path = exe.parent().context("odd executable path")?.join("examples").join("demo_server");
-    if !path.exists() {
-        bail!("{} not found after the build; pass --server PATH", path.display());
-    }
-    Ok(path)
-}
-
-/// A running node and when it printed its ready line.
-struct Node {
-    guard: Guard,
-    url: String,
-    port: u16,
-    ready_at: Instant,
-}
-
-/// Starts a demo server node; `port` 0 picks a free one. Its ready line is read by a
-/// thread of its own, so the timestamp is taken the moment the line arrives, whatever
-/// the runtime is busy with.
-async fn start_node(exe: &Path, redis: u16, id: &str, port: u16, log: &Path) -> anyhow::Result<Node> {
-    let log_path = log.display();
-    let log = std::fs::File::create(log).with_context(|| format!("creating {log_path}"))?;
-    let mut child = Command::new(exe)
-        .args(["--redis", &format!("redis://127.0.0.1:{redis}"), "--history", "1000", "--max-clients", "12000"])
-        .args(["--listen", &format!("http://127.0.0.1:{port}/ws"), "--node-id", id])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", exe.display()))?;
-    let stdout = child.stdout.take().context("no demo server stdout")?;
-    let guard = Guard { child, name: format!("node {id}") };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let first = lines.next().map(|l| (Instant::now(), l));
-        let _ = tx.send(first);
-        // Read on to the end, so the node never writes into a closed pipe.
-        for _ in lines {}
-    });
-    let (ready_at, line) = match tokio::time::timeout(Duration::from_secs(30), rx).await {
-        Ok(Ok(Some((at, Ok(line))))) => (at, line),
-        Ok(_) => bail!("node {id} exited before its ready line (its log: {log_path})"),
-        Err(_) => bail!("node {id} did not print its ready line within 30 s"),
-    };
-    let url = line.trim().strip_prefix("listening on ").with_context(|| format!("odd ready line {line:?}"))?;
-    let port = url
-        .strip_prefix("ws://")
-        .and_then(|u| u.split('/').next())
-        .and_then(|hp| hp.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .with_context(|| format!("no port in {url:?}"))?;
-    Ok(Node { guard, url: url.to_owned(), port, ready_at })
-}
-
-/// SIGTERM (through `kill`, as `unsafe` is forbidden here), then waits up to 10 s for the
-/// exit; the guard kills it if it does not.
-async fn stop_node(mut node: Node) -> anyhow::Result<()> {
-    let status = Command::new("kill").args(["-TERM", &node.guard.pid().to_string()]).status()?;
-    if !status.success() {
-        bail!("kill -TERM {} failed ({status})", node.guard.pid());
-    }
-    for _ in 0..1000 {
-        if node.guard.child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    bail!("{} did not exit within 10 s of SIGTERM", node.guard.name)
-}
-
-// ----- CPU -----------------------------------------------------------------------------
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: &str) -> Option<u64> {
-    process_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// utime + stime from the text of `/proc/<pid>/stat`.
-fn process_ticks(stat: &str) -> Option<u64> {
-    // The command name, in parentheses, may hold spaces and parentheses: read from the
-    // last `)`. After it, state is field 3, utime field 14 and stime field 15.
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    let mut fields = rest.split_whitespace().skip(11);
-    Some(fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?)
-}
-
-/// Busy clock ticks of the whole machine (every CPU: `/proc/stat` minus idle and iowait).
-fn machine_busy_ticks() -> Option<u64> {
-    busy_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
-}
-
-/// Busy ticks from the text of `/proc/stat`: its `cpu` line's user, nice, system, irq,
-/// softirq and steal (guest time is counted inside user).
-fn busy_ticks(stat: &str) -> Option<u64> {
-    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
-    let ticks: Vec<u64> = cpu.split_whitespace().map(|t| t.parse().ok()).collect::<Option<_>>()?;
-    let (idle, iowait) = (*ticks.get(3)?, ticks.get(4).copied().unwrap_or(0));
-    Some(ticks.iter().take(8).sum::<u64>().saturating_sub(idle + iowait))
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 if that cannot be read).
-fn clock_ticks() -> (f64, bool) {
-    let read = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|t| *t > 0.0);
-    read.map_or((100.0, false), |t| (t, true))
-}
-
-/// CPU used by one process over a window.
-#[derive(Debug, Clone, Copy)]
-struct CpuMark {
-    at: Instant,
-    ticks: u64,
-}
-
-impl CpuMark {
-    fn now(pid: &str) -> Self {
-        Self { at: Instant::now(), ticks: cpu_ticks(pid).unwrap_or(0) }
-    }
-
-    /// Cores used from `self` to `later`.
-    fn cores_until(&self, later: &CpuMark, tck: f64) -> f64 {
-        let secs = later.at.duration_since(self.at).as_secs_f64().max(1e-6);
-        later.ticks.saturating_sub(self.ticks) as f64 / tck / secs
-    }
-}
-
-/// Samples `pid` every 100 ms until `stop`; returns the peak cores of one sample window.
-async fn sample_peak(pid: String, tck: f64, mut stop: tokio::sync::oneshot::Receiver<()>) -> f64 {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    let (mut last, mut peak) = (CpuMark::now(&pid), 0.0f64);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let now = CpuMark::now(&pid);
-                peak = peak.max(last.cores_until(&now, tck));
-                last = now;
-            }
-            _ = &mut stop => return peak,
-        }
-    }
-}
-
-/// The machine's count of connections dropped because a listen queue was full
-/// (`TcpExt: ListenOverflows` in /proc/net/netstat).
-fn listen_overflows() -> Option<u64> {
-    tcp_ext("ListenOverflows")
-}
-
-fn tcp_ext(name: &str) -> Option<u64> {
-    netstat_value(&std::fs::read_to_string("/proc/net/netstat").ok()?, name)
-}
-
-/// Counter `name` of the `TcpExt:` lines (names, then values) of `/proc/net/netstat`.
-fn netstat_value(text: &str, name: &str) -> Option<u64> {
-    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
-    let (names, values) = (lines.next()?, lines.next()?);
-    let at = names.split_whitespace().position(|n| n == name)?;
-    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 // ----- clients -------------------------------------------------------------------------
@@ -678,7 +448,7 @@ fn report(o: &Options, f: &Figures) -> String {
     let mut s = format!(
         "# Resume benchmark (issue 14)\n\n`cargo run --release --locked -p witrpc-bench --bin resume -- {}`: \
          {} clients on node A (a demo server process) resume after A is restarted, while node B raised {MISSED} \
-         broadcasts through Redis; see the doc comment of `bench/src/bin/resume.rs` for the scenario.\n\n\
+         broadcasts through Redis; see the doc comment of `bench/src/bin/resume/main.rs` for the scenario.\n\n\
          | clients | markers (Resumed recovered / not recovered / bare Reconnected) | ready → marker p50 / p99 / max (target p99 ≤ 1 s) | complete: all {MISSED} missed, once, in order | ready → last missed event p99 | Redis cores over the window / peak 100 ms (target ≤ 1) | node A cores | clients' cores | machine busy cores |\n\
          |---|---|---|---|---|---|---|---|---|\n",
         if o.quick {
@@ -781,30 +551,5 @@ mod tests {
         unreadable[7] = None;
         assert!(!run(&unreadable), "an unreadable one");
         assert!(!run(&[]), "none at all");
-    }
-
-    #[test]
-    fn cpu_ticks_read_utime_and_stime_past_an_odd_command_name() {
-        let stat = "4242 (redis (a) b) S 1 4242 4242 0 -1 4194560 1234 0 0 0 37 12 0 0 20 0 5 0 100 0";
-        assert_eq!(process_ticks(stat), Some(49));
-        assert_eq!(process_ticks("4242 (short) S 1 2"), None);
-        assert_eq!(process_ticks("no parenthesis"), None);
-    }
-
-    #[test]
-    fn machine_busy_ticks_leave_out_idle_and_iowait() {
-        let stat = "cpu  100 5 40 1000 7 3 2 1 0 0\ncpu0 50 2 20 500 3 1 1 0 0 0\n";
-        assert_eq!(busy_ticks(stat), Some(100 + 5 + 40 + 3 + 2 + 1));
-        assert_eq!(busy_ticks("intr 1 2 3"), None);
-    }
-
-    #[test]
-    fn netstat_counters_are_found_by_name() {
-        let text = "TcpExt: SyncookiesSent ListenOverflows TCPSynRetrans\nTcpExt: 1 363 3525\n\
-                    IpExt: InNoRoutes\nIpExt: 0\n";
-        assert_eq!(netstat_value(text, "ListenOverflows"), Some(363));
-        assert_eq!(netstat_value(text, "TCPSynRetrans"), Some(3525));
-        assert_eq!(netstat_value(text, "InNoRoutes"), None, "only TcpExt lines");
-        assert_eq!(netstat_value(text, "Missing"), None);
     }
 }
