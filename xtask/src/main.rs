@@ -12,6 +12,7 @@
 //!   `cargo package` of every published crate, `npm pack` of the TypeScript client.
 //! - `bench [--quick] [args]`: witrpc against jsonrpsee and a raw WebSocket echo
 //!   (`bench/`); writes `target/bench/report.md`, and a full run also `bench/RESULTS.md`.
+//!   `--quick` also runs the resume benchmark (`bench/src/bin/resume/main.rs`) with 200 clients.
 
 mod gen_ts;
 mod matrix;
@@ -243,6 +244,19 @@ fn bench(args: &[String]) -> Result<(), String> {
     let status = command.status().map_err(|e| format!("cannot run witrpc-bench: {e}"))?;
     if !status.success() {
         return Err(format!("benchmark run failed ({status}); its log above names the scenario"));
+    }
+    if args.iter().any(|a| a == "--quick") {
+        // Issue 14's resume benchmark, briefly (200 clients), so its harness never rots;
+        // the full run is `cargo run --release -p witrpc-bench --bin resume -- --save bench`.
+        eprintln!("\n==> resume --quick: 200 clients resuming after a node restart (needs redis-server)");
+        let status = Command::new(target.join("release").join("resume"))
+            .arg("--quick")
+            .current_dir(root())
+            .status()
+            .map_err(|e| format!("cannot run the resume benchmark: {e}"))?;
+        if !status.success() {
+            return Err(format!("the resume benchmark failed ({status}); its log above says where"));
+        }
     }
     Ok(())
 }
