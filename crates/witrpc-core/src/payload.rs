@@ -224,6 +224,18 @@ impl WitRequest {
         Self::decode_with(bytes, true)
     }
 
+    /// Decodes an event for delivery, with its `StreamPosition` like
+    /// [`decode_with_position`](Self::decode_with_position), but the four type lists are
+    /// skipped and left empty as in [`decode_for_dispatch`](Self::decode_for_dispatch):
+    /// a subscriber finds its event by name and contract, and decodes the arguments
+    /// with its own types.
+    ///
+    /// # Errors
+    /// [`CodecError`] on malformed or null input in the members it reads.
+    pub fn decode_event(bytes: Bytes) -> Result<(Self, Option<String>), CodecError> {
+        Self::decode_with(bytes, false)
+    }
+
     /// Decodes a request for dispatch: like [`decode`](Self::decode), but the four type
     /// lists (`ParameterTypes`, `ParameterTypesByName`, `GenericArguments`,
     /// `GenericArgumentsByName`) are skipped and left empty. A server that resolves

@@ -172,6 +172,17 @@ fn decoding_for_dispatch_reads_everything_but_the_type_lists() {
 }
 
 #[test]
+fn decoding_an_event_skips_the_type_lists_and_keeps_its_position() {
+    let event = WitRequest { parameter_types: Vec::new(), ..add_request() };
+    let positioned = event.encode_with_position(Some("all\t00ff\t7"));
+    let (decoded, position) = WitRequest::decode_event(bytes(&positioned)).unwrap();
+    assert_eq!(decoded, WitRequest { parameter_types_by_name: Vec::new(), ..event.clone() });
+    assert_eq!(position.as_deref(), Some("all\t00ff\t7"));
+    let (_, none) = WitRequest::decode_event(bytes(&event.encode())).unwrap();
+    assert_eq!(none, None, "a .NET event has no position");
+}
+
+#[test]
 fn dotnet_add_request_frame_is_the_envelope_around_the_payload() {
     let frame = add_request_frame();
     assert_eq!(frame.len(), ENVELOPE_OVERHEAD + 192);

@@ -22,7 +22,8 @@ pub const DEFAULT_MAX_HEADERS: usize = 64;
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The listening socket's accept queue: 4096 connections (`TcpListener::bind` asks for
-/// 128, as the standard library does; Linux caps the value at `net.core.somaxconn`, 4096 by default since 5.4).
+/// 128, as the standard library does; Linux caps the value at `net.core.somaxconn`,
+/// 4096 by default since 5.4).
 pub const DEFAULT_ACCEPT_BACKLOG: u32 = 4096;
 
 /// Connections that have not finished the upgrade, when not set: `max(64, max_clients)`.

@@ -413,7 +413,7 @@ impl ClientSession {
         }
         let v2 = self.protocol == ProtocolVersion::V2;
         if message.kind == MessageType::Callback && self.negotiated.resume() {
-            return Ok(match data.map(WitRequest::decode_with_position) {
+            return Ok(match data.map(WitRequest::decode_event) {
                 Some(Ok((event, Some(position)))) => Some(ClientEvent::PositionedCallback { event, position }),
                 Some(Ok((event, None))) => Some(ClientEvent::Callback(event)),
                 Some(Err(e)) => {
@@ -435,7 +435,10 @@ impl ClientSession {
                 },
             }),
             MessageType::Callback => {
-                match data.map(|d| if v2 { v2::WitRequest::decode(d).map(Into::into) } else { WitRequest::decode(d) }) {
+                let decoded = data.map(|d| {
+                    if v2 { v2::WitRequest::decode(d).map(Into::into) } else { WitRequest::decode_event(d).map(|(e, _)| e) }
+                });
+                match decoded {
                     Some(Ok(event)) => Some(ClientEvent::Callback(event)),
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "undecodable event ignored");
