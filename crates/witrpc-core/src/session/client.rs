@@ -436,7 +436,11 @@ impl ClientSession {
             }),
             MessageType::Callback => {
                 let decoded = data.map(|d| {
-                    if v2 { v2::WitRequest::decode(d).map(Into::into) } else { WitRequest::decode_event(d).map(|(e, _)| e) }
+                    if v2 {
+                        v2::WitRequest::decode(d).map(Into::into)
+                    } else {
+                        WitRequest::decode_event(d).map(|(e, _)| e)
+                    }
                 });
                 match decoded {
                     Some(Ok(event)) => Some(ClientEvent::Callback(event)),

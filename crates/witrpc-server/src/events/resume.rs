@@ -238,12 +238,25 @@ impl SharedReads {
                 }
             }
         };
-        let replay = slot.replay.get_or_init(|| async { Arc::new(read().await) }).await.clone();
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if in_flight.get(from).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
-            in_flight.remove(from);
+        // Removed when done, or when this resume is dropped midway: nothing stays behind.
+        let _leave = Leave { reads: self, from, slot: &slot };
+        slot.replay.get_or_init(|| async { Arc::new(read().await) }).await.clone()
+    }
+}
+
+/// Takes a read out of the in-flight map (if it is still the one there) when dropped.
+struct Leave<'a> {
+    reads: &'a SharedReads,
+    from: &'a Position,
+    slot: &'a Arc<ReadSlot>,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.reads.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if in_flight.get(self.from).is_some_and(|s| Arc::ptr_eq(s, self.slot)) {
+            in_flight.remove(self.from);
         }
-        replay
     }
 }
 
@@ -536,6 +549,45 @@ mod tests {
         answer_line(&mut line, &Position { stream: "all".into(), epoch: "ab".into(), offset: 7 }, true);
         answer_line(&mut line, &Position { stream: "g:x".into(), epoch: "cd".into(), offset: 2 }, false);
         assert_eq!(line, "all\tab\t7\t1\ng:x\tcd\t2\t0");
+    }
+
+    fn all_from(offset: u64) -> Position {
+        Position { stream: "all".into(), epoch: "00ff".into(), offset }
+    }
+
+    #[tokio::test]
+    async fn a_read_is_shared_only_by_connections_registered_before_it_began() {
+        let reads = SharedReads::default();
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let read = || async {
+            made.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Err(None)
+        };
+        let from = all_from(3);
+        // Two registered, then both resume at once: one read.
+        let (first, second) = (reads.registered(), reads.registered());
+        let (a, b) = tokio::join!(reads.read(first, &from, read), reads.read(second, &from, read));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(made.load(Ordering::SeqCst), 1);
+        // Registered while a read is in flight: that read began too early for it.
+        let early = reads.registered();
+        let slow = reads.read(early, &from, read);
+        let after = async {
+            tokio::task::yield_now().await;
+            let third = reads.registered();
+            reads.read(third, &from, read).await
+        };
+        let (x, y) = tokio::join!(slow, after);
+        assert!(!Arc::ptr_eq(&x, &y), "a connection registered after a read began gets its own");
+        assert_eq!(made.load(Ordering::SeqCst), 3);
+        assert!(reads.in_flight.lock().unwrap().is_empty(), "finished reads leave the map");
+        // A resume dropped midway leaves nothing behind either.
+        let fourth = reads.registered();
+        let elsewhere = all_from(9);
+        let pending = reads.read(fourth, &elsewhere, || std::future::pending());
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(1), pending).await.is_err());
+        assert!(reads.in_flight.lock().unwrap().is_empty(), "a dropped read leaves the map");
     }
 
     #[test]
