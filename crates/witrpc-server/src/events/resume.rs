@@ -585,7 +585,7 @@ mod tests {
         // A resume dropped midway leaves nothing behind either.
         let fourth = reads.registered();
         let elsewhere = all_from(9);
-        let pending = reads.read(fourth, &elsewhere, || std::future::pending());
+        let pending = reads.read(fourth, &elsewhere, std::future::pending);
         assert!(tokio::time::timeout(std::time::Duration::from_millis(1), pending).await.is_err());
         assert!(reads.in_flight.lock().unwrap().is_empty(), "a dropped read leaves the map");
     }
