@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use witrpc::EventError;
 use witrpc::client::ReconnectPolicy;
 use witrpc::prelude::*;
 use witrpc::protocol::{
@@ -15,6 +14,7 @@ use witrpc::protocol::{
     WitResponseInitialization,
 };
 use witrpc::server::HistoryLimits;
+use witrpc::{EventError, EventStream};
 use witrpc_demo::{DemoServiceClient, UserTokens};
 
 use crate::util::{Proxy, RawPeer, TestServer, demo_request, within, within_limit};
@@ -44,6 +44,26 @@ async fn wait_until_empty(sender: &DemoServiceClient<WitClient>, group: &str) {
         }
     })
     .await;
+}
+
+/// The stream yields `Resumed { recovered: true }`, then every text of `expected` once,
+/// in order per stream (`all-`, `room-`, `ann-`; the streams are replayed one after the
+/// other).
+pub(crate) async fn expect_recovered(messages: &mut EventStream<String>, expected: &[String]) {
+    let marker = within("marker", messages.next()).await.expect("the stream goes on");
+    assert!(matches!(marker, Err(EventError::Resumed { recovered: true })), "{marker:?}");
+    let mut received = Vec::new();
+    within_limit(Duration::from_secs(60), "replay", async {
+        while received.len() < expected.len() {
+            received.push(messages.next().await.expect("stream open").expect("an event, not a marker"));
+        }
+    })
+    .await;
+    for prefix in ["all-", "room-", "ann-"] {
+        let got: Vec<&String> = received.iter().filter(|t| t.starts_with(prefix)).collect();
+        let want: Vec<&String> = expected.iter().filter(|t| t.starts_with(prefix)).collect();
+        assert_eq!(got, want, "stream {prefix}: every missed event once, in order");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,21 +101,7 @@ async fn a_client_cut_for_30_s_gets_every_missed_broadcast_group_and_user_event_
     tokio::time::sleep_until(cut + Duration::from_secs(30)).await;
     proxy.restore();
 
-    let marker = within("marker", messages.next()).await.expect("the stream goes on");
-    assert!(matches!(marker, Err(EventError::Resumed { recovered: true })), "{marker:?}");
-    let mut received = Vec::new();
-    within_limit(Duration::from_secs(60), "replay", async {
-        while received.len() < expected.len() {
-            received.push(messages.next().await.expect("stream open").expect("an event, not a marker"));
-        }
-    })
-    .await;
-    // Each stream in order; the streams are replayed one after the other.
-    for prefix in ["all-", "room-", "ann-"] {
-        let got: Vec<&String> = received.iter().filter(|t| t.starts_with(prefix)).collect();
-        let want: Vec<&String> = expected.iter().filter(|t| t.starts_with(prefix)).collect();
-        assert_eq!(got, want, "stream {prefix}: every missed event once, in order");
-    }
+    expect_recovered(&mut messages, &expected).await;
     // Then live ones, the group membership restored by the resume.
     within("group", sender.send_to_group("room".into(), "room-live".into())).await.expect("sent");
     within("broadcast", sender.broadcast("all-live".into())).await.expect("sent");
