@@ -1,7 +1,7 @@
 //! Real `demo_server` processes on one `redis-server`: targeting across processes,
 //! presence, a node killed with SIGKILL leaving presence within 10 s, and the clients
-//! of a killed node resuming, from the shared history, on the node restarted in its
-//! place.
+//! of a killed node resuming, from the shared history and the session records saved
+//! while they were connected, on the node restarted in its place.
 
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -110,25 +110,38 @@ async fn clients_of_a_killed_node_resume_on_its_restart_with_what_they_missed() 
         .with_reconnect(ReconnectPolicy::new(Duration::from_millis(50), Duration::from_millis(200)));
     let ann = DemoServiceClient::new(within("connect", builder.connect(Duration::from_secs(10))).await.expect("ann"));
     let mut messages = ann.message();
+    within("join", ann.join_group("room".into())).await.expect("joined");
     within("send", sender.broadcast("before".into())).await.expect("sent");
     assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "before");
 
-    // SIGKILL: node A leaves no session record, and its port is free again at once.
+    // SIGKILL: node A closes nothing (its port is free again at once); what it saved
+    // while ann was connected (her identity and group) is all a resume has.
     let _ = a.child.kill();
     let _ = a.child.wait();
-    let missed: Vec<String> = (1..=20).map(|i| format!("missed-{i}")).collect();
-    for text in &missed {
-        within("send", sender.broadcast(text.clone())).await.expect("sent");
+    let mut missed = Vec::new();
+    for i in 1..=10 {
+        let (all, room) = (format!("all-{i}"), format!("room-{i}"));
+        within("send", sender.broadcast(all.clone())).await.expect("sent");
+        within("send", sender.send_to_group("room".into(), room.clone())).await.expect("sent");
+        missed.extend([all, room]);
     }
     let listen = a.url.replace("ws://", "http://");
     a = spawn_with(&redis, "restart-a", &listen, &history).await;
 
     let marker = within("marker", messages.next()).await.expect("the stream goes on");
     assert!(matches!(marker, Err(EventError::Resumed { recovered: true })), "{marker:?}");
-    for text in &missed {
-        assert_eq!(&within("replay", messages.next()).await.expect("event").expect("no marker"), text);
+    let mut received = Vec::new();
+    while received.len() < missed.len() {
+        received.push(within("replay", messages.next()).await.expect("event").expect("no marker"));
     }
-    within("send", sender.broadcast("after".into())).await.expect("sent");
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "after");
+    for prefix in ["all-", "room-"] {
+        let got: Vec<&String> = received.iter().filter(|t| t.starts_with(prefix)).collect();
+        let want: Vec<&String> = missed.iter().filter(|t| t.starts_with(prefix)).collect();
+        assert_eq!(got, want, "stream {prefix}: every missed event once, in order");
+    }
+    // Back in the group on the restarted node: live group events reach her.
+    within("send", sender.send_to_group("room".into(), "room-after".into())).await.expect("sent");
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "room-after");
+    assert_eq!(within("size", sender.group_size("room".into())).await.expect("size"), 1);
     drop(a);
 }

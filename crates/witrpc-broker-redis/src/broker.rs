@@ -200,6 +200,7 @@ impl RedisBroker {
             .run(|mut c| async move { c.subscribe(ctl).await })
             .await
             .map_err(|e| RedisBrokerError::Connect(Box::new(e)))?;
+        inner.forget_previous_run().await?;
         inner.heartbeat().await;
         inner.sync().await;
         tracing::info!(node = %inner.node, "backplane connected to Redis");
@@ -299,6 +300,33 @@ impl Inner {
         hmac::verify(key, &signed, &tag).ok().map(|()| message)
     }
 
+    /// Removes the presence a previous run under this node id left (a crashed node
+    /// never removed its connections; a restart under the same id would otherwise keep
+    /// refreshing them), from the index of keys it wrote.
+    async fn forget_previous_run(&self) -> Result<(), RedisBrokerError> {
+        let index = keys::presence_index(&self.prefix, &self.node);
+        let run = self
+            .run(|mut c| async move {
+                let written: Vec<String> = redis::cmd("SMEMBERS").arg(&index).query_async(&mut c).await?;
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                for key in &written {
+                    pipe.cmd("DEL").arg(key).ignore();
+                }
+                pipe.cmd("DEL").arg(&index).ignore();
+                pipe.query_async::<()>(&mut c).await.map(|()| written.len())
+            })
+            .await;
+        match run {
+            Ok(0) => Ok(()),
+            Ok(n) => {
+                tracing::info!(keys = n, "backplane: removed the presence a previous run of this node left");
+                Ok(())
+            }
+            Err(e) => Err(RedisBrokerError::Connect(Box::new(e))),
+        }
+    }
+
     /// Liveness, presence refresh and, after a failure, re-subscription and a full
     /// rewrite of this node's presence.
     async fn heartbeat(&self) {
@@ -358,6 +386,7 @@ impl Inner {
         for (key, _) in &entries {
             pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms);
         }
+        pipe.cmd("PEXPIRE").arg(keys::presence_index(&self.prefix, &self.node)).arg(ttl_ms).ignore();
         let Ok(refreshed) = self.run(|mut c| async move { pipe.query_async::<Vec<i64>>(&mut c).await }).await else {
             return;
         };
@@ -371,6 +400,7 @@ impl Inner {
                 rewrite.cmd("DEL").arg(key).ignore();
                 rewrite.cmd("HSET").arg(key).arg(fields).ignore();
                 rewrite.cmd("PEXPIRE").arg(key).arg(ttl_ms).ignore();
+                rewrite.cmd("SADD").arg(keys::presence_index(&self.prefix, &self.node)).arg(key).ignore();
             }
         }
         if any {
@@ -443,9 +473,14 @@ impl Broker for RedisBroker {
         let field = member.connection.to_string();
         let value = user_value(member.user.as_deref());
         let ttl_ms = u64::try_from(self.inner.ttl.as_millis()).unwrap_or(u64::MAX);
+        let index = keys::presence_index(&self.inner.prefix, &self.inner.node);
         self.inner
             .run(|mut c| async move {
                 redis::pipe()
+                    .cmd("SADD")
+                    .arg(&index)
+                    .arg(&redis_key)
+                    .ignore()
                     .cmd("HSET")
                     .arg(&redis_key)
                     .arg(field)
@@ -462,19 +497,29 @@ impl Broker for RedisBroker {
     }
 
     async fn remove_presence(&self, key: &PresenceKey, connection: Uuid) -> Result<(), BrokerError> {
-        {
+        let emptied = {
             let mut local = self.inner.local();
-            if let Some(members) = local.presence.get_mut(key) {
+            let emptied = local.presence.get_mut(key).is_some_and(|members| {
                 members.remove(&connection);
-                if members.is_empty() {
-                    local.presence.remove(key);
-                }
+                members.is_empty()
+            });
+            if emptied {
+                local.presence.remove(key);
             }
-        }
+            emptied
+        };
         let redis_key = self.inner.presence_key(&self.inner.node, key);
         let field = connection.to_string();
+        let index = keys::presence_index(&self.inner.prefix, &self.inner.node);
         self.inner
-            .run(|mut c| async move { redis::cmd("HDEL").arg(redis_key).arg(field).query_async::<()>(&mut c).await })
+            .run(|mut c| async move {
+                let mut pipe = redis::pipe();
+                pipe.cmd("HDEL").arg(&redis_key).arg(field).ignore();
+                if emptied {
+                    pipe.cmd("SREM").arg(index).arg(&redis_key).ignore();
+                }
+                pipe.query_async::<()>(&mut c).await
+            })
             .await
     }
 

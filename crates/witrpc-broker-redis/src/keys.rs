@@ -22,6 +22,12 @@ pub(crate) fn presence(prefix: &str, node: &str, kind: char, name: &str) -> Stri
     format!("{{{prefix}}}:p:{node}:{kind}:{name}")
 }
 
+/// The set of presence keys node `node` has written (so a node that starts again under
+/// the same id removes what its previous run left: it was never closed if it crashed).
+pub(crate) fn presence_index(prefix: &str, node: &str) -> String {
+    format!("{{{prefix}}}:pk:{node}")
+}
+
 /// The capped stream (`XADD`) of history stream `stream`: entry id `<offset>-0`, fields
 /// `t` (Redis time, ms) and `f` (the signed frame).
 pub(crate) fn history(prefix: &str, stream: &str) -> String {
@@ -115,6 +121,7 @@ mod tests {
         assert!(!valid_node_id(&"n".repeat(65)));
         assert_eq!(presence("w", "n1", 'g', "a:b"), "{w}:p:n1:g:a:b");
         assert_eq!(nodes("w"), "{w}:nodes");
+        assert_eq!(presence_index("w", "n1"), "{w}:pk:n1");
         assert_eq!(channel("w", "g:x"), "w:t:g:x");
         // A stream's keys share the slot of its topic's channel.
         assert_eq!(history("w", "g:x"), "{w:t:g:x}:h:g:x");

@@ -284,6 +284,9 @@ impl EventHub {
             (answer, restored)
         };
         self.announce(id, user.as_ref(), restored).await;
+        if resume.is_some() {
+            self.save_live_record(id).await;
+        }
         answer
     }
 
@@ -537,6 +540,7 @@ impl EventHub {
         let subscribed = self.retain(&group_topic(&group)).await;
         let member = self.member(connection, user.as_ref());
         let present = self.broker.add_presence(&PresenceKey::Group(group), &member).await;
+        self.save_live_record(connection).await;
         subscribed.and(present).map_err(backplane)
     }
 
@@ -552,10 +556,10 @@ impl EventHub {
         tracing::debug!(%connection, group = %group, "left group");
         let absent = self.broker.remove_presence(&PresenceKey::Group(group.clone()), connection).await;
         let released = self.release(&group_topic(&group)).await;
+        self.save_live_record(connection).await;
         absent.and(released).map_err(backplane)
     }
 
-    /// Whether `connection` is authorized here.
     /// Closes every connection of `user` on this node (1008 "access revoked"); returns
     /// how many.
     pub(crate) fn close_user(&self, user: &str) -> usize {
@@ -578,6 +582,7 @@ impl EventHub {
         Ok(closed)
     }
 
+    /// Whether `connection` is authorized here.
     pub(crate) fn is_local(&self, connection: Uuid) -> bool {
         Self::check_connection(&self.read(), connection).is_ok()
     }

@@ -23,6 +23,11 @@ pub(crate) const MAX_RESUME_LEN: usize = 64 * 1024;
 pub(crate) const MAX_RESUME_STREAMS: usize = 256;
 /// Session records (closed resume-capable connections) kept at once.
 pub(crate) const MAX_SESSION_RECORDS: usize = 100_000;
+/// How long a shared history keeps the record of a live connection, written when it
+/// authorizes, joins or leaves: a day ([`crate::MAX_HISTORY_AGE`]), so a connection
+/// whose node dies unannounced within a day of its last membership change can still
+/// be resumed with its groups.
+pub(crate) const LIVE_RECORD_TTL: Duration = crate::history::MAX_HISTORY_AGE;
 
 /// What the server remembers of a closed connection that negotiated `resume`, for its
 /// history's max age: who it was, its groups, and where its streams stood.
@@ -439,8 +444,16 @@ impl EventHub {
             });
             reads.push((position.clone(), reported, replay.await));
         }
+        self.queue_replay(id, reads, &mut answer);
+        self.save_live_record(id).await;
+        if answer.is_empty() { id.to_string() } else { format!("{id}\n{answer}") }
+    }
+
+    /// Under the write lock: queues the replay of each stream, then the events held
+    /// meanwhile that it did not contain; sets the floors; adds the `Resumed` lines.
+    fn queue_replay(&self, id: Uuid, reads: Vec<(Position, bool, Arc<Replay>)>, answer: &mut String) {
         let mut routes = self.write();
-        let Some(local) = routes.connections.get_mut(&id) else { return id.to_string() };
+        let Some(local) = routes.connections.get_mut(&id) else { return };
         let mut floors = Vec::new();
         for (position, reported, replay) in reads {
             match &*replay {
@@ -449,13 +462,13 @@ impl EventHub {
                     for (payload, tag) in events {
                         let _closed = local.outbox.send(Queued::Event { id, payload: payload.clone(), tag: *tag });
                     }
-                    answer_line(&mut answer, top, true);
+                    answer_line(answer, top, true);
                     floors.push(top.clone());
                 }
                 Err(top) => {
                     tracing::debug!(stream = %position.stream, "stream not recovered");
                     if reported || top.is_some() {
-                        answer_line(&mut answer, top.as_ref().unwrap_or(&position), false);
+                        answer_line(answer, top.as_ref().unwrap_or(&position), false);
                     }
                     floors.extend(top.clone());
                 }
@@ -468,7 +481,6 @@ impl EventHub {
                 let _closed = local.outbox.send(Queued::Event { id, payload, tag });
             }
         }
-        if answer.is_empty() { id.to_string() } else { format!("{id}\n{answer}") }
     }
 
     /// The payloads of a shared history's answer (each event positioned), and its top;
@@ -489,9 +501,42 @@ impl EventHub {
         Ok((events, top))
     }
 
+    /// With a shared history, saves what a *live* resume-capable connection could
+    /// resume, so a node that dies without closing it (SIGKILL, power loss) leaves its
+    /// identity and groups behind: written when it authorizes, joins and leaves, kept for
+    /// [`LIVE_RECORD_TTL`] (the close replaces it with the final record).
+    pub(super) async fn save_live_record(&self, id: Uuid) {
+        let Some(history) = self.shared_history() else { return };
+        let record = {
+            let routes = self.read();
+            match routes.connections.get(&id) {
+                Some(local) if local.resume && local.pending.is_none() => self.snapshot(id, local),
+                _ => return,
+            }
+        };
+        if let Err(e) = history.save_session(id, record.encode(), LIVE_RECORD_TTL).await {
+            tracing::debug!(error = %e, "backplane: session record not saved; a crash would lose its groups");
+        }
+    }
+
     /// What a closing resume-capable connection may resume: kept here (`None` is
     /// returned) or, with a shared history, returned for the caller to save there.
     pub(super) fn record_session(&self, id: Uuid, local: &Local) -> Option<SessionRecord> {
+        let now = now();
+        let record = self.snapshot(id, local);
+        if self.shared {
+            return Some(record);
+        }
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        records.prune(now, self.record_ttl);
+        records.by_id.insert(id, record);
+        records.order.push_back((now, id));
+        None
+    }
+
+    /// The identity, groups and stream tops of connection `id` now (taken under a route
+    /// lock, so no event slips between the tops and what the connection was given).
+    fn snapshot(&self, id: Uuid, local: &Local) -> SessionRecord {
         let now = now();
         let mut streams = vec![TOPIC_ALL.to_owned(), connection_stream(id)];
         streams.extend(local.user.iter().map(|u| user_topic(u)));
@@ -515,15 +560,7 @@ impl EventHub {
                 (s, top)
             })
             .collect();
-        let record = SessionRecord { user: local.user.clone(), groups: local.groups.clone(), tops };
-        if self.shared {
-            return Some(record);
-        }
-        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        records.prune(now, self.record_ttl);
-        records.by_id.insert(id, record);
-        records.order.push_back((now, id));
-        None
+        SessionRecord { user: local.user.clone(), groups: local.groups.clone(), tops }
     }
 }
 
