@@ -3,7 +3,8 @@
 //! TCP) reconnects to node B, with A shut down meanwhile, and gets every missed event
 //! once and in order, its groups back, then live ones; past the window it is told
 //! `recovered = false` and gets nothing partial; the history's order holds for events
-//! raised on both nodes at once.
+//! raised on both nodes at once, and at the seam of a raw resume; forged positioned
+//! frames are dropped; Redis forgetting its scripts costs nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -335,4 +336,39 @@ async fn a_raw_resume_on_another_node_while_events_keep_coming_gets_each_offset_
     raising.await.expect("raiser");
     let want: Vec<u64> = (from.offset + 1..=from.offset + u64::from(LAST)).collect();
     assert_eq!(offsets, want, "each offset once, in order, across replay, held and live events");
+}
+
+/// Redis forgetting its scripts (`SCRIPT FLUSH`, as after a restart with persistence) is
+/// seen as `NOSCRIPT` and the scripts are loaded again: appends and resume reads go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_and_resumes_go_on_after_redis_forgets_its_scripts() {
+    let redis = Redis::start().await;
+    let limits = HistoryLimits::new(100, Duration::from_secs(120));
+    let a = node(&redis, "flush-a", limits).await;
+    let proxy = Proxy::start(addr(&a)).await;
+    let sender = client(&a.url, "user:sam", false).await;
+    let ann = client(&proxy.url(), "user:ann", true).await;
+    let mut messages = ann.message();
+    send(&sender, "all-0").await;
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-0");
+
+    assert!(crate::cluster::command(redis.port, "SCRIPT FLUSH").await.starts_with("+OK"));
+    send(&sender, "all-1").await;
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-1");
+
+    assert!(crate::cluster::command(redis.port, "SCRIPT FLUSH").await.starts_with("+OK"));
+    proxy.sever();
+    within("the cut is noticed", async {
+        while a.server.stats().connections_authorized > 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let expected: Vec<String> = (2..=4).map(|i| format!("all-{i}")).collect();
+    for text in &expected {
+        send(&sender, text).await;
+    }
+    assert!(crate::cluster::command(redis.port, "SCRIPT FLUSH").await.starts_with("+OK"));
+    proxy.restore();
+    expect_recovered(&mut messages, &expected).await;
 }
