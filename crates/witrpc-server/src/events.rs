@@ -436,12 +436,12 @@ impl EventHub {
         // write lock) sees exactly what was queued to it.
         if let Target::Connection(id) = audience.target() {
             if let Some(local) = routes.connections.get(id) {
-                *local.own_top.lock().unwrap_or_else(|e| e.into_inner()) = Some(position.clone());
+                advance(&mut local.own_top.lock().unwrap_or_else(|e| e.into_inner()), position);
             }
         } else if let Some(top) =
             self.live_tops.lock().unwrap_or_else(|e| e.into_inner()).get_mut(position.stream.as_str())
         {
-            *top = Some(position.clone());
+            advance(top, position);
         }
         Self::queue_all(&routes, audience, &plain, Some((position, &positioned)), tag)
     }
@@ -585,6 +585,15 @@ impl EventHub {
     /// Whether `connection` is authorized here.
     pub(crate) fn is_local(&self, connection: Uuid) -> bool {
         Self::check_connection(&self.read(), connection).is_ok()
+    }
+}
+
+/// Moves a stream's last delivered position to `position`: in place within an epoch (no
+/// allocation per event), replaced when the epoch changes.
+fn advance(top: &mut Option<Position>, position: &Position) {
+    match top {
+        Some(t) if t.epoch == position.epoch && t.stream == position.stream => t.offset = position.offset,
+        _ => *top = Some(position.clone()),
     }
 }
 

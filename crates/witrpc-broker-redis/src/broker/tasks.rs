@@ -138,8 +138,8 @@ pub(super) async fn receive_task(
         let (Some(Value::BulkString(channel)), Some(Value::BulkString(message))) = (data.next(), data.next()) else {
             continue;
         };
-        if let Some(positioned) = message.strip_prefix(keys::POSITIONED) {
-            match read_positioned(&broker, positioned) {
+        if message.starts_with(keys::POSITIONED) {
+            match read_positioned(&broker, message) {
                 Some((position, frame)) => {
                     let target = inbound.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(Weak::upgrade);
                     if let Some(target) = target {
@@ -170,12 +170,15 @@ pub(super) async fn receive_task(
     }
 }
 
-/// A positioned message (after [`keys::POSITIONED`]): `<stream>\t<epoch>\t<offset>\n`
-/// and the frame signed with the stream's name; `None` when malformed or forged.
-fn read_positioned(broker: &Inner, message: &[u8]) -> Option<(StreamPosition, Vec<u8>)> {
-    let end = message.iter().position(|&b| b == b'\n')?;
-    let position = StreamPosition::parse(std::str::from_utf8(&message[..end]).ok()?)?;
-    let frame = broker.verify(position.stream.as_bytes(), message[end + 1..].to_vec())?;
+/// A positioned message: [`keys::POSITIONED`], `<stream>\t<epoch>\t<offset>\n`, then
+/// the frame signed with the stream's name; `None` when malformed or forged. The frame
+/// keeps the message's buffer (the header is drained off, not copied away).
+fn read_positioned(broker: &Inner, mut message: Vec<u8>) -> Option<(StreamPosition, Vec<u8>)> {
+    let header = message.get(keys::POSITIONED.len()..)?;
+    let end = header.iter().position(|&b| b == b'\n')?;
+    let position = StreamPosition::parse(std::str::from_utf8(&header[..end]).ok()?)?;
+    message.drain(..keys::POSITIONED.len() + end + 1);
+    let frame = broker.verify(position.stream.as_bytes(), message)?;
     Some((position, frame))
 }
 
