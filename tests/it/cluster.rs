@@ -100,6 +100,22 @@ pub(crate) async fn ping(port: u16) -> bool {
         && &buf == b"+PONG\r\n"
 }
 
+/// A broker configuration for tests: node `id` on the Redis at `url`, with a fast
+/// heartbeat, short presence and timeouts, and the cluster secret.
+pub(crate) fn broker_config(url: String, id: &str) -> RedisBrokerConfig {
+    RedisBrokerConfig::new(url)
+        .with_node_id(id)
+        .with_heartbeat(Duration::from_millis(200))
+        .with_presence_ttl(Duration::from_secs(2))
+        .with_timeout(Duration::from_millis(500))
+        .with_secret("cluster-test-secret")
+}
+
+/// Connects a broker.
+pub(crate) async fn broker(config: RedisBrokerConfig) -> RedisBroker {
+    within("broker connect", RedisBroker::connect(config)).await.expect("broker connects")
+}
+
 /// One server with its own events handle (to raise targeted events from the test).
 pub(crate) struct Node {
     pub(crate) server: WitServer,
@@ -148,14 +164,7 @@ impl Node {
         id: &str,
         configure: impl FnOnce(RedisBrokerConfig) -> RedisBrokerConfig,
     ) -> Self {
-        let config = RedisBrokerConfig::new(url)
-            .with_node_id(id)
-            .with_heartbeat(Duration::from_millis(200))
-            .with_presence_ttl(Duration::from_secs(2))
-            .with_timeout(Duration::from_millis(500))
-            .with_secret("cluster-test-secret");
-        let broker = within("broker connect", RedisBroker::connect(configure(config))).await.expect("broker connects");
-        Self::start(Some(broker)).await
+        Self::start(Some(broker(configure(broker_config(url, id))).await)).await
     }
 
     pub(crate) async fn client(&self, user: &str) -> Peer {

@@ -14,10 +14,9 @@ use witrpc::EventError;
 use witrpc::client::ReconnectPolicy;
 use witrpc::prelude::*;
 use witrpc::server::HistoryLimits;
-use witrpc_broker_redis::{RedisBroker, RedisBrokerConfig};
 use witrpc_demo::{DemoServiceClient, UserTokens};
 
-use crate::cluster::Redis;
+use crate::cluster::{Redis, broker, broker_config};
 use crate::resume::{expect_recovered, next_event, resume_peer};
 use crate::util::{Proxy, TestServer, within, within_limit};
 
@@ -27,13 +26,7 @@ async fn node(redis: &Redis, id: &str, limits: HistoryLimits) -> TestServer {
 
 /// A node with history for `Message`, its broker on the Redis (server or cluster) at `url`.
 async fn node_at(url: String, id: &str, limits: HistoryLimits) -> TestServer {
-    let config = RedisBrokerConfig::new(url)
-        .with_node_id(id)
-        .with_heartbeat(Duration::from_millis(200))
-        .with_presence_ttl(Duration::from_secs(2))
-        .with_timeout(Duration::from_millis(500))
-        .with_secret("resume-cluster-secret");
-    let broker = within("broker connect", RedisBroker::connect(config)).await.expect("broker connects");
+    let broker = broker(broker_config(url, id)).await;
     TestServer::start(|b| {
         b.with_access_token_validator(UserTokens).with_event_history("Message", limits).with_broker(Arc::new(broker))
     })
@@ -236,8 +229,7 @@ async fn positioned_frames_without_the_cluster_secret_are_dropped_counted_and_ne
     let server = |secret: &'static str, id: &'static str| {
         let url = redis.url();
         async move {
-            let config = RedisBrokerConfig::new(url).with_node_id(id).with_secret(secret);
-            let broker = within("broker connect", RedisBroker::connect(config)).await.expect("broker connects");
+            let broker = broker(broker_config(url, id).with_secret(secret)).await;
             let handle = broker.clone();
             let node = TestServer::start(|b| {
                 b.with_access_token_validator(UserTokens)
@@ -248,7 +240,7 @@ async fn positioned_frames_without_the_cluster_secret_are_dropped_counted_and_ne
             (node, handle)
         }
     };
-    let (good, broker) = server("resume-cluster-secret", "secret-good").await;
+    let (good, broker) = server("cluster-test-secret", "secret-good").await;
     let (intruder, _) = server("another-secret", "secret-bad").await;
     // The sender sees the gap too, and reconnects.
     let honest = client(&good.url, "user:sam", true).await;

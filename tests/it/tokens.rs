@@ -236,14 +236,7 @@ async fn revoking_a_user_closes_its_connections_on_every_node_of_a_redis_cluster
     let redis = Redis::start().await;
     let mut nodes = Vec::new();
     for id in ["revoke-a", "revoke-b", "revoke-c"] {
-        let config = witrpc_broker_redis::RedisBrokerConfig::new(redis.url())
-            .with_node_id(id)
-            .with_heartbeat(Duration::from_millis(200))
-            .with_presence_ttl(Duration::from_secs(2))
-            .with_timeout(Duration::from_millis(500))
-            .with_secret("revoke-test-secret");
-        let broker =
-            within("broker connect", witrpc_broker_redis::RedisBroker::connect(config)).await.expect("broker connects");
+        let broker = crate::cluster::broker(crate::cluster::broker_config(redis.url(), id)).await;
         nodes.push(Node::start(Duration::from_secs(600), Duration::from_secs(2), Some(broker)).await);
     }
     let mut ann = Vec::new();
