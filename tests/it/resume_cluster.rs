@@ -17,7 +17,7 @@ use witrpc::server::HistoryLimits;
 use witrpc_demo::{DemoServiceClient, UserTokens};
 
 use crate::cluster::{Redis, broker, broker_config};
-use crate::resume::{expect_recovered, next_event, resume_peer};
+use crate::resume::{expect_recovered, next_event, resume_peer, send, wait_until_empty};
 use crate::util::{Proxy, TestServer, within, within_limit};
 
 async fn node(redis: &Redis, id: &str, limits: HistoryLimits) -> TestServer {
@@ -51,26 +51,6 @@ async fn raw_client(url: &str, token: &str) -> WitClient {
 
 fn addr(node: &TestServer) -> std::net::SocketAddr {
     node.server.local_addr().expect("address")
-}
-
-/// Waits until no connection is left in `group` on any node (the cut is noticed).
-async fn wait_until_empty(sender: &DemoServiceClient<WitClient>, group: &str) {
-    within("the server notices the cut", async {
-        while sender.group_size(group.to_owned()).await.expect("group size") > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-}
-
-/// Sends `text` to everyone, to `room` or to user `ann`, by its prefix.
-async fn send(sender: &DemoServiceClient<WitClient>, text: &str) {
-    let sent = match text.split('-').next() {
-        Some("all") => within("broadcast", sender.broadcast(text.into())).await,
-        Some("room") => within("group", sender.send_to_group("room".into(), text.into())).await,
-        _ => within("user", sender.send_to_user("ann".into(), text.into())).await,
-    };
-    sent.expect("sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
