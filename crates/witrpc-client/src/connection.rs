@@ -27,7 +27,7 @@ use crate::transport::{FrameSink, FrameStream, Inbound, Outbound, TransportError
 
 /// How long the writer spends closing the transport (sending a close frame) before it
 /// gives up: 1 s. A server that stopped reading must not hold `disconnect`.
-const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 type Reply = Result<WitResponse, ClientError>;
 
@@ -279,11 +279,15 @@ pub(crate) fn run(
         let _started_or_dropped = started.await;
         // Markers first, then the replayed events this task delivers.
         shared.subscriptions.connected(session.resumed());
-        let (mut sink, inbound) = io;
-        let reason = drive(&shared, session, &mut sink, inbound, requests, refresher).await;
+        let (mut sink, mut inbound) = io;
+        let reason = drive(&shared, session, &mut sink, &mut inbound, requests, refresher).await;
         shared.shut(reason); // keeps an earlier reason
-        // Best effort: the peer may already be gone, or have stopped reading.
-        let _closed_or_gone = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+        // Best effort: the peer may already be gone, or have stopped reading. The input
+        // is read (and dropped) meanwhile: a WebSocket client's close completes only
+        // when it reads the server's end of the TCP stream, so without reading it every
+        // connection the server closed would linger for the whole timeout.
+        let draining = async { while inbound.next().await.is_some() {} };
+        let _closed_or_gone = tokio::time::timeout(CLOSE_TIMEOUT, futures_util::future::join(sink.close(), draining)).await;
     }
 }
 
@@ -423,7 +427,7 @@ async fn drive(
     shared: &Shared,
     mut session: ClientSession,
     sink: &mut FrameSink,
-    mut inbound: FrameStream,
+    inbound: &mut FrameStream,
     mut requests: mpsc::Receiver<Outgoing>,
     provider: Option<TokenProvider>,
 ) -> String {

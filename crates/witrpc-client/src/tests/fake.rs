@@ -2,10 +2,14 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Mutex, OnceLock};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use futures_util::{sink, stream};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -78,6 +82,58 @@ pub(super) fn pair_with_capacity(capacity: usize) -> (FakeTransport, Server) {
 
 pub(super) fn pair() -> (FakeTransport, Server) {
     pair_with_capacity(64)
+}
+
+/// A pair whose client sink closes as a WebSocket client's does: only once the
+/// client has read the end of the server's stream (RFC 6455 §7.1.1, tungstenite).
+pub(super) fn pair_closing_after_eof() -> (FakeTransport, Server) {
+    let (client_tx, from_client) = mpsc::channel::<Outbound>(64);
+    let (to_client, mut client_rx) = mpsc::channel::<Result<Inbound, TransportError>>(64);
+    let eof = Arc::new((AtomicBool::new(false), AtomicWaker::new()));
+    let seen = eof.clone();
+    let stream: FrameStream = Box::pin(stream::poll_fn(move |cx| {
+        let item = ready!(client_rx.poll_recv(cx));
+        if item.is_none() {
+            seen.0.store(true, Ordering::Release);
+            seen.1.wake();
+        }
+        Poll::Ready(item)
+    }));
+    let sink: FrameSink = Box::pin(ClosingAfterEof { tx: Some(client_tx), eof });
+    let transport = FakeTransport { connection: Mutex::new(Some(Ok((sink, stream)))) };
+    (transport, Server { from_client, to_client: Some(to_client) })
+}
+
+/// The sink of [`pair_closing_after_eof`].
+struct ClosingAfterEof {
+    tx: Option<mpsc::Sender<Outbound>>,
+    eof: Arc<(AtomicBool, AtomicWaker)>,
+}
+
+impl futures_util::Sink<Outbound> for ClosingAfterEof {
+    type Error = TransportError;
+
+    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Outbound) -> Result<(), TransportError> {
+        let closed = || TransportError::Closed { code: None, reason: String::new() };
+        self.tx.as_ref().ok_or_else(closed)?.try_send(item).map_err(|_| closed())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        self.eof.1.register(cx.waker());
+        if !self.eof.0.load(Ordering::Acquire) {
+            return Poll::Pending;
+        }
+        self.tx = None;
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// Connects `builder` (plus a fresh fake transport) to a server that accepts the handshake.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use witrpc_core::MessageType;
 
-use super::fake::{add, connected, connected_with, pair_with_capacity, within};
+use super::fake::{add, connected, connected_with, pair_closing_after_eof, pair_with_capacity, within};
 use crate::transport::{Inbound, TransportError};
 use crate::{ClientError, WitClientBuilder};
 
@@ -119,4 +119,18 @@ async fn dropping_the_last_handle_closes_the_connection() {
     assert!(clone.is_connected(), "a clone keeps the connection");
     drop(clone);
     assert!(server.next().await.is_none(), "the transport is still open");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_the_server_closed_lets_go_of_its_transport_at_once() {
+    let (client, mut server) = connected_with(WitClientBuilder::new(), pair_closing_after_eof()).await;
+    let started = tokio::time::Instant::now();
+    let closed = TransportError::Closed { code: Some(1001), reason: "server shutting down".to_owned() };
+    server.send_inbound(Err(closed)).await;
+    server.drop_connection();
+    within("closed", client.closed()).await;
+    // The transport is released (its sink dropped) without waiting out the close
+    // timeout: time is paused, so only waiting on a timer would move the clock.
+    assert!(server.next().await.is_none(), "the client still holds its transport");
+    assert!(started.elapsed() < crate::connection::CLOSE_TIMEOUT, "released after {:?}", started.elapsed());
 }
