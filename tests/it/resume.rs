@@ -143,12 +143,17 @@ async fn beyond_the_history_window_the_client_is_told_and_gets_nothing_partial()
 
 /// A raw peer that negotiates `resume` (plain mode) and returns its `Resumed` answer.
 pub(crate) async fn resume_peer(url: &str, token: &str, resume: Option<&str>) -> (RawPeer, String) {
+    resume_peer_with(url, token, resume, "witrpc/1 resume").await
+}
+
+/// [`resume_peer`] announcing `features` (all of which the server must accept).
+async fn resume_peer_with(url: &str, token: &str, resume: Option<&str>, features: &str) -> (RawPeer, String) {
     let mut peer = RawPeer::connect(url).await;
-    let init = WitRequestInitialization::plain().encode_with_extensions(Some("witrpc/1 resume"));
+    let init = WitRequestInitialization::plain().encode_with_extensions(Some(features));
     peer.send(MessageType::Initialization, Some(init)).await;
     let reply = peer.recv_message().await;
     let (_, ext) = WitResponseInitialization::decode_with_extensions(reply.data.expect("data")).expect("decodes");
-    assert_eq!(ext.as_deref(), Some("witrpc/1 resume"));
+    assert_eq!(ext.as_deref(), Some(features));
     let auth = WitRequestAuthorization { token: Some(token.into()) }.encode_with_resume(resume);
     peer.send(MessageType::Authorization, Some(auth)).await;
     let reply = peer.recv_message().await;
@@ -169,6 +174,68 @@ pub(crate) async fn next_event(peer: &mut RawPeer) -> (String, Option<String>) {
         let (event, position) = WitRequest::decode_with_position(message.data.expect("data")).expect("decodes");
         let text = String::from_utf8(event.parameters[0].to_vec()).expect("utf-8");
         return (text.trim_matches('"').to_owned(), position);
+    }
+}
+
+/// The text argument and position of one encoded callback.
+fn text_and_position(payload: witrpc::protocol::bytes::Bytes) -> (String, Option<String>) {
+    let (event, position) = WitRequest::decode_with_position(payload).expect("decodes");
+    let text = String::from_utf8(event.parameters[0].to_vec()).expect("utf-8");
+    (text.trim_matches('"').to_owned(), position)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_reaches_a_batch_client_packed_and_any_other_event_by_event() {
+    let node = server(HistoryLimits::new(1000, Duration::from_secs(120))).await;
+    let sender = DemoServiceClient::new(client(&node.url, "user:sam", false).await);
+    let batching = "witrpc/1 resume replay-batch";
+    let (mut packed, packed_answer) = resume_peer_with(&node.url, "user:ann", None, batching).await;
+    let (mut plain, plain_answer) = resume_peer(&node.url, "user:bob", None).await;
+    within("broadcast", sender.broadcast("first".into())).await.expect("sent");
+    // Live events are single callbacks for both.
+    let (_, top) = next_event(&mut packed).await;
+    let (_, plain_top) = next_event(&mut plain).await;
+    let (top, plain_top) = (top.expect("positioned"), plain_top.expect("positioned"));
+    drop((packed, plain));
+    let missed: Vec<String> = (0..300).map(|i| format!("missed-{i}-{}", "x".repeat(i % 400))).collect();
+    for text in &missed {
+        within("broadcast", sender.broadcast(text.clone())).await.expect("sent");
+    }
+
+    let id = |answer: &str| answer.lines().next().expect("the connection id").to_owned();
+    let request = format!("{}\n{top}", id(&packed_answer));
+    let (mut packed, answer) = resume_peer_with(&node.url, "user:ann", Some(&request), batching).await;
+    assert!(answer.lines().any(|l| l.starts_with("all\t") && l.ends_with("\t1")), "{answer:?}");
+    // The 300 come packed, several to a message (about 60 KB: more than one batch),
+    // in order and each with its position; no single callback comes before the last.
+    let (stream_epoch, offset) = top.rsplit_once('\t').map(|(s, o)| (s.to_owned(), o.parse::<u64>().unwrap())).unwrap();
+    let (mut replayed, mut batches) = (Vec::new(), 0);
+    while replayed.len() < missed.len() {
+        let message = within("replay", packed.recv_message()).await;
+        assert_eq!(message.kind, MessageType::REPLAY_BATCH, "a replayed event came alone: {message:?}");
+        batches += 1;
+        for entry in witrpc::protocol::batch::unpack(message.data.expect("data")).expect("a well-formed batch") {
+            let (text, position) = text_and_position(entry);
+            let expected_offset = offset + 1 + replayed.len() as u64;
+            assert_eq!(position.as_deref(), Some(format!("{stream_epoch}\t{expected_offset}").as_str()));
+            replayed.push(text);
+        }
+    }
+    assert_eq!(replayed, missed);
+    assert!((2..missed.len()).contains(&batches), "{batches} batches for {} events", missed.len());
+    // Then live events, one callback each, and nothing replayed twice.
+    within("broadcast", sender.broadcast("live".into())).await.expect("sent");
+    let live = within("live", packed.recv_message()).await;
+    assert_eq!(live.kind, MessageType::Callback);
+    assert_eq!(text_and_position(live.data.expect("data")).0, "live");
+
+    // A client that did not announce `replay-batch` gets the same events one by one.
+    let request = format!("{}\n{plain_top}", id(&plain_answer));
+    let (mut plain, _) = resume_peer(&node.url, "user:bob", Some(&request)).await;
+    for text in missed.iter().chain([&"live".to_owned()]) {
+        let message = within("replay", plain.recv_message()).await;
+        assert_eq!(message.kind, MessageType::Callback, "{message:?}");
+        assert_eq!(&text_and_position(message.data.expect("data")).0, text);
     }
 }
 

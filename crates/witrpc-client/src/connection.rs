@@ -287,7 +287,8 @@ pub(crate) fn run(
         // when it reads the server's end of the TCP stream, so without reading it every
         // connection the server closed would linger for the whole timeout.
         let draining = async { while inbound.next().await.is_some() {} };
-        let _closed_or_gone = tokio::time::timeout(CLOSE_TIMEOUT, futures_util::future::join(sink.close(), draining)).await;
+        let _closed_or_gone =
+            tokio::time::timeout(CLOSE_TIMEOUT, futures_util::future::join(sink.close(), draining)).await;
     }
 }
 
@@ -515,9 +516,15 @@ async fn drive(
             }
             Ok(Some(ClientEvent::Callback(event))) => shared.deliver_event(event),
             Ok(Some(ClientEvent::PositionedCallback { event, position })) => {
-                if let Err(stream) = shared.subscriptions.deliver_positioned(event, &position) {
-                    tracing::warn!(%stream, "gap in an event stream; reconnecting to resume it");
-                    return format!("events of stream {stream} were skipped; the connection is resumed");
+                if let Err(reason) = deliver_positioned(shared, event, &position) {
+                    return reason;
+                }
+            }
+            Ok(Some(ClientEvent::Replayed { events })) => {
+                for (event, position) in events {
+                    if let Err(reason) = deliver_positioned(shared, event, &position) {
+                        return reason;
+                    }
                 }
             }
             Ok(Some(ClientEvent::TokenRefreshed { expires_at_unix_ms })) => {
@@ -532,6 +539,15 @@ async fn drive(
             Err(e) => return e.to_string(),
         }
     }
+}
+
+/// Delivers one positioned event; a gap in its stream ends the connection (with this
+/// reason) so the reconnect resumes it.
+fn deliver_positioned(shared: &Shared, event: WitRequest, position: &str) -> Result<(), String> {
+    shared.subscriptions.deliver_positioned(event, position).map_err(|stream| {
+        tracing::warn!(%stream, "gap in an event stream; reconnecting to resume it");
+        format!("events of stream {stream} were skipped; the connection is resumed")
+    })
 }
 
 /// One live connection: its state and its task.

@@ -27,26 +27,34 @@ pub const TOKEN_REFRESH: &str = "token-refresh";
 /// a `Resume` request in the Authorization and its `Resumed` answer). A server accepts
 /// it only when it keeps history for some event.
 pub const RESUME: &str = "resume";
+/// Feature token: the events a resume replays may arrive packed into
+/// [`MessageType::REPLAY_BATCH`](crate::MessageType::REPLAY_BATCH) messages (see
+/// [`crate::batch`]). Accepted only together with [`RESUME`].
+pub const REPLAY_BATCH: &str = "replay-batch";
 
 /// A set of negotiated features.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Features {
     token_refresh: bool,
     resume: bool,
+    replay_batch: bool,
 }
 
 impl Features {
     /// No feature (what a peer that did not negotiate gets).
-    pub const NONE: Self = Self { token_refresh: false, resume: false };
+    pub const NONE: Self = Self { token_refresh: false, resume: false, replay_batch: false };
 
     /// Every feature this crate implements.
-    pub const SUPPORTED: Self = Self { token_refresh: true, resume: true };
+    pub const SUPPORTED: Self = Self { token_refresh: true, resume: true, replay_batch: true };
 
     /// Just [`TOKEN_REFRESH`].
-    pub const TOKEN_REFRESH: Self = Self { token_refresh: true, resume: false };
+    pub const TOKEN_REFRESH: Self = Self { token_refresh: true, resume: false, replay_batch: false };
 
     /// Just [`RESUME`].
-    pub const RESUME: Self = Self { token_refresh: false, resume: true };
+    pub const RESUME: Self = Self { token_refresh: false, resume: true, replay_batch: false };
+
+    /// Just [`REPLAY_BATCH`] (meaningful only with [`RESUME`]).
+    pub const REPLAY_BATCH: Self = Self { token_refresh: false, resume: false, replay_batch: true };
 
     /// Whether [`TOKEN_REFRESH`] is in the set.
     pub fn token_refresh(self) -> bool {
@@ -58,19 +66,36 @@ impl Features {
         self.resume
     }
 
+    /// Whether [`REPLAY_BATCH`] is in the set.
+    pub fn replay_batch(self) -> bool {
+        self.replay_batch
+    }
+
     /// The features in both sets.
     pub fn intersect(self, other: Self) -> Self {
-        Self { token_refresh: self.token_refresh && other.token_refresh, resume: self.resume && other.resume }
+        Self {
+            token_refresh: self.token_refresh && other.token_refresh,
+            resume: self.resume && other.resume,
+            replay_batch: self.replay_batch && other.replay_batch,
+        }
     }
 
     /// The features in either set.
     pub fn union(self, other: Self) -> Self {
-        Self { token_refresh: self.token_refresh || other.token_refresh, resume: self.resume || other.resume }
+        Self {
+            token_refresh: self.token_refresh || other.token_refresh,
+            resume: self.resume || other.resume,
+            replay_batch: self.replay_batch || other.replay_batch,
+        }
     }
 
     /// This set without the features of `other`.
     pub fn without(self, other: Self) -> Self {
-        Self { token_refresh: self.token_refresh && !other.token_refresh, resume: self.resume && !other.resume }
+        Self {
+            token_refresh: self.token_refresh && !other.token_refresh,
+            resume: self.resume && !other.resume,
+            replay_batch: self.replay_batch && !other.replay_batch,
+        }
     }
 
     /// Reads an `Extensions` member: `Some` when its first token is [`FEATURE_SET`]
@@ -86,6 +111,7 @@ impl Features {
             match token {
                 TOKEN_REFRESH => features.token_refresh = true,
                 RESUME => features.resume = true,
+                REPLAY_BATCH => features.replay_batch = true,
                 _ => {}
             }
         }
@@ -102,6 +128,10 @@ impl Features {
         if self.resume {
             out.push(' ');
             out.push_str(RESUME);
+        }
+        if self.replay_batch {
+            out.push(' ');
+            out.push_str(REPLAY_BATCH);
         }
         out
     }
@@ -122,8 +152,15 @@ mod tests {
         }
         assert_eq!(Features::NONE.to_wire(), "witrpc/1");
         assert_eq!(Features::parse(&Features::SUPPORTED.to_wire()), Some(Features::SUPPORTED));
-        assert_eq!(Features::SUPPORTED.to_wire(), "witrpc/1 token-refresh resume");
-        assert_eq!(Features::SUPPORTED.without(Features::RESUME), Features::TOKEN_REFRESH);
-        assert_eq!(Features::TOKEN_REFRESH.union(Features::RESUME), Features::SUPPORTED);
+        assert_eq!(Features::SUPPORTED.to_wire(), "witrpc/1 token-refresh resume replay-batch");
+        assert_eq!(
+            Features::parse("witrpc/1 replay-batch resume"),
+            Some(Features::RESUME.union(Features::REPLAY_BATCH))
+        );
+        assert_eq!(
+            Features::SUPPORTED.without(Features::RESUME.union(Features::REPLAY_BATCH)),
+            Features::TOKEN_REFRESH
+        );
+        assert_eq!(Features::TOKEN_REFRESH.union(Features::RESUME).union(Features::REPLAY_BATCH), Features::SUPPORTED);
     }
 }

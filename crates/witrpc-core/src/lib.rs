@@ -24,6 +24,7 @@
 //! # Ok::<(), witrpc_core::CodecError>(())
 //! ```
 
+pub mod batch;
 mod channel;
 pub mod crypto;
 mod descriptor;

@@ -24,6 +24,11 @@ pub enum MessageType {
 }
 
 impl MessageType {
+    /// `100`, an extension of ours (not a .NET value): events a resume replays, packed
+    /// together ([`crate::batch`]). Sent only to a client that negotiated
+    /// [`REPLAY_BATCH`](crate::extensions::REPLAY_BATCH).
+    pub const REPLAY_BATCH: Self = Self::Other(100);
+
     /// The wire value.
     pub fn to_i32(self) -> i32 {
         match self {

@@ -29,6 +29,7 @@ use witrpc_core::v2;
 use witrpc_core::{CallContext, CommunicationStatus, Identity, MethodCall, MethodError, WitRequest, WitResponse};
 
 use crate::auth::Authorization;
+use crate::events::Resume;
 use crate::outbox::Outbox;
 use crate::registry::Target;
 use crate::shared::Shared;
@@ -374,9 +375,13 @@ impl ConnectionTask {
         self.context.identity = identity;
         // Registered before the answer: a resume's answer names what is replayed, and
         // the replayed events wait in the queue until the answer is written.
-        let resume = self.session.features().resume().then_some(resume_request.as_deref());
-        let resumed =
-            self.shared.hub.insert(self.id, self.outbox.clone(), self.context.identity.as_ref(), resume).await;
+        let features = self.session.features();
+        let resume = Resume { negotiated: features.resume(), batch: features.replay_batch() };
+        let resumed = self
+            .shared
+            .hub
+            .insert(self.id, self.outbox.clone(), self.context.identity.as_ref(), resume, resume_request.as_deref())
+            .await;
         self.session.authorization_decided_resumed(true, expiry, resumed.as_deref());
         self.shared.stats.authorized();
         self.token_expiry = expiry;

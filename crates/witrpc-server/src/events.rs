@@ -53,6 +53,8 @@ struct Local {
     groups: HashSet<Arc<str>>,
     /// Negotiated `resume`: gets positions, and leaves a session record when it closes.
     resume: bool,
+    /// Negotiated `replay-batch`: a resume's replay is queued packed.
+    batch: bool,
     /// While a resume reads a shared history: the events that arrive meanwhile, queued
     /// after the replay (`None`: queue directly).
     pending: Option<Mutex<Vec<Pending>>>,
@@ -64,6 +66,15 @@ struct Local {
     own_top: Mutex<Option<Position>>,
 }
 
+/// What a connection negotiated of the `resume` extension.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Resume {
+    /// `resume`: positions on its events, a resume at authorization, a session record.
+    pub(crate) negotiated: bool,
+    /// `replay-batch`: its replay is queued packed.
+    pub(crate) batch: bool,
+}
+
 /// An event held while its connection resumes: its position (if it has one), payload
 /// and tag.
 type Pending = (Option<Position>, Bytes, EventTag);
@@ -73,12 +84,13 @@ type Pending = (Option<Position>, Bytes, EventTag);
 const MAX_PENDING: usize = 10_000;
 
 impl Local {
-    fn new(outbox: Arc<Outbox>, user: Option<Arc<str>>, resume: bool, buffering: bool) -> Self {
+    fn new(outbox: Arc<Outbox>, user: Option<Arc<str>>, resume: Resume, buffering: bool) -> Self {
         Self {
             outbox,
             user,
             groups: HashSet::new(),
-            resume,
+            resume: resume.negotiated,
+            batch: resume.batch,
             pending: buffering.then(Mutex::default),
             floors: Vec::new(),
             own_top: Mutex::default(),
@@ -261,30 +273,31 @@ impl EventHub {
         id: Uuid,
         outbox: Arc<Outbox>,
         identity: Option<&Identity>,
-        resume: Option<Option<&str>>,
+        resume: Resume,
+        request: Option<&str>,
     ) -> Option<String> {
         let user: Option<Arc<str>> = identity.map(|i| i.name().into());
-        let request = resume.flatten().and_then(ResumeRequest::parse);
+        let request = request.filter(|_| resume.negotiated).and_then(ResumeRequest::parse);
         if let (Some(history), Some(request)) = (self.shared_history(), &request) {
-            return Some(self.resume_shared(history, id, outbox, user, request).await);
+            return Some(self.resume_shared(history, id, outbox, user, resume, request).await);
         }
         let (answer, restored) = {
             let mut routes = self.write();
             if let Some(u) = &user {
                 routes.users.entry(u.clone()).or_default().insert(id);
             }
-            routes.connections.insert(id, Local::new(outbox, user.clone(), resume.is_some(), false));
+            routes.connections.insert(id, Local::new(outbox, user.clone(), resume, false));
             let (lines, restored) = match &request {
                 Some(request) => self.resume_locked(&mut routes, id, request),
                 None => (String::new(), Vec::new()),
             };
             // A `resume` client always learns its connection id (its next resume names it).
             let answer =
-                resume.is_some().then(|| if lines.is_empty() { id.to_string() } else { format!("{id}\n{lines}") });
+                resume.negotiated.then(|| if lines.is_empty() { id.to_string() } else { format!("{id}\n{lines}") });
             (answer, restored)
         };
         self.announce(id, user.as_ref(), restored).await;
-        if resume.is_some() {
+        if resume.negotiated {
             self.save_live_record(id).await;
         }
         answer

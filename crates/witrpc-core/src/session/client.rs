@@ -80,6 +80,13 @@ pub enum ClientEvent {
         /// Its `StreamPosition`: `<stream>\t<epoch>\t<offset>`.
         position: String,
     },
+    /// Events a resume replayed, packed in one message (`replay-batch` negotiated),
+    /// in the order they were sent; each is handled as a
+    /// [`ClientEvent::PositionedCallback`].
+    Replayed {
+        /// Each callback with its `StreamPosition`.
+        events: Vec<(WitRequest, String)>,
+    },
     /// The server accepted the token sent with [`ClientSession::refresh_token`]:
     /// requests are stamped with it from now on.
     TokenRefreshed {
@@ -412,6 +419,22 @@ impl ClientSession {
             return self.on_refreshed(message.id, data);
         }
         let v2 = self.protocol == ProtocolVersion::V2;
+        if message.kind == MessageType::REPLAY_BATCH && self.negotiated.replay_batch() {
+            // Our own extension: anything unreadable is a fault, never skipped, so the
+            // connection ends and a reconnect resumes instead of leaving a hole.
+            let batch = data.ok_or(SessionError::Codec(CodecError::Null { what: "replay batch" }))?;
+            let entries = crate::batch::unpack(batch).map_err(SessionError::Codec)?;
+            let mut events = Vec::with_capacity(entries.len());
+            for entry in entries {
+                match WitRequest::decode_event(entry).map_err(SessionError::Codec)? {
+                    (event, Some(position)) => events.push((event, position)),
+                    (_, None) => {
+                        return Err(SessionError::Codec(CodecError::Null { what: "replayed event's position" }));
+                    }
+                }
+            }
+            return Ok(Some(ClientEvent::Replayed { events }));
+        }
         if message.kind == MessageType::Callback && self.negotiated.resume() {
             return Ok(match data.map(WitRequest::decode_event) {
                 Some(Ok((event, Some(position)))) => Some(ClientEvent::PositionedCallback { event, position }),

@@ -69,6 +69,15 @@ pub enum Queued {
         /// Which event it is.
         tag: EventTag,
     },
+    /// Events a resume replays, packed ([`crate::batch`]); only for a connection that
+    /// negotiated `replay-batch`. Not subject to the slow-consumer rules: a replay is
+    /// sent whole or the connection is lost.
+    ReplayBatch {
+        /// The envelope id.
+        id: Uuid,
+        /// The batch (sealed per connection when it leaves).
+        batch: Bytes,
+    },
     /// Close the connection after everything queued before it.
     Close(CloseReason),
 }
@@ -78,6 +87,7 @@ impl Queued {
         match self {
             Queued::Response { response, .. } => response.data.as_ref().map_or(0, Bytes::len),
             Queued::Event { payload, .. } => payload.len(),
+            Queued::ReplayBatch { batch, .. } => batch.len(),
             Queued::Close(_) => 0,
         }
     }

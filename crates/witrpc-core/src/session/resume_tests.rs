@@ -9,14 +9,24 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::*;
-use crate::WitRequest;
 use crate::crypto::plain::{PlainClientEncryptor, PlainServerEncryptor};
 use crate::extensions::Features;
 use crate::v2::ProtocolVersion;
+use crate::{MessageType, WitMessage, WitRequest};
 
 /// Runs a handshake: the client announces everything, the server accepts `resume` when
 /// `server_resume`; returns both sessions and the Resume member the server read.
 fn handshake(
+    server_resume: bool,
+    request: Option<&str>,
+    answer: &str,
+) -> (ServerSession, ClientSession, Option<String>) {
+    handshake_announcing(Features::SUPPORTED, server_resume, request, answer)
+}
+
+/// [`handshake`] with the client announcing `announced`.
+fn handshake_announcing(
+    announced: Features,
     server_resume: bool,
     request: Option<&str>,
     answer: &str,
@@ -31,7 +41,7 @@ fn handshake(
         Box::new(PlainClientEncryptor),
         "t".into(),
         ProtocolVersion::V3,
-        Features::SUPPORTED,
+        announced,
     )
     .with_resume_request(request.map(str::to_owned));
     let mut read = None;
@@ -79,4 +89,46 @@ fn resume_is_negotiated_only_with_history_and_carries_request_answer_and_positio
     // Even a positioned payload is a plain callback to a client that did not negotiate.
     let positioned = event.encode_with_position(Some("all\tab\t2"));
     assert!(matches!(callback(&mut server, &mut client, positioned), ClientEvent::Callback(_)));
+}
+
+#[test]
+fn replay_batches_are_negotiated_with_resume_and_unpack_into_positioned_callbacks() {
+    let id = Uuid::new_v4().to_string();
+    let event = |name: &str| WitRequest { method_name: name.into(), ..WitRequest::default() };
+    let (mut server, mut client, _) = handshake(true, None, &id);
+    assert!(server.features().replay_batch() && client.features().replay_batch());
+    let payloads =
+        [event("A").encode_with_position(Some("all\tab\t5")), event("B").encode_with_position(Some("u:ann\tcd\t1"))];
+    let batches = crate::batch::pack(payloads.iter().map(Vec::as_slice));
+    server.send_replay_batch(Uuid::new_v4(), &batches[0]);
+    let Some(Transmit::Message(frame)) = server.poll_transmit() else { panic!("no batch frame") };
+    assert_eq!(WitMessage::decode(frame.clone()).unwrap().kind, MessageType::REPLAY_BATCH);
+    match client.handle_message(Instant::now(), frame) {
+        Ok(Some(ClientEvent::Replayed { events })) => {
+            let got: Vec<(&str, &str)> = events.iter().map(|(e, p)| (e.method_name.as_str(), p.as_str())).collect();
+            assert_eq!(got, [("A", "all\tab\t5"), ("B", "u:ann\tcd\t1")]);
+        }
+        other => panic!("expected the replayed events, got {other:?}"),
+    }
+
+    // A batch is ours: an entry without a position, or a damaged batch, is a fault
+    // (the connection ends and the reconnect resumes), never a silent hole.
+    for bad in [crate::batch::pack([&event("C").encode()[..]]).remove(0), batches[0].slice(..batches[0].len() - 1)] {
+        server.send_replay_batch(Uuid::new_v4(), &bad);
+        let Some(Transmit::Message(frame)) = server.poll_transmit() else { panic!("no batch frame") };
+        assert!(matches!(client.handle_message(Instant::now(), frame), Err(SessionError::Codec(_))));
+    }
+
+    // Not announced, or announced without `resume`, or a server without history: no
+    // batches, and the server sends none even if asked to.
+    for (announced, server_resume) in [
+        (Features::RESUME, true),
+        (Features::TOKEN_REFRESH.union(Features::REPLAY_BATCH), true),
+        (Features::SUPPORTED, false),
+    ] {
+        let (mut server, client, _) = handshake_announcing(announced, server_resume, None, &id);
+        assert!(!server.features().replay_batch() && !client.features().replay_batch(), "{announced:?}");
+        server.send_replay_batch(Uuid::new_v4(), &batches[0]);
+        assert!(server.poll_transmit().is_none(), "{announced:?}");
+    }
 }

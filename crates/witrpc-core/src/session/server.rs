@@ -450,9 +450,15 @@ impl ServerSession {
         // Member 2 present and ours: answer with what we accept; anything else is a
         // plain 3.x client, served (byte for byte) as before.
         let offered = extensions.as_deref().and_then(Features::parse);
-        let supported =
-            if self.config.resume { Features::SUPPORTED } else { Features::SUPPORTED.without(Features::RESUME) };
-        let accepted_features = offered.map(|f| f.intersect(supported));
+        let supported = if self.config.resume {
+            Features::SUPPORTED
+        } else {
+            Features::SUPPORTED.without(Features::RESUME.union(Features::REPLAY_BATCH))
+        };
+        // Batches only carry a resume's replay: without `resume` they mean nothing.
+        let accepted_features = offered
+            .map(|f| f.intersect(supported))
+            .map(|f| if f.resume() { f } else { f.without(Features::REPLAY_BATCH) });
         let encryptor = self.protocols.v3.clone();
         let answer = accepted_features.map(Features::to_wire);
         match encryptor.accept_with_extensions(Some(key), answer.as_deref()) {
@@ -749,11 +755,22 @@ impl ServerSession {
         self.common.send_sealed(id, MessageType::Callback, payload.len(), |b| b.put_slice(payload));
     }
 
+    /// Queues a replay batch ([`crate::batch`], sealed for this connection). Only for a
+    /// connection that negotiated `replay-batch`; any other gets nothing (and an error
+    /// in the log), since it could not read it.
+    pub fn send_replay_batch(&mut self, id: Uuid, batch: &Bytes) {
+        if !self.features.replay_batch() {
+            return tracing::error!("a replay batch for a connection that did not negotiate replay-batch; dropped");
+        }
+        self.common.send_sealed(id, MessageType::REPLAY_BATCH, batch.len(), |b| b.put_slice(batch));
+    }
+
     /// Moves an item of the connection's queue into the session.
     pub fn send_queued(&mut self, item: Queued) {
         match item {
             Queued::Response { id, response } => self.send_response(id, &response),
             Queued::Event { id, payload, .. } => self.send_event(id, &payload),
+            Queued::ReplayBatch { id, batch } => self.send_replay_batch(id, &batch),
             Queued::Close(reason) => self.close(reason),
         }
     }

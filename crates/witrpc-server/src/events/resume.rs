@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use uuid::Uuid;
+use witrpc_core::batch;
 use witrpc_core::session::{EventTag, Queued};
 
-use super::{EventHub, Local, Routes, TOPIC_ALL, connection_stream, group_topic, now, user_topic};
+use super::{EventHub, Local, Resume, Routes, TOPIC_ALL, connection_stream, group_topic, now, user_topic};
 use crate::broker::{HistoryRead, SharedHistory};
 use crate::history::{Position, Recovery};
 use crate::outbox::Outbox;
@@ -194,27 +195,104 @@ impl ResumeRequest {
     }
 }
 
-/// A shared history's answer, ready to queue: the positioned payloads and the top, or
-/// (not recovered) where the stream stands.
-pub(super) type Replay = Result<(Vec<(Bytes, EventTag)>, Position), Option<Position>>;
+/// A shared history's answer, ready to queue, or (not recovered) where the stream stands.
+pub(super) type Replay = Result<Replayed, Option<Position>>;
+
+/// The recovered events of one stream.
+#[derive(Debug)]
+pub(super) struct Replayed {
+    /// The positioned payloads, in order, for a connection without `replay-batch`.
+    events: Vec<(Bytes, EventTag)>,
+    /// The same payloads packed, for one with it: packed once per read, whatever the
+    /// number of connections that share it.
+    batches: Vec<Bytes>,
+    /// The stream's top.
+    top: Position,
+}
+
+impl Replayed {
+    fn new(events: Vec<(Bytes, EventTag)>, top: Position) -> Self {
+        let batches = batch::pack(events.iter().map(|(payload, _)| &payload[..]));
+        Self { events, batches, top }
+    }
+
+    /// This replay followed by `since` (read from this one's top).
+    fn then(&self, since: &Self) -> Self {
+        let events = self.events.iter().chain(&since.events).cloned().collect();
+        let batches = self.batches.iter().chain(&since.batches).cloned().collect();
+        Self { events, batches, top: since.top.clone() }
+    }
+
+    /// Queues the replay for connection `id`: packed when it negotiated `replay-batch`.
+    fn queue(&self, outbox: &Outbox, id: Uuid, packed: bool) {
+        if packed {
+            for batch in &self.batches {
+                let _closed = outbox.send(Queued::ReplayBatch { id, batch: batch.clone() });
+            }
+        } else {
+            for (payload, tag) in &self.events {
+                let _closed = outbox.send(Queued::Event { id, payload: payload.clone(), tag: *tag });
+            }
+        }
+    }
+}
 
 /// Reads of a shared history, shared by the connections resuming from the same
 /// position at once (after a node restart, thousands resume from one position).
 ///
-/// A read may serve only connections registered before it started: events delivered
+/// A read may serve only connections registered before it began: events delivered
 /// to a connection before its registration would otherwise be neither replayed nor
-/// held. Registrations are numbered; a read records the number current when it began.
+/// held. Registrations are numbered; a read records the number current when it begins.
+/// So that a herd of resumes costs a few reads whatever its pace:
+/// - one position is read once at a time: connections that come while a read they may
+///   not join is in flight all wait for the *next* read, which begins when that one
+///   ends;
+/// - a read that recovered events is kept for [`RECENT_READ`]: a connection registered
+///   after it began reads only what came since its top (usually nothing: one small
+///   read shared by all of them) and gets both.
 #[derive(Debug, Default)]
 pub(super) struct SharedReads {
     registrations: AtomicU64,
-    in_flight: Mutex<HashMap<Position, Arc<ReadSlot>>>,
+    in_flight: Mutex<HashMap<Position, PositionReads>>,
 }
 
-#[derive(Debug)]
+/// How long a read that recovered events serves as the base of later resumes from the
+/// same position (entries past their age by at most this much may be replayed).
+const RECENT_READ: Duration = Duration::from_secs(1);
+
+/// The reads of one position.
+#[derive(Debug, Default)]
+struct PositionReads {
+    /// Held while one of them reads.
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// The newest read: in flight, waiting for its turn, or done.
+    latest: Option<Arc<ReadSlot>>,
+    /// The newest read that recovered events: its registration count when it began,
+    /// the replay, and when it ended.
+    recent: Option<(u64, Arc<Replay>, Instant)>,
+}
+
+impl PositionReads {
+    fn unused(&self, now: Instant) -> bool {
+        self.latest.is_none() && self.recent.as_ref().is_none_or(|(_, _, at)| now.duration_since(*at) >= RECENT_READ)
+    }
+}
+
+#[derive(Debug, Default)]
 struct ReadSlot {
-    /// The registration count when the read began.
-    started: u64,
+    /// The registration count when the read began (0: not begun; counts start at 1).
+    started: AtomicU64,
     replay: tokio::sync::OnceCell<Arc<Replay>>,
+}
+
+impl ReadSlot {
+    /// Whether a connection registered as `registered` may use this read.
+    fn serves(&self, registered: u64) -> bool {
+        match self.started.load(Ordering::SeqCst) {
+            0 => true, // it will begin after this registration
+            started => started >= registered,
+        }
+    }
 }
 
 impl SharedReads {
@@ -223,33 +301,84 @@ impl SharedReads {
         self.registrations.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// The replay from `from` for a connection registered as `registered`: a read
-    /// begun after that registration is joined, otherwise `read` is made (and shared).
+    /// The replay from `from` for a connection registered as `registered`, built from
+    /// reads it may use (see the type's docs); `read(p)` reads the history from `p`.
     pub(super) async fn read<F: Future<Output = Replay>>(
+        &self,
+        registered: u64,
+        from: &Position,
+        read: impl Fn(Position) -> F,
+    ) -> Arc<Replay> {
+        let base = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            let now = now();
+            let reads = in_flight.get(from);
+            let joinable = reads.and_then(|r| r.latest.as_ref()).is_some_and(|slot| slot.serves(registered));
+            let base = reads
+                .and_then(|r| r.recent.as_ref())
+                .filter(|(_, _, at)| !joinable && now.duration_since(*at) < RECENT_READ)
+                .map(|(started, replay, _)| (*started, replay.clone()));
+            if in_flight.len() > 64 {
+                in_flight.retain(|_, r| !r.unused(now));
+            }
+            base
+        };
+        if let Some((started, base)) = base {
+            if started >= registered {
+                return base; // it began after this registration: usable as it is
+            }
+            if let Ok(base) = &*base {
+                let since = self.read_from(registered, &base.top, || read(base.top.clone())).await;
+                return Arc::new(match &*since {
+                    Ok(since) => Ok(base.then(since)),
+                    Err(top) => Err(top.clone()),
+                });
+            }
+        }
+        self.read_from(registered, from, || read(from.clone())).await
+    }
+
+    /// The read from `from` for a connection registered as `registered`: one that began
+    /// after that registration, or has not begun yet, is joined; otherwise a new one is
+    /// queued behind the one in flight. `read` is made by whichever joiner's turn comes
+    /// first.
+    async fn read_from<F: Future<Output = Replay>>(
         &self,
         registered: u64,
         from: &Position,
         read: impl FnOnce() -> F,
     ) -> Arc<Replay> {
-        let slot = {
+        let (slot, turn) = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            match in_flight.get(from) {
-                Some(slot) if slot.started >= registered => slot.clone(),
-                _ => {
-                    let started = self.registrations.load(Ordering::SeqCst);
-                    let slot = Arc::new(ReadSlot { started, replay: tokio::sync::OnceCell::new() });
-                    in_flight.insert(from.clone(), slot.clone());
-                    slot
-                }
-            }
+            let reads = in_flight.entry(from.clone()).or_default();
+            let slot = match &reads.latest {
+                Some(slot) if slot.serves(registered) => slot.clone(),
+                _ => reads.latest.insert(Arc::default()).clone(),
+            };
+            (slot, reads.turn.clone())
         };
-        // Removed when done, or when this resume is dropped midway: nothing stays behind.
+        // Let go of when done, or when this resume is dropped midway: nothing stays.
         let _leave = Leave { reads: self, from, slot: &slot };
-        slot.replay.get_or_init(|| async { Arc::new(read().await) }).await.clone()
+        if let Some(replay) = slot.replay.get() {
+            return replay.clone();
+        }
+        let _turn = turn.lock().await;
+        let replay = slot.replay.get_or_init(|| async {
+            let started = self.registrations.load(Ordering::SeqCst);
+            slot.started.store(started, Ordering::SeqCst);
+            let replay = Arc::new(read().await);
+            if replay.as_ref().as_ref().is_ok_and(|r| !r.events.is_empty()) {
+                let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                in_flight.entry(from.clone()).or_default().recent = Some((started, replay.clone(), now()));
+            }
+            replay
+        });
+        replay.await.clone()
     }
 }
 
-/// Takes a read out of the in-flight map (if it is still the one there) when dropped.
+/// Forgets a read (if `slot` is still the newest of its position) when dropped, and
+/// the position too when nothing else of it is kept.
 struct Leave<'a> {
     reads: &'a SharedReads,
     from: &'a Position,
@@ -259,8 +388,12 @@ struct Leave<'a> {
 impl Drop for Leave<'_> {
     fn drop(&mut self) {
         let mut in_flight = self.reads.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if in_flight.get(self.from).is_some_and(|s| Arc::ptr_eq(s, self.slot)) {
-            in_flight.remove(self.from);
+        let Some(reads) = in_flight.get_mut(self.from) else { return };
+        if reads.latest.as_ref().is_some_and(|s| Arc::ptr_eq(s, self.slot)) {
+            reads.latest = None;
+            if reads.unused(now()) {
+                in_flight.remove(self.from);
+            }
         }
     }
 }
@@ -354,14 +487,14 @@ impl EventHub {
         let entitled = Entitled { user: user.as_ref(), previous: request.previous, record: record.as_ref() };
         let (from, mut answer) = entitled
             .starting_points(request, |stream| self.history.top(stream, now).map(|c| Position { offset: 0, ..c }));
+        let packed = local.batch;
         for (position, reported) in from {
             match self.history.since(&position, now) {
                 Recovery::Recovered { events, top } => {
                     tracing::debug!(stream = %top.stream, replayed = events.len(), "stream recovered");
-                    for event in events {
-                        let _closed = outbox.send(Queued::Event { id, payload: event.payload, tag: event.tag });
-                    }
                     answer_line(&mut answer, &top, true);
+                    let events = events.into_iter().map(|e| (e.payload, e.tag)).collect();
+                    Replayed::new(events, top).queue(&outbox, id, packed);
                 }
                 Recovery::Lost { top } => {
                     tracing::debug!(stream = %position.stream, "stream not recovered");
@@ -402,6 +535,7 @@ impl EventHub {
         id: Uuid,
         outbox: Arc<Outbox>,
         user: Option<Arc<str>>,
+        resume: Resume,
         request: &ResumeRequest,
     ) -> String {
         let registered = {
@@ -409,7 +543,7 @@ impl EventHub {
             if let Some(u) = &user {
                 routes.users.entry(u.clone()).or_default().insert(id);
             }
-            routes.connections.insert(id, Local::new(outbox, user.clone(), true, true));
+            routes.connections.insert(id, Local::new(outbox, user.clone(), resume, true));
             self.reads.registered()
         };
         let record = match history.session(request.previous).await {
@@ -435,9 +569,9 @@ impl EventHub {
         self.announce(id, user.as_ref(), restored).await;
         let mut reads = Vec::with_capacity(from.len());
         for (position, reported) in from {
-            let replay = self.reads.read(registered, &position, || async {
-                let read = history.since(&position).await.unwrap_or_else(|e| {
-                    tracing::debug!(error = %e, stream = %position.stream, "backplane: history unreadable; not recovered");
+            let replay = self.reads.read(registered, &position, |from| async move {
+                let read = history.since(&from).await.unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, stream = %from.stream, "backplane: history unreadable; not recovered");
                     HistoryRead::Lost { top: None }
                 });
                 self.replay_of(read)
@@ -457,11 +591,10 @@ impl EventHub {
         let mut floors = Vec::new();
         for (position, reported, replay) in reads {
             match &*replay {
-                Ok((events, top)) => {
-                    tracing::debug!(stream = %top.stream, replayed = events.len(), "stream recovered");
-                    for (payload, tag) in events {
-                        let _closed = local.outbox.send(Queued::Event { id, payload: payload.clone(), tag: *tag });
-                    }
+                Ok(replayed) => {
+                    let top = &replayed.top;
+                    tracing::debug!(stream = %top.stream, replayed = replayed.events.len(), "stream recovered");
+                    replayed.queue(&local.outbox, id, local.batch);
                     answer_line(answer, top, true);
                     floors.push(top.clone());
                 }
@@ -498,7 +631,7 @@ impl EventHub {
             let payload = Bytes::from(event.request.encode_with_position(Some(&position.to_string())));
             events.push((payload, event.tag));
         }
-        Ok((events, top))
+        Ok(Replayed::new(events, top))
     }
 
     /// With a shared history, saves what a *live* resume-capable connection could
@@ -596,7 +729,7 @@ mod tests {
     async fn a_read_is_shared_only_by_connections_registered_before_it_began() {
         let reads = SharedReads::default();
         let made = std::sync::atomic::AtomicUsize::new(0);
-        let read = || async {
+        let read = |_| async {
             made.fetch_add(1, Ordering::SeqCst);
             tokio::task::yield_now().await;
             Err(None)
@@ -619,12 +752,66 @@ mod tests {
         assert!(!Arc::ptr_eq(&x, &y), "a connection registered after a read began gets its own");
         assert_eq!(made.load(Ordering::SeqCst), 3);
         assert!(reads.in_flight.lock().unwrap().is_empty(), "finished reads leave the map");
+        // Many registered while a read is in flight: they wait for it, then share one
+        // read, never one each, and never two reads of a position at once.
+        let at_once = std::sync::atomic::AtomicUsize::new(0);
+        let (before, made_before) = (reads.registered(), made.load(Ordering::SeqCst));
+        let watched = |_| async {
+            assert_eq!(at_once.fetch_add(1, Ordering::SeqCst), 0, "two reads of one position at once");
+            made.fetch_add(1, Ordering::SeqCst);
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            at_once.fetch_sub(1, Ordering::SeqCst);
+            Err(None)
+        };
+        let herd = async {
+            tokio::task::yield_now().await;
+            // Each registers, then reads, after the one before it: each comes while a
+            // read it may not join is in flight.
+            let late = (0..50).map(|_| async { reads.read(reads.registered(), &from, watched).await });
+            futures_util::future::join_all(late).await
+        };
+        let (first_read, herd) = tokio::join!(reads.read(before, &from, watched), herd);
+        assert_eq!(made.load(Ordering::SeqCst) - made_before, 2, "the first read and one for the 50");
+        assert!(herd.iter().all(|r| Arc::ptr_eq(r, &herd[0])) && !Arc::ptr_eq(&first_read, &herd[0]));
+        assert!(reads.in_flight.lock().unwrap().is_empty(), "finished reads leave the map");
         // A resume dropped midway leaves nothing behind either.
         let fourth = reads.registered();
         let elsewhere = all_from(9);
-        let pending = reads.read(fourth, &elsewhere, std::future::pending);
+        let pending = reads.read(fourth, &elsewhere, |_| std::future::pending());
         assert!(tokio::time::timeout(std::time::Duration::from_millis(1), pending).await.is_err());
         assert!(reads.in_flight.lock().unwrap().is_empty(), "a dropped read leaves the map");
+    }
+
+    #[tokio::test]
+    async fn a_connection_registered_after_a_recovered_read_reads_only_what_came_since() {
+        let reads = SharedReads::default();
+        let tag = EventTag { key: (0, "E"), policy: Default::default() };
+        let event = |n: u8| (Bytes::from(vec![n]), tag);
+        let asked = Mutex::new(Vec::new());
+        let read = |from: Position| {
+            asked.lock().unwrap().push(from.offset);
+            // From 3 the history holds 4 and 5; from 5 (its top then), 6 has come since.
+            let (events, top) = if from.offset == 3 { (vec![event(4), event(5)], 5) } else { (vec![event(6)], 6) };
+            std::future::ready(Ok(Replayed::new(events, all_from(top))))
+        };
+        let from = all_from(3);
+        let (early, early_too) = (reads.registered(), reads.registered());
+        let first = reads.read(early, &from, read).await;
+        let same = reads.read(early_too, &from, read).await;
+        assert!(Arc::ptr_eq(&first, &same), "registered before the read began: it is used as it is");
+        let later = reads.read(reads.registered(), &from, read).await;
+        assert_eq!(*asked.lock().unwrap(), [3, 5], "the later one read from the first read's top");
+        let offsets = |r: &Replay| r.as_ref().unwrap().events.iter().map(|(p, _)| p[0]).collect::<Vec<_>>();
+        assert_eq!((offsets(&first), offsets(&later)), (vec![4, 5], vec![4, 5, 6]));
+        assert_eq!(later.as_ref().as_ref().unwrap().top.offset, 6);
+        let packed: Vec<Bytes> =
+            later.as_ref().as_ref().unwrap().batches.iter().flat_map(|b| batch::unpack(b.clone()).unwrap()).collect();
+        assert_eq!(packed, [Bytes::from_static(&[4]), Bytes::from_static(&[5]), Bytes::from_static(&[6])]);
+        // A base that is not recovered any more from its top: not recovered, nothing partial.
+        let lost = reads.read(reads.registered(), &from, |_| std::future::ready(Err(Some(all_from(9))))).await;
+        assert!(matches!(&*lost, Err(Some(p)) if p.offset == 9));
     }
 
     #[test]
