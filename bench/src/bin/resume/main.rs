@@ -55,7 +55,7 @@ use witrpc::protocol::PositionedEvents;
 use witrpc::{EventError, ReconnectPolicy};
 use witrpc_demo::DemoServiceClient;
 
-use crate::processes::{demo_server, note, start_node, start_redis, stop_node};
+use crate::processes::{demo_server, note, redis_calls, start_node, start_redis, stop_node};
 use crate::procfs::{CpuMark, clock_ticks, listen_overflows, machine_busy_ticks, sample_peak, tcp_ext};
 
 /// Broadcasts every client must get before the restart.
@@ -269,6 +269,8 @@ struct Figures {
     clients_cores: f64,
     /// The whole machine's busy cores over the window (other builders included).
     machine_cores: f64,
+    /// Redis commands run over the window, most first (`None`: no `redis-cli`).
+    redis_commands: Option<String>,
     tck: f64,
     tck_read: bool,
 }
@@ -339,6 +341,7 @@ async fn run(o: &Options) -> anyhow::Result<Figures> {
     f.raise = raising.elapsed();
     let overflows_before = listen_overflows();
     let syn_before = tcp_ext("TCPSynRetrans");
+    let calls_before = redis_calls(redis_port);
     let redis_before = CpuMark::now(&redis_pid);
     let self_before = CpuMark::now("self");
     let machine_before = CpuMark { at: redis_before.at, ticks: machine_busy_ticks().unwrap_or(0) };
@@ -354,6 +357,15 @@ async fn run(o: &Options) -> anyhow::Result<Figures> {
 
     let all = wait_for(RESUME_WAIT, || progress.markers.load(Ordering::Relaxed) >= n).await;
     let redis_after = CpuMark::now(&redis_pid);
+    f.redis_commands = redis_calls(redis_port).zip(calls_before).map(|(after, before)| {
+        let mut delta: Vec<(u64, String)> = after
+            .into_iter()
+            .map(|(name, n)| (n.saturating_sub(before.get(&name).copied().unwrap_or(0)), name))
+            .filter(|(n, _)| *n > 0)
+            .collect();
+        delta.sort_unstable_by(|a, b| b.cmp(a));
+        delta.iter().map(|(n, name)| format!("{name} {n}")).collect::<Vec<_>>().join(", ")
+    });
     let self_after = CpuMark::now("self");
     let machine_after = CpuMark { at: self_after.at, ticks: machine_busy_ticks().unwrap_or(0) };
     let node_after = CpuMark::now(&node_pid);
@@ -481,7 +493,7 @@ fn report(o: &Options, f: &Figures) -> String {
          node's ready line: {} to exit, {} to raise the missed broadcasts on B, {} to start again). During the \
          window the machine counted {} connections dropped by a full listen queue and {} SYN retransmits \
          (TCP retries a dropped SYN after 1 s). The window, {}, runs from just before A restarts to the moment the last client got \
-         its marker. Missed events received: {} of {} ({} clients out of order or duplicated, {} lagged), extra \
+         its marker; Redis ran these commands in it: {}. Missed events received: {} of {} ({} clients out of order or duplicated, {} lagged), extra \
          markers: {}. CPU from /proc/<pid>/stat at {} ticks/s{}, so short windows read coarse; every process shares the machine's {} cores: \
          Redis, both nodes and this process's clients, and whatever else runs on the machine (the last column \
          counts everything, from /proc/stat).\n",
@@ -495,6 +507,7 @@ fn report(o: &Options, f: &Figures) -> String {
         f.listen_overflows.map_or("unknown".to_owned(), |n| n.to_string()),
         f.syn_retransmits.map_or("unknown".to_owned(), |n| n.to_string()),
         secs(f.window),
+        f.redis_commands.as_deref().unwrap_or("unknown (no redis-cli)"),
         f.missed_received,
         u64::from(MISSED) * f.clients as u64,
         f.disorder,

@@ -142,3 +142,19 @@ pub(crate) async fn stop_node(mut node: Node) -> anyhow::Result<()> {
     }
     bail!("{} did not exit within 10 s of SIGTERM", node.guard.name)
 }
+
+/// Redis's calls per command so far (`INFO commandstats` through `redis-cli`); `None`
+/// when `redis-cli` is missing or says something else.
+pub(crate) fn redis_calls(port: u16) -> Option<std::collections::BTreeMap<String, u64>> {
+    let out = Command::new("redis-cli").args(["-p", &port.to_string(), "info", "commandstats"]).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let calls = text
+        .lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.split(',').find_map(|kv| kv.strip_prefix("calls="))?.parse().ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect();
+    Some(calls)
+}
