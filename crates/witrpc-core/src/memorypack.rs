@@ -165,11 +165,6 @@ impl Reader {
             -128 => self.i64(what)?,
         })
     }
-
-    /// Splits off the next `n` bytes as their own reader.
-    pub(crate) fn sub(&mut self, n: usize, what: &'static str) -> Result<Reader, CodecError> {
-        Ok(Reader::new(self.take_bytes(n, what)?))
-    }
 }
 
 /// Reads the header of a version-tolerant object and yields one sub-reader per member.
@@ -178,11 +173,19 @@ impl Reader {
 /// lengths; a reader for a missing member is `None`, so the caller keeps its default.
 #[derive(Debug)]
 pub(crate) struct TolerantObject {
-    members: Vec<Option<Reader>>,
+    /// The input the members are in.
+    buf: Bytes,
+    /// Where each known member is in `buf`: start and length (`None`: not sent).
+    members: [Option<(usize, usize)>; MAX_KNOWN_MEMBERS],
 }
 
+/// The most members a protocol object we read has (`WitRequest`: 11).
+const MAX_KNOWN_MEMBERS: usize = 11;
+
 impl TolerantObject {
+    /// Reads the header and skips past every member; nothing is allocated or copied.
     pub(crate) fn read(r: &mut Reader, what: &'static str, known: usize) -> Result<Option<Self>, CodecError> {
+        debug_assert!(known <= MAX_KNOWN_MEMBERS, "{what} has more members than TolerantObject keeps");
         let count = r.u8(what)?;
         if count == NULL_OBJECT {
             return Ok(None);
@@ -191,27 +194,27 @@ impl TolerantObject {
         if count > 249 {
             return Err(CodecError::InvalidHeader { what, header: count as u8 });
         }
-        // Each VarInt takes at least one byte: reject before allocating.
-        if count > r.remaining() {
-            return Err(CodecError::Truncated { what, needed: count, available: r.remaining() });
-        }
-        let mut lengths = Vec::with_capacity(count);
-        for _ in 0..count {
+        let mut lengths = [0usize; MAX_KNOWN_MEMBERS];
+        let mut total = 0usize;
+        for i in 0..count {
             let len = r.varint(what)?;
             let len = usize::try_from(len).map_err(|_| CodecError::InvalidLength { what, length: len as i32 })?;
-            lengths.push(len);
-        }
-        let mut members = Vec::with_capacity(known);
-        for (i, len) in lengths.into_iter().enumerate() {
-            let sub = r.sub(len, what)?;
-            if i < known {
-                members.push(Some(sub));
+            if let Some(slot) = lengths.get_mut(i) {
+                *slot = len;
             }
+            total = total.saturating_add(len);
         }
-        while members.len() < known {
-            members.push(None);
+        if total > r.remaining() {
+            return Err(CodecError::Truncated { what, needed: total, available: r.remaining() });
         }
-        Ok(Some(Self { members }))
+        let mut members = [None; MAX_KNOWN_MEMBERS];
+        let mut at = r.pos;
+        for (i, member) in members.iter_mut().enumerate().take(count.min(known)) {
+            *member = Some((at, lengths[i]));
+            at += lengths[i];
+        }
+        r.pos += total;
+        Ok(Some(Self { buf: r.buf.clone(), members }))
     }
 
     /// Decodes member `i` with `f`, or returns `default` when the peer did not send it.
@@ -225,9 +228,9 @@ impl TolerantObject {
     ) -> Result<T, CodecError> {
         match self.members.get_mut(i).and_then(Option::take) {
             // A zero length is how MemoryPack writes a member gap: it reads as the default.
-            None => Ok(default),
-            Some(r) if r.remaining() == 0 => Ok(default),
-            Some(mut r) => {
+            None | Some((_, 0)) => Ok(default),
+            Some((start, len)) => {
+                let mut r = Reader::new(self.buf.slice(start..start + len));
                 let v = f(&mut r)?;
                 if r.remaining() != 0 {
                     return Err(CodecError::MemberLengthMismatch { what, extra: r.remaining() });
