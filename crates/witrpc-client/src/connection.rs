@@ -106,11 +106,18 @@ impl Subscriptions {
         let mut by_event = lock(&self.by_event);
         let Some(list) = by_event.as_mut().and_then(|m| m.get_mut(event.method_name.as_str())) else { return };
         // .NET's filter: skip only when both ids are set and differ.
+        let wanted = |contract_id: i64| event.contract_id == 0 || contract_id == 0 || contract_id == event.contract_id;
+        let Some(last) = list.iter().rposition(|(contract_id, _)| wanted(*contract_id)) else { return };
+        // The last subscriber takes the arguments; only the others get copies.
+        let mut parameters = Some(event.parameters);
+        let mut index = 0;
         list.retain_mut(|(contract_id, publisher)| {
-            if event.contract_id != 0 && *contract_id != 0 && *contract_id != event.contract_id {
+            index += 1;
+            if !wanted(*contract_id) {
                 return true;
             }
-            publisher.publish_at(event.parameters.clone(), position.clone())
+            let arguments = if index - 1 == last { parameters.take() } else { parameters.clone() };
+            publisher.publish_at(arguments.unwrap_or_default(), position.clone())
         });
     }
 
