@@ -42,6 +42,10 @@
 mod processes;
 mod procfs;
 
+/// The clients' allocator, the demo server's too (see `examples/demo_server.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
