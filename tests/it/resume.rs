@@ -239,6 +239,43 @@ async fn a_replay_reaches_a_batch_client_packed_and_any_other_event_by_event() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_client_gets_its_replay_sealed_for_its_own_connection() {
+    let limits = HistoryLimits::new(1_000, Duration::from_secs(120));
+    let node = TestServer::start(|b| {
+        b.with_encryption().with_access_token_validator(UserTokens).with_event_history("Message", limits)
+    })
+    .await;
+    let proxy = Proxy::start(node.server.local_addr().expect("address")).await;
+    let encrypted = |url: String, token: &'static str| {
+        WitClientBuilder::new().with_websocket(url).with_encryption().with_access_token(token)
+    };
+    let sender = within("connect", encrypted(node.url.clone(), "user:sam").connect(Duration::from_secs(10)))
+        .await
+        .expect("connects");
+    let sender = DemoServiceClient::new(sender);
+    let ann =
+        within("connect", encrypted(proxy.url(), "user:ann").with_reconnect(policy()).connect(Duration::from_secs(10)))
+            .await
+            .expect("connects");
+    let demo = DemoServiceClient::new(ann.clone());
+    let mut messages = demo.message();
+    within("join", demo.join_group("room".into())).await.expect("joined");
+    send(&sender, "all-0").await;
+    assert_eq!(within("live", messages.next()).await.expect("event").expect("not a marker"), "all-0");
+
+    proxy.sever();
+    wait_until_empty(&sender, "room").await;
+    let expected: Vec<String> = (1..=200).map(|i| format!("all-{i}")).collect();
+    for text in &expected {
+        send(&sender, text).await;
+    }
+    proxy.restore();
+    // The replay travels packed, framed once for every plain connection; this one's
+    // batches are sealed with its own keys, or it could not read them.
+    expect_recovered(&mut messages, &expected).await;
+}
+
 fn call(method: &str, token: &str, params: &[&str]) -> WitRequest {
     WitRequest { token: token.into(), ..demo_request(method, params) }
 }

@@ -2,7 +2,8 @@
 //! a few messages instead of one message each.
 //!
 //! A batch is the `Data` of a [`MessageType::REPLAY_BATCH`](crate::MessageType::REPLAY_BATCH)
-//! envelope, sealed like any other message of the connection:
+//! envelope with the nil Guid as id ([`frame`]), sealed like any other message of the
+//! connection:
 //!
 //! ```text
 //! u8 version (1) | u32le count | count × ( u32le length | length bytes )
@@ -23,8 +24,10 @@
 //! ```
 
 use bytes::{BufMut, Bytes, BytesMut};
+use uuid::Uuid;
 
 use crate::error::CodecError;
+use crate::message::{MessageType, WitMessage};
 
 /// The batch format's version byte.
 pub const BATCH_VERSION: u8 = 1;
@@ -64,6 +67,12 @@ pub fn pack<'a>(payloads: impl IntoIterator<Item = &'a [u8]>) -> Vec<Bytes> {
 fn finish(current: &mut BytesMut, count: u32) -> Bytes {
     current[1..HEADER].copy_from_slice(&count.to_le_bytes());
     current.split().freeze()
+}
+
+/// The envelope of one batch: `Type = 100`, the nil Guid as id (the same bytes for
+/// every connection, so a batch is framed once for all of them).
+pub fn frame(batch: Bytes) -> Bytes {
+    WitMessage::new(Uuid::nil(), MessageType::REPLAY_BATCH, Some(batch)).encode().into()
 }
 
 /// The entries of one batch, as slices of it (nothing is copied).

@@ -141,6 +141,12 @@ pub trait Sealer: Send + Sync + fmt::Debug {
     /// When the counter space is exhausted.
     fn seal(&mut self, plaintext: Bytes) -> Result<Bytes, CryptoError>;
 
+    /// Whether sealing leaves a payload exactly as it is (plain mode): a frame encoded
+    /// once for many connections may then be sent to this one as it is. Default `false`.
+    fn leaves_plaintext(&self) -> bool {
+        false
+    }
+
     /// Bytes this sealer writes in front of the plaintext; callers reserve them so
     /// [`Sealer::seal_in_place`] can seal without moving the payload. Default 0.
     fn prefix_len(&self) -> usize {

@@ -53,8 +53,8 @@ pub use timers::Keepalive;
 
 pub use crate::extensions::Features;
 
-use crate::MessageType;
 use crate::crypto::Sealer;
+use crate::{MessageType, WitMessage};
 use frame::FrameWriter;
 use timers::{Due, Timers};
 
@@ -183,6 +183,22 @@ impl Common {
         match self.frames.frame(id, kind, None, data.len(), |b| b.put_slice(data)) {
             Ok(frame) => self.push(frame),
             Err(e) => tracing::error!(error = %e, "cannot frame a message"),
+        }
+    }
+
+    /// `frame`, a complete envelope encoded once for many connections: sent as it is
+    /// when this connection's cipher leaves payloads as they are, else its `Data` is
+    /// sealed into a frame of this connection's own.
+    fn send_shared(&mut self, frame: &Bytes) {
+        if self.sealer.as_ref().is_none_or(|s| s.leaves_plaintext()) {
+            return self.push(frame.clone());
+        }
+        match WitMessage::decode(frame.clone()) {
+            Ok(message) => {
+                let data = message.data.unwrap_or_default();
+                self.send_sealed(message.id, message.kind, data.len(), |b| b.put_slice(&data));
+            }
+            Err(e) => tracing::error!(error = %e, "a shared frame is not an envelope; dropped"),
         }
     }
 

@@ -73,10 +73,9 @@ pub enum Queued {
     /// negotiated `replay-batch`. Not subject to the slow-consumer rules: a replay is
     /// sent whole or the connection is lost.
     ReplayBatch {
-        /// The envelope id.
-        id: Uuid,
-        /// The batch (sealed per connection when it leaves).
-        batch: Bytes,
+        /// The whole envelope ([`crate::batch::frame`]), shared by every connection it
+        /// goes to (sealed per connection when it leaves, unless plain).
+        frame: Bytes,
     },
     /// Close the connection after everything queued before it.
     Close(CloseReason),
@@ -87,7 +86,7 @@ impl Queued {
         match self {
             Queued::Response { response, .. } => response.data.as_ref().map_or(0, Bytes::len),
             Queued::Event { payload, .. } => payload.len(),
-            Queued::ReplayBatch { batch, .. } => batch.len(),
+            Queued::ReplayBatch { frame } => frame.len(),
             Queued::Close(_) => 0,
         }
     }

@@ -12,7 +12,7 @@ use super::*;
 use crate::crypto::plain::{PlainClientEncryptor, PlainServerEncryptor};
 use crate::extensions::Features;
 use crate::v2::ProtocolVersion;
-use crate::{MessageType, WitMessage, WitRequest};
+use crate::{WitMessage, WitRequest};
 
 /// Runs a handshake: the client announces everything, the server accepts `resume` when
 /// `server_resume`; returns both sessions and the Resume member the server read.
@@ -99,10 +99,11 @@ fn replay_batches_are_negotiated_with_resume_and_unpack_into_positioned_callback
     assert!(server.features().replay_batch() && client.features().replay_batch());
     let payloads =
         [event("A").encode_with_position(Some("all\tab\t5")), event("B").encode_with_position(Some("u:ann\tcd\t1"))];
-    let batches = crate::batch::pack(payloads.iter().map(Vec::as_slice));
-    server.send_replay_batch(Uuid::new_v4(), &batches[0]);
+    let batches: Vec<Bytes> =
+        crate::batch::pack(payloads.iter().map(Vec::as_slice)).into_iter().map(crate::batch::frame).collect();
+    server.send_replay_batch(&batches[0]);
     let Some(Transmit::Message(frame)) = server.poll_transmit() else { panic!("no batch frame") };
-    assert_eq!(WitMessage::decode(frame.clone()).unwrap().kind, MessageType::REPLAY_BATCH);
+    assert_eq!(frame, batches[0], "a plain connection sends the shared frame as it is");
     match client.handle_message(Instant::now(), frame) {
         Ok(Some(ClientEvent::Replayed { events })) => {
             let got: Vec<(&str, &str)> = events.iter().map(|(e, p)| (e.method_name.as_str(), p.as_str())).collect();
@@ -113,8 +114,11 @@ fn replay_batches_are_negotiated_with_resume_and_unpack_into_positioned_callback
 
     // A batch is ours: an entry without a position, or a damaged batch, is a fault
     // (the connection ends and the reconnect resumes), never a silent hole.
-    for bad in [crate::batch::pack([&event("C").encode()[..]]).remove(0), batches[0].slice(..batches[0].len() - 1)] {
-        server.send_replay_batch(Uuid::new_v4(), &bad);
+    let unpositioned = crate::batch::frame(crate::batch::pack([&event("C").encode()[..]]).remove(0));
+    let data = WitMessage::decode(batches[0].clone()).unwrap().data.unwrap();
+    let damaged = crate::batch::frame(data.slice(..data.len() - 1));
+    for bad in [unpositioned, damaged] {
+        server.send_replay_batch(&bad);
         let Some(Transmit::Message(frame)) = server.poll_transmit() else { panic!("no batch frame") };
         assert!(matches!(client.handle_message(Instant::now(), frame), Err(SessionError::Codec(_))));
     }
@@ -128,7 +132,7 @@ fn replay_batches_are_negotiated_with_resume_and_unpack_into_positioned_callback
     ] {
         let (mut server, client, _) = handshake_announcing(announced, server_resume, None, &id);
         assert!(!server.features().replay_batch() && !client.features().replay_batch(), "{announced:?}");
-        server.send_replay_batch(Uuid::new_v4(), &batches[0]);
+        server.send_replay_batch(&batches[0]);
         assert!(server.poll_transmit().is_none(), "{announced:?}");
     }
 }

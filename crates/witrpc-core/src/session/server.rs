@@ -755,14 +755,15 @@ impl ServerSession {
         self.common.send_sealed(id, MessageType::Callback, payload.len(), |b| b.put_slice(payload));
     }
 
-    /// Queues a replay batch ([`crate::batch`], sealed for this connection). Only for a
-    /// connection that negotiated `replay-batch`; any other gets nothing (and an error
-    /// in the log), since it could not read it.
-    pub fn send_replay_batch(&mut self, id: Uuid, batch: &Bytes) {
+    /// Queues a replay batch: `frame` is its whole envelope ([`crate::batch::frame`]),
+    /// sent as it is on a plain connection and sealed anew on an encrypted one. Only
+    /// for a connection that negotiated `replay-batch`; any other gets nothing (and an
+    /// error in the log), since it could not read it.
+    pub fn send_replay_batch(&mut self, frame: &Bytes) {
         if !self.features.replay_batch() {
             return tracing::error!("a replay batch for a connection that did not negotiate replay-batch; dropped");
         }
-        self.common.send_sealed(id, MessageType::REPLAY_BATCH, batch.len(), |b| b.put_slice(batch));
+        self.common.send_shared(frame);
     }
 
     /// Moves an item of the connection's queue into the session.
@@ -770,7 +771,7 @@ impl ServerSession {
         match item {
             Queued::Response { id, response } => self.send_response(id, &response),
             Queued::Event { id, payload, .. } => self.send_event(id, &payload),
-            Queued::ReplayBatch { id, batch } => self.send_replay_batch(id, &batch),
+            Queued::ReplayBatch { frame } => self.send_replay_batch(&frame),
             Queued::Close(reason) => self.close(reason),
         }
     }

@@ -203,8 +203,8 @@ pub(super) type Replay = Result<Replayed, Option<Position>>;
 pub(super) struct Replayed {
     /// The positioned payloads, in order, for a connection without `replay-batch`.
     events: Vec<(Bytes, EventTag)>,
-    /// The same payloads packed, for one with it: packed once per read, whatever the
-    /// number of connections that share it.
+    /// The same payloads packed into whole replay-batch envelopes, for one with it:
+    /// framed once per read, whatever the number of connections that share it.
     batches: Vec<Bytes>,
     /// The stream's top.
     top: Position,
@@ -212,7 +212,8 @@ pub(super) struct Replayed {
 
 impl Replayed {
     fn new(events: Vec<(Bytes, EventTag)>, top: Position) -> Self {
-        let batches = batch::pack(events.iter().map(|(payload, _)| &payload[..]));
+        let batches =
+            batch::pack(events.iter().map(|(payload, _)| &payload[..])).into_iter().map(batch::frame).collect();
         Self { events, batches, top }
     }
 
@@ -226,8 +227,8 @@ impl Replayed {
     /// Queues the replay for connection `id`: packed when it negotiated `replay-batch`.
     fn queue(&self, outbox: &Outbox, id: Uuid, packed: bool) {
         if packed {
-            for batch in &self.batches {
-                let _closed = outbox.send(Queued::ReplayBatch { id, batch: batch.clone() });
+            for frame in &self.batches {
+                let _closed = outbox.send(Queued::ReplayBatch { frame: frame.clone() });
             }
         } else {
             for (payload, tag) in &self.events {
@@ -806,8 +807,18 @@ mod tests {
         let offsets = |r: &Replay| r.as_ref().unwrap().events.iter().map(|(p, _)| p[0]).collect::<Vec<_>>();
         assert_eq!((offsets(&first), offsets(&later)), (vec![4, 5], vec![4, 5, 6]));
         assert_eq!(later.as_ref().as_ref().unwrap().top.offset, 6);
-        let packed: Vec<Bytes> =
-            later.as_ref().as_ref().unwrap().batches.iter().flat_map(|b| batch::unpack(b.clone()).unwrap()).collect();
+        let packed: Vec<Bytes> = later
+            .as_ref()
+            .as_ref()
+            .unwrap()
+            .batches
+            .iter()
+            .flat_map(|frame| {
+                let message = witrpc_core::WitMessage::decode(frame.clone()).unwrap();
+                assert_eq!((message.id, message.kind), (Uuid::nil(), witrpc_core::MessageType::REPLAY_BATCH));
+                batch::unpack(message.data.unwrap()).unwrap()
+            })
+            .collect();
         assert_eq!(packed, [Bytes::from_static(&[4]), Bytes::from_static(&[5]), Bytes::from_static(&[6])]);
         // A base that is not recovered any more from its top: not recovered, nothing partial.
         let lost = reads.read(reads.registered(), &from, |_| std::future::ready(Err(Some(all_from(9))))).await;
