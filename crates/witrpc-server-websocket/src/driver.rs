@@ -47,6 +47,13 @@ const READ_BUFFER_SIZE: usize = 2 * 1024;
 /// `send` instead of one per frame (a frame-per-write spent ~45% of the server's CPU in
 /// `sendto` at 64×16).
 pub(crate) const WRITE_BATCH: usize = 16 * 1024;
+/// A message at least this large is not copied into the write buffer: its frame header
+/// goes there, and the message itself waits in `held` to be written from where it is
+/// (a replay batch framed once for thousands of connections is never copied per
+/// connection).
+const WRITE_IN_PLACE: usize = 4 * 1024;
+/// Buffers one vectored write takes at most.
+const MAX_WRITE_SLICES: usize = 16;
 /// An empty write buffer larger than this is released rather than kept for the next
 /// frame, so one large response does not stay allocated for the life of the connection.
 const RETAINED_WRITE_CAPACITY: usize = 64 * 1024;
@@ -97,6 +104,8 @@ where
         io: Some(io),
         ctx: WebSocketContext::new(Role::Server, Some(config)),
         out: BytesMut::new(),
+        held: std::collections::VecDeque::new(),
+        held_len: 0,
         accounted: 0,
         authorized: authorized.clone(),
         lifted: false,
@@ -134,8 +143,13 @@ struct Driver<S: Socket> {
     /// The socket; taken only when the driver is dropped.
     io: Option<S>,
     ctx: WebSocketContext,
-    /// Encoded frames not yet written to the socket.
+    /// Encoded frames not yet written to the socket, after those in `held`.
     out: BytesMut,
+    /// Written before `out`, in order: closed-off parts of `out` and large messages
+    /// written in place (see [`WRITE_IN_PLACE`]).
+    held: std::collections::VecDeque<Bytes>,
+    /// Bytes in `held`.
+    held_len: usize,
     /// The part of `out` counted in `counters.write_buffered`.
     accounted: usize,
     authorized: Arc<AtomicBool>,
@@ -171,9 +185,10 @@ impl<S: Socket> Drop for Driver<S> {
         else {
             return;
         };
-        let out = std::mem::take(&mut self.out);
+        let mut unwritten = std::mem::take(&mut self.held);
+        unwritten.push_back(std::mem::take(&mut self.out).freeze());
         runtime.spawn(async move {
-            let _done_or_timed_out = tokio::time::timeout(LINGER_TIME, linger(io, out)).await;
+            let _done_or_timed_out = tokio::time::timeout(LINGER_TIME, linger(io, unwritten)).await;
             drop(place);
         });
     }
@@ -181,9 +196,14 @@ impl<S: Socket> Drop for Driver<S> {
 
 /// Writes what is left (the close frame), sends FIN, then reads and drops input until
 /// the peer closes or [`LINGER_BYTES`] have come.
-async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, mut out: BytesMut) {
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, unwritten: std::collections::VecDeque<Bytes>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    if io.write_all_buf(&mut out).await.is_err() || io.shutdown().await.is_err() {
+    for mut part in unwritten {
+        if io.write_all_buf(&mut part).await.is_err() {
+            return;
+        }
+    }
+    if io.shutdown().await.is_err() {
         return;
     }
     let mut scratch = [0u8; 4096];
@@ -222,9 +242,14 @@ impl<S: Socket> Driver<S> {
         if self.lifted { self.limits.message.saturating_add(WRITE_BATCH) } else { self.limits.write_before_auth }
     }
 
-    /// Brings the shared counters up to date with `out`.
+    /// Bytes waiting to be written.
+    fn pending(&self) -> usize {
+        self.held_len + self.out.len()
+    }
+
+    /// Brings the shared counters up to date with what waits to be written.
     fn account(&mut self) {
-        let len = self.out.len();
+        let len = self.pending();
         if len > self.accounted {
             self.counters.write_buffered.fetch_add(len - self.accounted, Ordering::Relaxed);
         } else {
@@ -237,12 +262,26 @@ impl<S: Socket> Driver<S> {
         }
     }
 
-    /// Writes `out` to the socket. `Pending` registers for writability.
+    /// Writes `held`, then `out`, to the socket (vectored). `Pending` registers for
+    /// writability.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.out.is_empty() {
-            match socket(&mut self.io)?.poll_write(cx, &self.out) {
+        while self.pending() > 0 {
+            let written = {
+                let mut slices = [io::IoSlice::new(&[]); MAX_WRITE_SLICES];
+                let mut used = 0;
+                for part in self.held.iter().take(MAX_WRITE_SLICES - 1) {
+                    slices[used] = io::IoSlice::new(part);
+                    used += 1;
+                }
+                if self.held.len() < MAX_WRITE_SLICES {
+                    slices[used] = io::IoSlice::new(&self.out);
+                    used += 1;
+                }
+                socket(&mut self.io)?.poll_write_vectored(cx, &slices[..used])
+            };
+            match written {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => self.out.advance(n),
+                Poll::Ready(Ok(n)) => self.advance_written(n),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
                     self.account();
@@ -258,6 +297,21 @@ impl<S: Socket> Driver<S> {
         Poll::Ready(Ok(()))
     }
 
+    /// Drops the first `n` written bytes: from `held`, then from `out`.
+    fn advance_written(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.held.front_mut() else { break };
+            let step = n.min(front.len());
+            front.advance(step);
+            self.held_len -= step;
+            n -= step;
+            if front.is_empty() {
+                self.held.pop_front();
+            }
+        }
+        self.out.advance(n);
+    }
+
     fn poll_next_inbound(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Inbound, FrameError>>> {
         if self.read_done {
             return Poll::Ready(None);
@@ -268,19 +322,19 @@ impl<S: Socket> Driver<S> {
             // the server's own frames wait for its flush, so they leave in batches.
             // (Always at the write cap, so a paused read is woken by the socket.)
             let cap = self.write_cap();
-            if self.urgent || self.out.len() >= WRITE_BATCH.min(cap) {
+            if self.urgent || self.pending() >= WRITE_BATCH.min(cap) {
                 if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
                     self.read_done = true;
                     return Poll::Ready(Some(Err(FrameError::Io(Box::new(e)))));
                 }
             }
-            if self.out.len() >= cap {
+            if self.pending() >= cap {
                 // The peer does not read what it is sent: stop reading it until the
                 // socket takes more (poll_write_out registered for that).
                 if !self.paused {
                     self.paused = true;
                     self.counters.read_pauses.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(pending = self.out.len(), "peer is not reading; pausing reads");
+                    tracing::debug!(pending = self.pending(), "peer is not reading; pausing reads");
                 }
                 return Poll::Pending;
             }
@@ -368,7 +422,15 @@ impl<S: Socket> Driver<S> {
                 // Written here rather than by tungstenite, whose own buffer would copy
                 // the message once more and keep its capacity for the connection's life.
                 // A server frame is unmasked: FIN + opcode, length, payload.
-                encode_binary_frame(&mut self.out, &b);
+                encode_binary_header(&mut self.out, b.len());
+                if b.len() >= WRITE_IN_PLACE {
+                    let before = self.out.split().freeze();
+                    self.held_len += before.len() + b.len();
+                    self.held.push_back(before);
+                    self.held.push_back(b);
+                } else {
+                    self.out.extend_from_slice(&b);
+                }
                 Ok(())
             }
             Outbound::Ping => self.ctx.write(&mut WriteIo { out: &mut self.out }, Message::Ping(Bytes::new())),
@@ -391,12 +453,13 @@ impl<S: Socket> Driver<S> {
     }
 }
 
-/// Appends one final, unmasked binary frame holding `payload` (RFC 6455 §5.2).
-fn encode_binary_frame(out: &mut BytesMut, payload: &[u8]) {
+/// Appends the header of one final, unmasked binary frame of `len` bytes (RFC 6455
+/// §5.2); the payload follows it.
+fn encode_binary_header(out: &mut BytesMut, len: usize) {
     const FIN_BINARY: u8 = 0x80 | 0x2;
-    out.reserve(payload.len() + 10);
+    out.reserve(if len < WRITE_IN_PLACE { len + 10 } else { 10 });
     out.extend_from_slice(&[FIN_BINARY]);
-    match payload.len() {
+    match len {
         len @ 0..=125 => out.extend_from_slice(&[len as u8]),
         len @ 126..=0xffff => {
             out.extend_from_slice(&[126]);
@@ -407,7 +470,6 @@ fn encode_binary_frame(out: &mut BytesMut, payload: &[u8]) {
             out.extend_from_slice(&(len as u64).to_be_bytes());
         }
     }
-    out.extend_from_slice(payload);
 }
 
 fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
@@ -521,7 +583,7 @@ impl<S: Socket> Sink<Outbound> for WsSink<S> {
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), FrameError>> {
         let mut driver = lock(&self.0);
-        if driver.out.len() >= WRITE_BATCH {
+        if driver.pending() >= WRITE_BATCH {
             ready!(driver.poll_write_out(cx)).map_err(|e| FrameError::Io(Box::new(e)))?;
         }
         Poll::Ready(Ok(()))
@@ -632,6 +694,32 @@ mod tests {
         }
         drop(connection);
         assert_eq!(counters.write_buffered.load(Ordering::Relaxed), 0, "the gauge is released");
+    }
+
+    #[tokio::test]
+    async fn large_messages_written_in_place_keep_their_order_and_their_count() {
+        let (mut connection, mut client, counters) = pair().await;
+        // Small and in-place messages mixed, more parts than one vectored write takes.
+        let shared = Bytes::from(vec![7u8; WRITE_IN_PLACE]);
+        let mut sent = Vec::new();
+        for i in 0..(MAX_WRITE_SLICES + 5) {
+            let message = if i % 3 == 0 { Bytes::from(format!("small-{i}")) } else { shared.clone() };
+            connection.outbound.feed(Outbound::Message(message.clone())).await.expect("feed");
+            sent.push(message);
+        }
+        let framed: usize = sent.iter().map(|m| m.len() + if m.len() > 125 { 4 } else { 2 }).sum();
+        // A batch's worth is written as soon as it waits; what is left (in place or
+        // not) counts as waiting.
+        let waiting = counters.write_buffered.load(Ordering::Relaxed);
+        assert!(
+            waiting > 0 && waiting < WRITE_BATCH + WRITE_IN_PLACE + 10 && waiting < framed,
+            "{waiting} of {framed}"
+        );
+        connection.outbound.flush().await.expect("flush");
+        for message in &sent {
+            assert!(matches!(client.next().await, Some(Ok(Message::Binary(b))) if b == message));
+        }
+        assert_eq!(counters.write_buffered.load(Ordering::Relaxed), 0, "everything was written");
     }
 
     #[test]
