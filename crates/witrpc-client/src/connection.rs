@@ -528,8 +528,12 @@ async fn drive(
                 }
             }
             Ok(Some(ClientEvent::Replayed { events })) => {
-                for (event, position) in events {
-                    if let Err(reason) = deliver_positioned(shared, event, &position) {
+                for replayed in events {
+                    let delivered = match replayed {
+                        Ok((event, position)) => deliver_positioned(shared, event, &position),
+                        Err(e) => Err(format!("unreadable replayed event: {e}; the connection is resumed")),
+                    };
+                    if let Err(reason) = delivered {
                         return reason;
                     }
                 }

@@ -80,6 +80,15 @@ pub fn frame(batch: Bytes) -> Bytes {
 /// # Errors
 /// An unknown version, a count or a length past the end, or bytes after the last entry.
 pub fn unpack(batch: Bytes) -> Result<Vec<Bytes>, CodecError> {
+    Ok(entries(batch)?.collect())
+}
+
+/// The entries of one batch, one by one, once the whole batch is checked (nothing is
+/// allocated or copied).
+///
+/// # Errors
+/// As [`unpack`].
+pub fn entries(batch: Bytes) -> Result<Entries, CodecError> {
     const WHAT: &str = "replay batch";
     let truncated = |needed: usize, available: usize| CodecError::Truncated { what: WHAT, needed, available };
     if batch.len() < HEADER {
@@ -89,30 +98,55 @@ pub fn unpack(batch: Bytes) -> Result<Vec<Bytes>, CodecError> {
         return Err(CodecError::InvalidHeader { what: WHAT, header: batch[0] });
     }
     let count = u32::from_le_bytes([batch[1], batch[2], batch[3], batch[4]]) as usize;
-    // Every entry takes at least its length: a count the bytes cannot hold is refused
-    // before anything is reserved for it.
     let mut at = HEADER;
-    if count > (batch.len() - at) / 4 {
-        return Err(truncated(count * 4, batch.len() - at));
-    }
-    let mut entries = Vec::with_capacity(count);
     for _ in 0..count {
         let left = batch.len() - at;
         if left < 4 {
             return Err(truncated(4, left));
         }
-        let len = u32::from_le_bytes([batch[at], batch[at + 1], batch[at + 2], batch[at + 3]]) as usize;
+        let len = entry_len(&batch, at);
         at += 4;
         if len > batch.len() - at {
             return Err(truncated(len, batch.len() - at));
         }
-        entries.push(batch.slice(at..at + len));
         at += len;
     }
     if at != batch.len() {
         return Err(CodecError::TrailingBytes { what: WHAT, extra: batch.len() - at });
     }
-    Ok(entries)
+    Ok(Entries { batch, at: HEADER, left: count })
+}
+
+fn entry_len(batch: &[u8], at: usize) -> usize {
+    u32::from_le_bytes([batch[at], batch[at + 1], batch[at + 2], batch[at + 3]]) as usize
+}
+
+/// The entries of a checked batch ([`entries`]), in order.
+#[derive(Debug, Clone)]
+pub struct Entries {
+    batch: Bytes,
+    at: usize,
+    left: usize,
+}
+
+impl Iterator for Entries {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        if self.left == 0 {
+            return None;
+        }
+        // Checked by `entries`: every length and entry is within the batch.
+        let len = entry_len(&self.batch, self.at);
+        let entry = self.batch.slice(self.at + 4..self.at + 4 + len);
+        self.at += 4 + len;
+        self.left -= 1;
+        Some(entry)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
 }
 
 #[cfg(test)]

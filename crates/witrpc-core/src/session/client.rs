@@ -84,8 +84,10 @@ pub enum ClientEvent {
     /// in the order they were sent; each is handled as a
     /// [`ClientEvent::PositionedCallback`].
     Replayed {
-        /// Each callback with its `StreamPosition`.
-        events: Vec<(WitRequest, String)>,
+        /// Each callback with its `StreamPosition`, decoded as it is taken. An entry
+        /// that does not decode, or has no position, is an error: end the connection
+        /// (a reconnect resumes from the last event taken).
+        events: ReplayedEvents,
     },
     /// The server accepted the token sent with [`ClientSession::refresh_token`]:
     /// requests are stamped with it from now on.
@@ -93,6 +95,26 @@ pub enum ClientEvent {
         /// When the new token expires (ms since the Unix epoch); `None`: never.
         expires_at_unix_ms: Option<i64>,
     },
+}
+
+/// The events of one replay batch ([`ClientEvent::Replayed`]), decoded one at a time.
+#[derive(Debug, Clone)]
+pub struct ReplayedEvents(crate::batch::Entries);
+
+impl Iterator for ReplayedEvents {
+    type Item = Result<(WitRequest, String), CodecError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let entry = self.0.next()?;
+        Some(WitRequest::decode_event(entry).and_then(|(event, position)| match position {
+            Some(position) => Ok((event, position)),
+            None => Err(CodecError::Null { what: "replayed event's position" }),
+        }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
 }
 
 /// One client connection, without I/O.
@@ -423,17 +445,8 @@ impl ClientSession {
             // Our own extension: anything unreadable is a fault, never skipped, so the
             // connection ends and a reconnect resumes instead of leaving a hole.
             let batch = data.ok_or(SessionError::Codec(CodecError::Null { what: "replay batch" }))?;
-            let entries = crate::batch::unpack(batch).map_err(SessionError::Codec)?;
-            let mut events = Vec::with_capacity(entries.len());
-            for entry in entries {
-                match WitRequest::decode_event(entry).map_err(SessionError::Codec)? {
-                    (event, Some(position)) => events.push((event, position)),
-                    (_, None) => {
-                        return Err(SessionError::Codec(CodecError::Null { what: "replayed event's position" }));
-                    }
-                }
-            }
-            return Ok(Some(ClientEvent::Replayed { events }));
+            let entries = crate::batch::entries(batch).map_err(SessionError::Codec)?;
+            return Ok(Some(ClientEvent::Replayed { events: ReplayedEvents(entries) }));
         }
         if message.kind == MessageType::Callback && self.negotiated.resume() {
             return Ok(match data.map(WitRequest::decode_event) {

@@ -42,7 +42,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
-pub use client::{ClientEvent, ClientSession, ClientState, SessionError};
+pub use client::{ClientEvent, ClientSession, ClientState, ReplayedEvents, SessionError};
 pub use close::{CloseCode, CloseReason};
 pub use queue::{EventPushed, EventTag, OutQueue, QueueLimits, Queued, SlowConsumer, SlowConsumerPolicy};
 pub use rate::RateLimit;
