@@ -255,11 +255,21 @@ impl Replayed {
 pub(super) struct SharedReads {
     registrations: AtomicU64,
     in_flight: Mutex<HashMap<Position, PositionReads>>,
+    /// The newest read of a position that recovered events: the registration count when
+    /// it began, the replay, and when it ended. At most [`MAX_RECENT_READS`]; taken
+    /// after `in_flight` when both are held.
+    recent: Mutex<HashMap<Position, RecentRead>>,
 }
+
+/// A read kept as a base: its registration count when it began, its replay, its end.
+type RecentRead = (u64, Arc<Replay>, Instant);
 
 /// How long a read that recovered events serves as the base of later resumes from the
 /// same position (entries past their age by at most this much may be replayed).
 const RECENT_READ: Duration = Duration::from_secs(1);
+/// At most this many positions keep a recent read (each holds its replay's payloads);
+/// past them a read is shared only while in flight.
+const MAX_RECENT_READS: usize = 256;
 
 /// The reads of one position.
 #[derive(Debug, Default)]
@@ -268,15 +278,6 @@ struct PositionReads {
     turn: Arc<tokio::sync::Mutex<()>>,
     /// The newest read: in flight, waiting for its turn, or done.
     latest: Option<Arc<ReadSlot>>,
-    /// The newest read that recovered events: its registration count when it began,
-    /// the replay, and when it ended.
-    recent: Option<(u64, Arc<Replay>, Instant)>,
-}
-
-impl PositionReads {
-    fn unused(&self, now: Instant) -> bool {
-        self.latest.is_none() && self.recent.as_ref().is_none_or(|(_, _, at)| now.duration_since(*at) >= RECENT_READ)
-    }
 }
 
 #[derive(Debug, Default)]
@@ -311,18 +312,14 @@ impl SharedReads {
         read: impl Fn(Position) -> F,
     ) -> Arc<Replay> {
         let base = {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            let now = now();
-            let reads = in_flight.get(from);
-            let joinable = reads.and_then(|r| r.latest.as_ref()).is_some_and(|slot| slot.serves(registered));
-            let base = reads
-                .and_then(|r| r.recent.as_ref())
-                .filter(|(_, _, at)| !joinable && now.duration_since(*at) < RECENT_READ)
-                .map(|(started, replay, _)| (*started, replay.clone()));
-            if in_flight.len() > 64 {
-                in_flight.retain(|_, r| !r.unused(now));
-            }
-            base
+            let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            let joinable =
+                in_flight.get(from).and_then(|r| r.latest.as_ref()).is_some_and(|slot| slot.serves(registered));
+            let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            recent
+                .get(from)
+                .filter(|(_, _, at)| !joinable && now().duration_since(*at) < RECENT_READ)
+                .map(|(started, replay, _)| (*started, replay.clone()))
         };
         if let Some((started, base)) = base {
             if started >= registered {
@@ -369,8 +366,14 @@ impl SharedReads {
             slot.started.store(started, Ordering::SeqCst);
             let replay = Arc::new(read().await);
             if replay.as_ref().as_ref().is_ok_and(|r| !r.events.is_empty()) {
-                let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                in_flight.entry(from.clone()).or_default().recent = Some((started, replay.clone(), now()));
+                let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+                let now = now();
+                if recent.len() >= MAX_RECENT_READS {
+                    recent.retain(|_, (_, _, at)| now.duration_since(*at) < RECENT_READ);
+                }
+                if recent.len() < MAX_RECENT_READS || recent.contains_key(from) {
+                    recent.insert(from.clone(), (started, replay.clone(), now));
+                }
             }
             replay
         });
@@ -378,8 +381,7 @@ impl SharedReads {
     }
 }
 
-/// Forgets a read (if `slot` is still the newest of its position) when dropped, and
-/// the position too when nothing else of it is kept.
+/// Takes a position's reads out of the map (if `slot` is still the newest) when dropped.
 struct Leave<'a> {
     reads: &'a SharedReads,
     from: &'a Position,
@@ -389,12 +391,8 @@ struct Leave<'a> {
 impl Drop for Leave<'_> {
     fn drop(&mut self) {
         let mut in_flight = self.reads.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(reads) = in_flight.get_mut(self.from) else { return };
-        if reads.latest.as_ref().is_some_and(|s| Arc::ptr_eq(s, self.slot)) {
-            reads.latest = None;
-            if reads.unused(now()) {
-                in_flight.remove(self.from);
-            }
+        if in_flight.get(self.from).and_then(|r| r.latest.as_ref()).is_some_and(|s| Arc::ptr_eq(s, self.slot)) {
+            in_flight.remove(self.from);
         }
     }
 }
