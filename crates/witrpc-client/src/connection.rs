@@ -110,13 +110,14 @@ impl Subscriptions {
         let Some(last) = list.iter().rposition(|(contract_id, _)| wanted(*contract_id)) else { return };
         // The last subscriber takes the arguments; only the others get copies.
         let mut parameters = Some(event.parameters);
-        let mut index = 0;
+        let mut next = 0;
         list.retain_mut(|(contract_id, publisher)| {
-            index += 1;
+            let index = next;
+            next += 1;
             if !wanted(*contract_id) {
                 return true;
             }
-            let arguments = if index - 1 == last { parameters.take() } else { parameters.clone() };
+            let arguments = if index == last { parameters.take() } else { parameters.clone() };
             publisher.publish_at(arguments.unwrap_or_default(), position.clone())
         });
     }

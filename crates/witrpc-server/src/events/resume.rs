@@ -203,25 +203,36 @@ pub(super) type Replay = Result<Replayed, Option<Position>>;
 pub(super) struct Replayed {
     /// The positioned payloads, in order, for a connection without `replay-batch`.
     events: Vec<(Bytes, EventTag)>,
-    /// The same payloads packed into whole replay-batch envelopes, for one with it:
-    /// framed once per read, whatever the number of connections that share it.
+    /// The same payloads packed into whole replay-batch envelopes, for one with it
+    /// (when packed at all): a shared read's are framed once, whatever the number of
+    /// connections that share it.
     batches: Vec<Bytes>,
+    /// Events replayed.
+    count: usize,
     /// The stream's top.
     top: Position,
 }
 
 impl Replayed {
-    fn new(events: Vec<(Bytes, EventTag)>, top: Position) -> Self {
-        let batches =
-            batch::pack(events.iter().map(|(payload, _)| &payload[..])).into_iter().map(batch::frame).collect();
-        Self { events, batches, top }
+    /// The replay of `events`, also packed when `pack`.
+    fn new(events: Vec<(Bytes, EventTag)>, top: Position, pack: bool) -> Self {
+        let batches = if pack {
+            batch::pack(events.iter().map(|(payload, _)| &payload[..])).into_iter().map(batch::frame).collect()
+        } else {
+            Vec::new()
+        };
+        Self { count: events.len(), events, batches, top }
     }
 
-    /// This replay followed by `since` (read from this one's top).
-    fn then(&self, since: &Self) -> Self {
-        let events = self.events.iter().chain(&since.events).cloned().collect();
-        let batches = self.batches.iter().chain(&since.batches).cloned().collect();
-        Self { events, batches, top: since.top.clone() }
+    /// This replay followed by `since` (read from this one's top), in the one form a
+    /// connection `packed` or not needs.
+    fn then(&self, since: &Self, packed: bool) -> Self {
+        let (events, batches) = if packed {
+            (Vec::new(), self.batches.iter().chain(&since.batches).cloned().collect())
+        } else {
+            (self.events.iter().chain(&since.events).cloned().collect(), Vec::new())
+        };
+        Self { events, batches, count: self.count + since.count, top: since.top.clone() }
     }
 
     /// Queues the replay for connection `id`: packed when it negotiated `replay-batch`.
@@ -303,11 +314,13 @@ impl SharedReads {
         self.registrations.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// The replay from `from` for a connection registered as `registered`, built from
-    /// reads it may use (see the type's docs); `read(p)` reads the history from `p`.
+    /// The replay from `from` for a connection registered as `registered` (`packed`:
+    /// it negotiated `replay-batch`), built from reads it may use (see the type's
+    /// docs); `read(p)` reads the history from `p`.
     pub(super) async fn read<F: Future<Output = Replay>>(
         &self,
         registered: u64,
+        packed: bool,
         from: &Position,
         read: impl Fn(Position) -> F,
     ) -> Arc<Replay> {
@@ -328,7 +341,7 @@ impl SharedReads {
             if let Ok(base) = &*base {
                 let since = self.read_from(registered, &base.top, || read(base.top.clone())).await;
                 return Arc::new(match &*since {
-                    Ok(since) => Ok(base.then(since)),
+                    Ok(since) => Ok(base.then(since, packed)),
                     Err(top) => Err(top.clone()),
                 });
             }
@@ -493,7 +506,7 @@ impl EventHub {
                     tracing::debug!(stream = %top.stream, replayed = events.len(), "stream recovered");
                     answer_line(&mut answer, &top, true);
                     let events = events.into_iter().map(|e| (e.payload, e.tag)).collect();
-                    Replayed::new(events, top).queue(&outbox, id, packed);
+                    Replayed::new(events, top, packed).queue(&outbox, id, packed);
                 }
                 Recovery::Lost { top } => {
                     tracing::debug!(stream = %position.stream, "stream not recovered");
@@ -568,7 +581,7 @@ impl EventHub {
         self.announce(id, user.as_ref(), restored).await;
         let mut reads = Vec::with_capacity(from.len());
         for (position, reported) in from {
-            let replay = self.reads.read(registered, &position, |from| async move {
+            let replay = self.reads.read(registered, resume.batch, &position, |from| async move {
                 let read = history.since(&from).await.unwrap_or_else(|e| {
                     tracing::debug!(error = %e, stream = %from.stream, "backplane: history unreadable; not recovered");
                     HistoryRead::Lost { top: None }
@@ -592,7 +605,7 @@ impl EventHub {
             match &*replay {
                 Ok(replayed) => {
                     let top = &replayed.top;
-                    tracing::debug!(stream = %top.stream, replayed = replayed.events.len(), "stream recovered");
+                    tracing::debug!(stream = %top.stream, replayed = replayed.count, "stream recovered");
                     replayed.queue(&local.outbox, id, local.batch);
                     answer_line(answer, top, true);
                     floors.push(top.clone());
@@ -630,7 +643,8 @@ impl EventHub {
             let payload = Bytes::from(event.request.encode_with_position(Some(&position.to_string())));
             events.push((payload, event.tag));
         }
-        Ok(Replayed::new(events, top))
+        // Packed too: a shared read serves connections of both kinds.
+        Ok(Replayed::new(events, top, true))
     }
 
     /// With a shared history, saves what a *live* resume-capable connection could
@@ -736,16 +750,16 @@ mod tests {
         let from = all_from(3);
         // Two registered, then both resume at once: one read.
         let (first, second) = (reads.registered(), reads.registered());
-        let (a, b) = tokio::join!(reads.read(first, &from, read), reads.read(second, &from, read));
+        let (a, b) = tokio::join!(reads.read(first, true, &from, read), reads.read(second, true, &from, read));
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(made.load(Ordering::SeqCst), 1);
         // Registered while a read is in flight: that read began too early for it.
         let early = reads.registered();
-        let slow = reads.read(early, &from, read);
+        let slow = reads.read(early, true, &from, read);
         let after = async {
             tokio::task::yield_now().await;
             let third = reads.registered();
-            reads.read(third, &from, read).await
+            reads.read(third, true, &from, read).await
         };
         let (x, y) = tokio::join!(slow, after);
         assert!(!Arc::ptr_eq(&x, &y), "a connection registered after a read began gets its own");
@@ -768,17 +782,17 @@ mod tests {
             tokio::task::yield_now().await;
             // Each registers, then reads, after the one before it: each comes while a
             // read it may not join is in flight.
-            let late = (0..50).map(|_| async { reads.read(reads.registered(), &from, watched).await });
+            let late = (0..50).map(|_| async { reads.read(reads.registered(), true, &from, watched).await });
             futures_util::future::join_all(late).await
         };
-        let (first_read, herd) = tokio::join!(reads.read(before, &from, watched), herd);
+        let (first_read, herd) = tokio::join!(reads.read(before, true, &from, watched), herd);
         assert_eq!(made.load(Ordering::SeqCst) - made_before, 2, "the first read and one for the 50");
         assert!(herd.iter().all(|r| Arc::ptr_eq(r, &herd[0])) && !Arc::ptr_eq(&first_read, &herd[0]));
         assert!(reads.in_flight.lock().unwrap().is_empty(), "finished reads leave the map");
         // A resume dropped midway leaves nothing behind either.
         let fourth = reads.registered();
         let elsewhere = all_from(9);
-        let pending = reads.read(fourth, &elsewhere, |_| std::future::pending());
+        let pending = reads.read(fourth, true, &elsewhere, |_| std::future::pending());
         assert!(tokio::time::timeout(std::time::Duration::from_millis(1), pending).await.is_err());
         assert!(reads.in_flight.lock().unwrap().is_empty(), "a dropped read leaves the map");
     }
@@ -793,17 +807,19 @@ mod tests {
             asked.lock().unwrap().push(from.offset);
             // From 3 the history holds 4 and 5; from 5 (its top then), 6 has come since.
             let (events, top) = if from.offset == 3 { (vec![event(4), event(5)], 5) } else { (vec![event(6)], 6) };
-            std::future::ready(Ok(Replayed::new(events, all_from(top))))
+            std::future::ready(Ok(Replayed::new(events, all_from(top), true)))
         };
         let from = all_from(3);
         let (early, early_too) = (reads.registered(), reads.registered());
-        let first = reads.read(early, &from, read).await;
-        let same = reads.read(early_too, &from, read).await;
+        let first = reads.read(early, true, &from, read).await;
+        let same = reads.read(early_too, true, &from, read).await;
         assert!(Arc::ptr_eq(&first, &same), "registered before the read began: it is used as it is");
-        let later = reads.read(reads.registered(), &from, read).await;
-        assert_eq!(*asked.lock().unwrap(), [3, 5], "the later one read from the first read's top");
+        let later = reads.read(reads.registered(), true, &from, read).await;
+        let unpacked = reads.read(reads.registered(), false, &from, read).await;
+        assert_eq!(*asked.lock().unwrap(), [3, 5, 5], "the later ones read from the first read's top");
         let offsets = |r: &Replay| r.as_ref().unwrap().events.iter().map(|(p, _)| p[0]).collect::<Vec<_>>();
-        assert_eq!((offsets(&first), offsets(&later)), (vec![4, 5], vec![4, 5, 6]));
+        assert_eq!((offsets(&first), offsets(&unpacked)), (vec![4, 5], vec![4, 5, 6]));
+        assert_eq!(later.as_ref().as_ref().unwrap().count, 3);
         assert_eq!(later.as_ref().as_ref().unwrap().top.offset, 6);
         let packed: Vec<Bytes> = later
             .as_ref()
@@ -819,7 +835,7 @@ mod tests {
             .collect();
         assert_eq!(packed, [Bytes::from_static(&[4]), Bytes::from_static(&[5]), Bytes::from_static(&[6])]);
         // A base that is not recovered any more from its top: not recovered, nothing partial.
-        let lost = reads.read(reads.registered(), &from, |_| std::future::ready(Err(Some(all_from(9))))).await;
+        let lost = reads.read(reads.registered(), true, &from, |_| std::future::ready(Err(Some(all_from(9))))).await;
         assert!(matches!(&*lost, Err(Some(p)) if p.offset == 9));
     }
 
