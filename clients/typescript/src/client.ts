@@ -18,6 +18,7 @@ import {
   decodeEvent,
   decodeInitializationReply,
   decodeResponse,
+  replayBatchEntries,
   encodeAuthorization,
   encodeEnvelope,
   encodeInitialization,
@@ -160,9 +161,9 @@ function abortReason(signal: AbortSignal): Error {
 }
 
 /** Our wire extensions announced at Initialization (ARCHITECTURE.md, "Wire extensions of ours"). */
-const ANNOUNCED_EXTENSIONS = "witrpc/1 token-refresh resume";
+const ANNOUNCED_EXTENSIONS = "witrpc/1 token-refresh resume replay-batch";
 
-/** Whether the server's `Extensions` answer accepts `feature` (`token-refresh`, `resume`). */
+/** Whether the server's `Extensions` answer accepts `feature` (`token-refresh`, `resume`, `replay-batch`). */
 function accepts(extensions: string | null, feature: string): boolean {
   const tokens = (extensions ?? "").split(/\s+/).filter((t) => t.length > 0);
   return tokens[0] === "witrpc/1" && tokens.includes(feature);
@@ -256,6 +257,8 @@ export class WitRpcClient {
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   /** The server accepted our `resume` extension on the current connection. */
   private resume = false;
+  /** The server accepted `replay-batch`: a resume's replay may come packed. */
+  private replayBatch = false;
   /** Positions per stream; outlives the connections. */
   private readonly resumeState = new ResumeState();
   private readonly resumeListeners = new Map<string, Set<ResumeListener>>();
@@ -631,6 +634,7 @@ export class WitRpcClient {
       const initReply = await this.exchange(MessageType.Initialization, initRequest, false);
       this.tokenRefresh = false;
       this.resume = false;
+      this.replayBatch = false;
       if (v2) {
         this.cipher = await initializeV2(initReply, rsa);
       } else {
@@ -640,6 +644,7 @@ export class WitRpcClient {
         if (init.errorMessage) throw new ProtocolError(`the server refused the connection: ${init.errorMessage}`);
         this.tokenRefresh = accepts(init.extensions, "token-refresh");
         this.resume = accepts(init.extensions, "resume");
+        this.replayBatch = this.resume && accepts(init.extensions, "replay-batch");
         if (rsa) {
           this.cipher = await clientCipher(init.symmetricKey ?? new Uint8Array(), init.vector ?? new Uint8Array());
         } else if ((init.symmetricKey?.length ?? 0) > 1) {
@@ -691,25 +696,56 @@ export class WitRpcClient {
     const data = envelope.data && sealed ? await this.cipher.open(envelope.data) : envelope.data;
     if (envelope.type === MessageType.Callback) {
       if (!data || socket === this.gapped) return;
-      const event = decodeEvent(data);
-      if (event.position !== null && this.resume) {
-        const seen = this.resumeState.observe(event.name, event.position);
-        if (seen.kind === "duplicate") return;
-        if (seen.kind === "gap") {
-          // Never a silent hole: this connection delivers nothing more, the reconnect resumes.
-          this.gapped = socket;
-          try {
-            socket.close(4000, `events of stream ${seen.stream.slice(0, 60)} were skipped`);
-          } catch {
-            // Already closing.
-          }
-          return;
-        }
+      this.receiveEvent(socket, decodeEvent(data));
+      return;
+    }
+    if (envelope.type === MessageType.ReplayBatch && this.replayBatch) {
+      if (socket === this.gapped) return;
+      let entries: Uint8Array[];
+      try {
+        entries = replayBatchEntries(data ?? new Uint8Array());
+      } catch (e) {
+        return this.stopDelivering(socket, (e as Error).message);
       }
-      this.deliver(event);
+      for (const entry of entries) {
+        const event = decodeEvent(entry);
+        if (event.position === null) return this.stopDelivering(socket, "a replayed event has no position");
+        if (!this.receiveEvent(socket, event)) return;
+      }
       return;
     }
     this.pending.get(hex(envelope.id))?.resolve(data);
+  }
+
+  /**
+   * Delivers one event, minding its position on a `resume` connection: a duplicate is
+   * dropped; a gap stops this connection (false), so the reconnect resumes it.
+   */
+  private receiveEvent(socket: Socket, event: ReturnType<typeof decodeEvent>): boolean {
+    if (event.position !== null && this.resume) {
+      const seen = this.resumeState.observe(event.name, event.position);
+      if (seen.kind === "duplicate") return true;
+      if (seen.kind === "gap") {
+        this.stopDelivering(socket, `events of stream ${seen.stream.slice(0, 60)} were skipped`);
+        return false;
+      }
+    }
+    this.deliver(event);
+    return true;
+  }
+
+  /** Never a silent hole: this connection delivers nothing more, the reconnect resumes. */
+  private stopDelivering(socket: Socket, reason: string): void {
+    this.gapped = socket;
+    try {
+      socket.close(4000, reason.slice(0, 60));
+    } catch {
+      try {
+        socket.close(4000); // a reason longer than 123 UTF-8 bytes is refused
+      } catch {
+        // Already closing.
+      }
+    }
   }
 
   /**

@@ -234,6 +234,35 @@ export const enum MessageType {
   Callback = 2,
   Initialization = 3,
   Authorization = 4,
+  /** Ours (`replay-batch`): the events a resume replays, packed (ARCHITECTURE.md). */
+  ReplayBatch = 100,
+}
+
+/**
+ * The entries of a replay batch (`u8 1 | u32le count | count × (u32le length | bytes)`),
+ * each the Data of one positioned callback. Throws on anything else: the batch is ours,
+ * so a damaged one is a fault, never skipped.
+ */
+export function replayBatchEntries(batch: Uint8Array): Uint8Array[] {
+  const fail = (why: string): never => {
+    throw new ProtocolError(`unreadable replay batch: ${why}`);
+  };
+  if (batch.length < 5) fail("shorter than its header");
+  if (batch[0] !== 1) fail(`unknown version ${batch[0]}`);
+  const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
+  const count = view.getUint32(1, true);
+  let at = 5;
+  const entries: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    if (batch.length - at < 4) fail("an entry's length is cut");
+    const len = view.getUint32(at, true);
+    at += 4;
+    if (len > batch.length - at) fail("an entry is cut");
+    entries.push(batch.subarray(at, at + len));
+    at += len;
+  }
+  if (at !== batch.length) fail(`${batch.length - at} bytes after the last entry`);
+  return entries;
 }
 
 export interface Envelope {

@@ -247,7 +247,7 @@ test("positions (member 10) go only to clients that negotiated resume with a ser
  * A scripted protocol-3 server that accepts `resume`: `script(connection, resumeRequest)`
  * returns the `Resumed` answer and then sends events with `send(name, n, position)`.
  */
-async function fakeServer(script) {
+async function fakeServer(script, extensions = "witrpc/1 resume") {
   const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
   await new Promise((resolve) => wss.once("listening", resolve));
   let connections = 0;
@@ -267,12 +267,12 @@ async function fakeServer(script) {
         t.endMember();
         t.body.string(null);
         t.endMember();
-        t.body.string("witrpc/1 resume");
+        t.body.string(extensions);
         t.endMember();
         reply(t.finish());
       } else if (envelope.type === MessageType.Authorization) {
         const m = readTolerant(new Reader(envelope.data, "auth"), 2);
-        const send = (name, n, position) => {
+        const payload = (name, n, position) => {
           const e = new TolerantWriter();
           e.body.string("");
           e.endMember();
@@ -293,7 +293,27 @@ async function fakeServer(script) {
           e.endMember();
           e.body.string(position);
           e.endMember();
-          ws.send(encodeEnvelope({ id: globalThis.crypto.getRandomValues(new Uint8Array(16)), type: MessageType.Callback, data: e.finish() }));
+          return e.finish();
+        };
+        const randomId = () => globalThis.crypto.getRandomValues(new Uint8Array(16));
+        const send = (name, n, position) => {
+          ws.send(encodeEnvelope({ id: randomId(), type: MessageType.Callback, data: payload(name, n, position) }));
+        };
+        // A replay batch of [name, n, position] events; `cut` bytes taken off its end.
+        send.batch = (events, cut = 0) => {
+          const entries = events.map(([name, n, position]) => payload(name, n, position));
+          const batch = new Uint8Array(5 + entries.reduce((sum, e) => sum + 4 + e.length, 0));
+          const view = new DataView(batch.buffer);
+          batch[0] = 1;
+          view.setUint32(1, entries.length, true);
+          let at = 5;
+          for (const entry of entries) {
+            view.setUint32(at, entry.length, true);
+            batch.set(entry, at + 4);
+            at += 4 + entry.length;
+          }
+          const data = batch.subarray(0, batch.length - cut);
+          ws.send(encodeEnvelope({ id: new Uint8Array(16), type: 100, data }));
         };
         const { answer, events } = script(index, m[1]?.string() ?? null, closed);
         const a = new TolerantWriter();
@@ -351,6 +371,46 @@ test("a live gap drops the connection and the reconnect resumes from the last of
     const close = await gapClose;
     assert.equal(close.code, 4000);
     assert.match(close.reason, /events of stream all were skipped/);
+  } finally {
+    fake.close();
+  }
+});
+
+test("a replay batch is delivered event by event, and a damaged one drops the connection to resume", async () => {
+  const first = "2c8f1a2e-5b7d-4e3f-9a10-112233445566";
+  const second = "3c8f1a2e-5b7d-4e3f-9a10-112233445566";
+  const requests = [];
+  let damagedClose;
+  let listening;
+  const ready = new Promise((resolve) => (listening = resolve));
+  const fake = await fakeServer((index, request, closed) => {
+    requests.push(request);
+    if (index === 0) {
+      damagedClose = closed;
+      return {
+        answer: first,
+        events: async (send) => {
+          await ready;
+          send.batch([1, 2, 3].map((n) => ["Tick", n, `all\tep\t${n}`]));
+          send("Tick", 4, "all\tep\t4");
+          send.batch([["Tick", 5, "all\tep\t5"]], 1); // damaged: never delivered
+        },
+      };
+    }
+    return { answer: `${second}\nall\tep\t5\t1`, events: (send) => send.batch([["Tick", 5, "all\tep\t5"]]) };
+  }, "witrpc/1 resume replay-batch");
+  try {
+    const client = await connect(fake.url, { reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+    const log = [];
+    client.on("Tick", (n) => log.push(n));
+    client.onResumed("Tick", ({ recovered }) => log.push({ recovered }));
+    listening();
+    await until("the replay after the damaged batch", () => log.includes(5));
+    assert.deepEqual(log, [1, 2, 3, 4, { recovered: true }, 5], "batched and single events in order, nothing of the damaged batch");
+    assert.deepEqual(requests, [null, `${first}\nall\tep\t4`], "the resume starts after the last event delivered");
+    const close = await damagedClose;
+    assert.equal(close.code, 4000);
+    assert.match(close.reason, /unreadable replay batch/);
   } finally {
     fake.close();
   }

@@ -324,6 +324,27 @@ function readTolerant(r, known) {
   while (members.length < known) members.push(null);
   return members;
 }
+function replayBatchEntries(batch) {
+  const fail = (why) => {
+    throw new ProtocolError(`unreadable replay batch: ${why}`);
+  };
+  if (batch.length < 5) fail("shorter than its header");
+  if (batch[0] !== 1) fail(`unknown version ${batch[0]}`);
+  const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
+  const count = view.getUint32(1, true);
+  let at = 5;
+  const entries = [];
+  for (let i = 0; i < count; i++) {
+    if (batch.length - at < 4) fail("an entry's length is cut");
+    const len = view.getUint32(at, true);
+    at += 4;
+    if (len > batch.length - at) fail("an entry is cut");
+    entries.push(batch.subarray(at, at + len));
+    at += len;
+  }
+  if (at !== batch.length) fail(`${batch.length - at} bytes after the last entry`);
+  return entries;
+}
 function encodeEnvelope(e) {
   const w = new Writer();
   w.u8(3);
@@ -1186,7 +1207,7 @@ function abortReason(signal) {
   if (reason instanceof Error) return reason;
   return new DOMException("the call was aborted", "AbortError");
 }
-var ANNOUNCED_EXTENSIONS = "witrpc/1 token-refresh resume";
+var ANNOUNCED_EXTENSIONS = "witrpc/1 token-refresh resume replay-batch";
 function accepts(extensions, feature) {
   const tokens = (extensions ?? "").split(/\s+/).filter((t) => t.length > 0);
   return tokens[0] === "witrpc/1" && tokens.includes(feature);
@@ -1267,6 +1288,8 @@ var WitRpcClient = class _WitRpcClient {
   refreshTimer;
   /** The server accepted our `resume` extension on the current connection. */
   resume = false;
+  /** The server accepted `replay-batch`: a resume's replay may come packed. */
+  replayBatch = false;
   /** Positions per stream; outlives the connections. */
   resumeState = new ResumeState();
   resumeListeners = /* @__PURE__ */ new Map();
@@ -1589,6 +1612,7 @@ var WitRpcClient = class _WitRpcClient {
       const initReply = await this.exchange(3 /* Initialization */, initRequest, false);
       this.tokenRefresh = false;
       this.resume = false;
+      this.replayBatch = false;
       if (v2) {
         this.cipher = await initializeV2(initReply, rsa);
       } else {
@@ -1597,6 +1621,7 @@ var WitRpcClient = class _WitRpcClient {
         if (init.errorMessage) throw new ProtocolError(`the server refused the connection: ${init.errorMessage}`);
         this.tokenRefresh = accepts(init.extensions, "token-refresh");
         this.resume = accepts(init.extensions, "resume");
+        this.replayBatch = this.resume && accepts(init.extensions, "replay-batch");
         if (rsa) {
           this.cipher = await clientCipher(init.symmetricKey ?? new Uint8Array(), init.vector ?? new Uint8Array());
         } else if ((init.symmetricKey?.length ?? 0) > 1) {
@@ -1641,23 +1666,53 @@ var WitRpcClient = class _WitRpcClient {
     const data = envelope.data && sealed ? await this.cipher.open(envelope.data) : envelope.data;
     if (envelope.type === 2 /* Callback */) {
       if (!data || socket === this.gapped) return;
-      const event = decodeEvent(data);
-      if (event.position !== null && this.resume) {
-        const seen = this.resumeState.observe(event.name, event.position);
-        if (seen.kind === "duplicate") return;
-        if (seen.kind === "gap") {
-          this.gapped = socket;
-          try {
-            socket.close(4e3, `events of stream ${seen.stream.slice(0, 60)} were skipped`);
-          } catch {
-          }
-          return;
-        }
+      this.receiveEvent(socket, decodeEvent(data));
+      return;
+    }
+    if (envelope.type === 100 /* ReplayBatch */ && this.replayBatch) {
+      if (socket === this.gapped) return;
+      let entries;
+      try {
+        entries = replayBatchEntries(data ?? new Uint8Array());
+      } catch (e) {
+        return this.stopDelivering(socket, e.message);
       }
-      this.deliver(event);
+      for (const entry of entries) {
+        const event = decodeEvent(entry);
+        if (event.position === null) return this.stopDelivering(socket, "a replayed event has no position");
+        if (!this.receiveEvent(socket, event)) return;
+      }
       return;
     }
     this.pending.get(hex(envelope.id))?.resolve(data);
+  }
+  /**
+   * Delivers one event, minding its position on a `resume` connection: a duplicate is
+   * dropped; a gap stops this connection (false), so the reconnect resumes it.
+   */
+  receiveEvent(socket, event) {
+    if (event.position !== null && this.resume) {
+      const seen = this.resumeState.observe(event.name, event.position);
+      if (seen.kind === "duplicate") return true;
+      if (seen.kind === "gap") {
+        this.stopDelivering(socket, `events of stream ${seen.stream.slice(0, 60)} were skipped`);
+        return false;
+      }
+    }
+    this.deliver(event);
+    return true;
+  }
+  /** Never a silent hole: this connection delivers nothing more, the reconnect resumes. */
+  stopDelivering(socket, reason) {
+    this.gapped = socket;
+    try {
+      socket.close(4e3, reason.slice(0, 60));
+    } catch {
+      try {
+        socket.close(4e3);
+      } catch {
+      }
+    }
   }
   /**
    * Takes in a new connection's `Resumed` answer (null: no resume) and, on a reconnect,
