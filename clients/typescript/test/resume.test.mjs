@@ -333,87 +333,74 @@ async function fakeServer(script, extensions = "witrpc/1 resume") {
   return { url: `ws://127.0.0.1:${wss.address().port}/ws`, close: () => wss.close() };
 }
 
-test("a live gap drops the connection and the reconnect resumes from the last offset delivered", async () => {
-  const first = "0c8f1a2e-5b7d-4e3f-9a10-112233445566";
-  const second = "1c8f1a2e-5b7d-4e3f-9a10-112233445566";
+const FIRST = "0c8f1a2e-5b7d-4e3f-9a10-112233445566";
+const SECOND = "1c8f1a2e-5b7d-4e3f-9a10-112233445566";
+
+/**
+ * A client of a scripted server that drops its first connection: `first(send)` sends
+ * that connection's events (once the client listens), the second connection answers
+ * `resumed` and sends `second(send)`. Runs until the client logged `last`; returns the
+ * `Tick` log (markers as `{ recovered }`), the two resume requests and the first close.
+ */
+async function resumedOnce({ extensions, first, resumed, second, last }) {
   const requests = [];
-  let gapClose;
+  let firstClose;
   let listening;
   const ready = new Promise((resolve) => (listening = resolve)); // the test's listeners are on
   const fake = await fakeServer((index, request, closed) => {
     requests.push(request);
     if (index === 0) {
-      gapClose = closed;
-      return {
-        answer: first,
-        events: async (send) => {
-          await ready;
-          for (const n of [1, 2, 2, 4, 5]) send("Tick", n, `all\tep\t${n}`); // 2 twice, then 3 skipped
-        },
-      };
+      firstClose = closed;
+      return { answer: FIRST, events: async (send) => first(send, await ready) };
     }
-    return {
-      answer: `${second}\nall\tep\t5\t1`,
-      events: (send) => {
-        for (const n of [3, 4, 5, 6]) send("Tick", n, `all\tep\t${n}`);
-      },
-    };
-  });
+    return { answer: `${SECOND}\n${resumed}`, events: second };
+  }, extensions);
   try {
     const client = await connect(fake.url, { reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
     const log = [];
     client.on("Tick", (n) => log.push(n));
     client.onResumed("Tick", ({ recovered }) => log.push({ recovered }));
     listening();
-    await until("the replay after the gap", () => log.includes(6));
-    assert.deepEqual(log, [1, 2, { recovered: true }, 3, 4, 5, 6], "the duplicate dropped, nothing past the gap delivered live");
-    assert.deepEqual(requests, [null, `${first}\nall\tep\t2`], "the first connection asks nothing; the second names the last offset delivered");
-    const close = await gapClose;
-    assert.equal(close.code, 4000);
-    assert.match(close.reason, /events of stream all were skipped/);
+    await until("the events after the resume", () => log.includes(last));
+    return { log, requests, close: await firstClose };
   } finally {
     fake.close();
   }
+}
+
+test("a live gap drops the connection and the reconnect resumes from the last offset delivered", async () => {
+  const { log, requests, close } = await resumedOnce({
+    first: (send) => {
+      for (const n of [1, 2, 2, 4, 5]) send("Tick", n, `all\tep\t${n}`); // 2 twice, then 3 skipped
+    },
+    resumed: "all\tep\t5\t1",
+    second: (send) => {
+      for (const n of [3, 4, 5, 6]) send("Tick", n, `all\tep\t${n}`);
+    },
+    last: 6,
+  });
+  assert.deepEqual(log, [1, 2, { recovered: true }, 3, 4, 5, 6], "the duplicate dropped, nothing past the gap delivered live");
+  assert.deepEqual(requests, [null, `${FIRST}\nall\tep\t2`], "the first connection asks nothing; the second names the last offset delivered");
+  assert.equal(close.code, 4000);
+  assert.match(close.reason, /events of stream all were skipped/);
 });
 
 test("a replay batch is delivered event by event, and a damaged one drops the connection to resume", async () => {
-  const first = "2c8f1a2e-5b7d-4e3f-9a10-112233445566";
-  const second = "3c8f1a2e-5b7d-4e3f-9a10-112233445566";
-  const requests = [];
-  let damagedClose;
-  let listening;
-  const ready = new Promise((resolve) => (listening = resolve));
-  const fake = await fakeServer((index, request, closed) => {
-    requests.push(request);
-    if (index === 0) {
-      damagedClose = closed;
-      return {
-        answer: first,
-        events: async (send) => {
-          await ready;
-          send.batch([1, 2, 3].map((n) => ["Tick", n, `all\tep\t${n}`]));
-          send("Tick", 4, "all\tep\t4");
-          send.batch([["Tick", 5, "all\tep\t5"]], 1); // damaged: never delivered
-        },
-      };
-    }
-    return { answer: `${second}\nall\tep\t5\t1`, events: (send) => send.batch([["Tick", 5, "all\tep\t5"]]) };
-  }, "witrpc/1 resume replay-batch");
-  try {
-    const client = await connect(fake.url, { reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
-    const log = [];
-    client.on("Tick", (n) => log.push(n));
-    client.onResumed("Tick", ({ recovered }) => log.push({ recovered }));
-    listening();
-    await until("the replay after the damaged batch", () => log.includes(5));
-    assert.deepEqual(log, [1, 2, 3, 4, { recovered: true }, 5], "batched and single events in order, nothing of the damaged batch");
-    assert.deepEqual(requests, [null, `${first}\nall\tep\t4`], "the resume starts after the last event delivered");
-    const close = await damagedClose;
-    assert.equal(close.code, 4000);
-    assert.match(close.reason, /unreadable replay batch/);
-  } finally {
-    fake.close();
-  }
+  const { log, requests, close } = await resumedOnce({
+    extensions: "witrpc/1 resume replay-batch",
+    first: (send) => {
+      send.batch([1, 2, 3].map((n) => ["Tick", n, `all\tep\t${n}`]));
+      send("Tick", 4, "all\tep\t4");
+      send.batch([["Tick", 5, "all\tep\t5"]], 1); // damaged: never delivered
+    },
+    resumed: "all\tep\t5\t1",
+    second: (send) => send.batch([["Tick", 5, "all\tep\t5"]]),
+    last: 5,
+  });
+  assert.deepEqual(log, [1, 2, 3, 4, { recovered: true }, 5], "batched and single events in order, nothing of the damaged batch");
+  assert.deepEqual(requests, [null, `${FIRST}\nall\tep\t4`], "the resume starts after the last event delivered");
+  assert.equal(close.code, 4000);
+  assert.match(close.reason, /unreadable replay batch/);
 });
 
 test("the resume state drops duplicates, reports gaps, and answers per event", () => {
