@@ -9,10 +9,12 @@
 //! - frames and messages are capped at `max_handshake_message_size` *while reading*
 //!   until the server calls [`Connection::on_authorized`], then at `max_message_size`
 //!   (tungstenite reserves at most one frame's declared length, checked first);
-//! - encoded outbound frames wait in one buffer (`out`) whose size is known: the server
-//!   may queue a message only while less than one batch (16 KiB) waits, and the peer is
-//!   **not read** while `out` holds the write cap or more (64 KiB before authorization,
-//!   `max_message_size` + 16 KiB after), so Pongs cannot pile up;
+//! - encoded outbound frames wait in one buffer (`out`; messages of 4 KiB or more wait
+//!   where they are, in an ordered queue before it, and are written with it in one
+//!   vectored write) whose size is known: the server may queue a message only while
+//!   less than one batch (16 KiB) waits, and the peer is **not read** while the write
+//!   cap or more waits (64 KiB before authorization, `max_message_size` + 16 KiB after),
+//!   so Pongs cannot pile up;
 //! - invalid UTF-8 in a text message closes with 1007, other protocol violations with
 //!   1002, sent by the driver itself (the server's later close is then a no-op).
 //!
@@ -150,7 +152,7 @@ struct Driver<S: Socket> {
     held: std::collections::VecDeque<Bytes>,
     /// Bytes in `held`.
     held_len: usize,
-    /// The part of `out` counted in `counters.write_buffered`.
+    /// The part of what waits (`held` and `out`) counted in `counters.write_buffered`.
     accounted: usize,
     authorized: Arc<AtomicBool>,
     /// The post-authorization limits are in effect.
