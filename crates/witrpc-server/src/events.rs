@@ -8,6 +8,7 @@
 //! include other nodes, so an event whose receivers are all local never leaves the node.
 //! The node subscribes to a topic only while it has receivers for it, counting them.
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -99,10 +100,10 @@ impl Local {
 
     /// Queues one event (its positioned form for a `resume` client), holding it while
     /// the connection resumes and skipping it when a resume replayed it already.
-    fn queue(&self, id: Uuid, plain: &Bytes, positioned: Option<(&Position, &Bytes)>, tag: EventTag) {
-        let (position, payload) = match positioned {
-            Some((position, payload)) if self.resume => (Some(position), payload),
-            _ => (None, plain),
+    fn queue(&self, id: Uuid, payloads: &Payloads<'_>, tag: EventTag) {
+        let (position, payload) = match payloads.positioned().filter(|_| self.resume) {
+            Some((position, payload)) => (Some(position), payload),
+            None => (None, payloads.plain()),
         };
         if let Some(pending) = &self.pending {
             let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -124,6 +125,35 @@ impl Local {
         self.floors
             .iter()
             .any(|f| f.stream == position.stream && f.epoch == position.epoch && position.offset <= f.offset)
+    }
+}
+
+/// An event's two encodings, each made when a receiver first needs it (an event none of
+/// this node's connections receives is not encoded at all).
+struct Payloads<'a> {
+    request: &'a WitRequest,
+    /// Its place in its stream, when it has one.
+    position: Option<&'a Position>,
+    plain: OnceCell<Bytes>,
+    positioned: OnceCell<Bytes>,
+}
+
+impl<'a> Payloads<'a> {
+    fn new(request: &'a WitRequest, position: Option<&'a Position>) -> Self {
+        Self { request, position, plain: OnceCell::new(), positioned: OnceCell::new() }
+    }
+
+    /// Without a position, for clients that did not negotiate `resume`.
+    fn plain(&self) -> &Bytes {
+        self.plain.get_or_init(|| Bytes::from(self.request.encode()))
+    }
+
+    /// With its position (`None`: it has none).
+    fn positioned(&self) -> Option<(&Position, &Bytes)> {
+        let position = self.position?;
+        let bytes =
+            self.positioned.get_or_init(|| Bytes::from(self.request.encode_with_position(Some(&position.to_string()))));
+        Some((position, bytes))
     }
 }
 
@@ -419,10 +449,9 @@ impl EventHub {
     /// `resume` clients (with its position) and once for the others.
     fn deliver_local(&self, audience: &Audience, request: &WitRequest, tag: EventTag) -> usize {
         let recorded = if self.shared { None } else { self.recording(audience, tag) };
-        let plain = Bytes::from(request.encode());
         let routes = self.read();
         let Some((limits, stream)) = recorded else {
-            return Self::queue_all(&routes, audience, &plain, None, tag);
+            return Self::queue_all(&routes, audience, &Payloads::new(request, None), tag);
         };
         let _order = self.emit_order.lock().unwrap_or_else(|e| e.into_inner());
         let mut positioned = Bytes::new();
@@ -436,14 +465,14 @@ impl EventHub {
             },
             tag,
         );
-        Self::queue_all(&routes, audience, &plain, Some((&position, &positioned)), tag)
+        // The history keeps the positioned form: it is made anyway, and shared.
+        let payloads = Payloads { positioned: OnceCell::from(positioned), ..Payloads::new(request, Some(&position)) };
+        Self::queue_all(&routes, audience, &payloads, tag)
     }
 
     /// Queues an event of a shared history, at the position it was given, to the local
     /// receivers of `audience`; returns how many.
     fn deliver_at(&self, audience: &Audience, request: &WitRequest, tag: EventTag, position: &Position) -> usize {
-        let plain = Bytes::from(request.encode());
-        let positioned = Bytes::from(request.encode_with_position(Some(&position.to_string())));
         let routes = self.read();
         // Under the read lock: a closing connection's session record (written under the
         // write lock) sees exactly what was queued to it.
@@ -456,20 +485,14 @@ impl EventHub {
         {
             advance(top, position);
         }
-        Self::queue_all(&routes, audience, &plain, Some((position, &positioned)), tag)
+        Self::queue_all(&routes, audience, &Payloads::new(request, Some(position)), tag)
     }
 
-    fn queue_all(
-        routes: &Routes,
-        audience: &Audience,
-        plain: &Bytes,
-        positioned: Option<(&Position, &Bytes)>,
-        tag: EventTag,
-    ) -> usize {
+    fn queue_all(routes: &Routes, audience: &Audience, payloads: &Payloads<'_>, tag: EventTag) -> usize {
         let mut n = 0;
         routes.each(audience, |id, local| {
             n += 1;
-            local.queue(id, plain, positioned, tag);
+            local.queue(id, payloads, tag);
         });
         n
     }
@@ -492,6 +515,19 @@ impl EventHub {
         match audience.target() {
             Target::Connection(id) => connection_stream(*id),
             _ => Self::topic_of(audience),
+        }
+    }
+
+    /// Whether `stream` is the history stream of `audience` (as [`Self::stream_of`]
+    /// names it, without building the name).
+    fn is_stream_of(audience: &Audience, stream: &str) -> bool {
+        match audience.target() {
+            Target::Connection(id) => {
+                stream.strip_prefix("c:") == Some(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()))
+            }
+            Target::User(u) => stream.strip_prefix("u:") == Some(&**u),
+            Target::Group(g) => stream.strip_prefix("g:") == Some(&**g),
+            _ => stream == TOPIC_ALL,
         }
     }
 
@@ -709,7 +745,7 @@ impl BrokerInbound for EventHub {
     fn deliver_positioned(&self, position: Position, frame: Bytes) {
         // Our own events too: with a shared history they are delivered from here.
         let Some(event) = self.read_frame(&frame) else { return };
-        if Self::stream_of(&event.audience) != position.stream {
+        if !Self::is_stream_of(&event.audience, &position.stream) {
             tracing::warn!(stream = %position.stream, "backplane: a positioned frame of another stream; dropped");
             metrics::counter!(crate::metrics::BACKPLANE_LOST, "reason" => "malformed").increment(1);
             return;
@@ -808,5 +844,32 @@ impl EventHub {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_is_recognised_as_its_audiences_without_building_its_name() {
+        let id = Uuid::new_v4();
+        let audiences = [
+            Audience::all(),
+            Audience::connection(id),
+            Audience::user("ann"),
+            Audience::group("room"),
+            Audience::group("ann"),
+        ];
+        for audience in &audiences {
+            for other in &audiences {
+                let stream = EventHub::stream_of(other);
+                let same = EventHub::stream_of(audience) == stream;
+                assert_eq!(EventHub::is_stream_of(audience, &stream), same, "{audience:?} / {stream}");
+            }
+        }
+        let upper = format!("c:{}", id.hyphenated().to_string().to_uppercase());
+        assert!(!EventHub::is_stream_of(&Audience::connection(id), &upper), "only the name stream_of gives");
+        assert!(!EventHub::is_stream_of(&Audience::connection(id), &format!("c:{}", id.simple())));
     }
 }
