@@ -59,18 +59,10 @@ pub struct RedisBroker {
 pub(crate) enum Outgoing {
     /// A frame for a channel (`PUBLISH`).
     Frame { channel: String, frame: Bytes },
-    /// A frame appended to a history stream, then published with its position
-    /// (the [`keys::APPEND`] script).
-    Recorded {
-        meta: String,
-        key: String,
-        channel: String,
-        frame: Bytes,
-        max_events: usize,
-        max_age_ms: u64,
-        epoch: String,
-        stream: String,
-    },
+    /// A frame appended to history stream `stream`, then published with its position
+    /// (the [`keys::APPEND`] script; its keys and channel are named from `stream` as the
+    /// command is written).
+    Recorded { stream: String, frame: Bytes, max_events: usize, max_age_ms: u64 },
 }
 
 pub(crate) struct Inner {
@@ -191,7 +183,8 @@ impl RedisBroker {
         });
         let span = tracing::info_span!("backplane", node = %inner.node);
         use tracing::Instrument as _;
-        tokio::spawn(publish_task(conn, publish_rx, stats.clone(), config.timeout).instrument(span.clone()));
+        let prefix = inner.prefix.clone();
+        tokio::spawn(publish_task(conn, publish_rx, stats.clone(), config.timeout, prefix).instrument(span.clone()));
         let weak = Arc::downgrade(&inner);
         tokio::spawn(receive_task(push_rx, inbound, weak.clone(), stats).instrument(span.clone()));
         tokio::spawn(heartbeat_task(weak, config.heartbeat).instrument(span));

@@ -20,7 +20,7 @@ use redis::{Value, aio::ConnectionLike as _};
 use uuid::Uuid;
 use witrpc_server::HistoryLimits;
 use witrpc_server::StreamPosition;
-use witrpc_server::broker::{BrokerError, HistoryEntry, HistoryRead, SharedHistory, stream_topic};
+use witrpc_server::broker::{BrokerError, HistoryEntry, HistoryRead, SharedHistory};
 
 use crate::broker::{Outgoing, RedisBroker};
 use crate::keys;
@@ -69,9 +69,20 @@ pub(crate) fn is_noscript(e: &redis::RedisError) -> bool {
 pub(crate) static APPEND: LazyLock<Script> = LazyLock::new(|| Script::new(keys::APPEND));
 static SINCE: LazyLock<Script> = LazyLock::new(|| Script::new(keys::SINCE));
 
-/// 16 random hex digits: the epoch of a stream this append creates (if it does).
-fn new_epoch() -> String {
-    format!("{:016x}", Uuid::new_v4().as_u64_pair().0)
+/// 16 random hex digits: the epoch of a stream an append creates (if it does); a
+/// `Display` so it is written straight into the command.
+pub(crate) struct NewEpoch(u64);
+
+impl NewEpoch {
+    pub(crate) fn random() -> Self {
+        Self(Uuid::new_v4().as_u64_pair().0)
+    }
+}
+
+impl std::fmt::Display for NewEpoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -131,14 +142,10 @@ impl SharedHistory for RedisBroker {
     fn append(&self, stream: &str, limits: HistoryLimits, frame: Bytes) {
         let inner = &self.inner;
         let item = Outgoing::Recorded {
-            meta: keys::history_meta(&inner.prefix, stream),
-            key: keys::history(&inner.prefix, stream),
-            channel: keys::channel(&inner.prefix, stream_topic(stream)),
             // Signed with the stream's name: the frame is bound to its stream.
             frame: inner.sign(stream, frame),
             max_events: limits.max_events.clamp(1, MAX_READ),
             max_age_ms: millis(limits.max_age),
-            epoch: new_epoch(),
             stream: stream.to_owned(),
         };
         inner.enqueue(item);

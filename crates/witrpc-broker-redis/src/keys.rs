@@ -8,7 +8,48 @@
 
 /// The pub/sub channel of hub topic `topic`.
 pub(crate) fn channel(prefix: &str, topic: &str) -> String {
-    format!("{prefix}:t:{topic}")
+    Channel { prefix, topic }.to_string()
+}
+
+/// [`channel`]'s name, written where it is needed (a command argument) rather than
+/// allocated: the append of every event with history names three keys.
+pub(crate) struct Channel<'a> {
+    pub(crate) prefix: &'a str,
+    pub(crate) topic: &'a str,
+}
+
+impl std::fmt::Display for Channel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:t:{}", self.prefix, self.topic)
+    }
+}
+
+/// [`history`] (`meta: false`) or [`history_meta`] (`meta: true`), written where it is
+/// needed.
+pub(crate) struct HistoryKey<'a> {
+    pub(crate) prefix: &'a str,
+    pub(crate) stream: &'a str,
+    pub(crate) meta: bool,
+}
+
+impl std::fmt::Display for HistoryKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let channel = Channel { prefix: self.prefix, topic: stream_topic(self.stream) };
+        write!(f, "{{{channel}}}:{}:{}", if self.meta { "hm" } else { "h" }, self.stream)
+    }
+}
+
+/// A `Display` value as one Redis command argument, formatted into the command's own
+/// buffer.
+pub(crate) struct Arg<T>(pub(crate) T);
+
+impl<T: std::fmt::Display> redis::ToRedisArgs for Arg<T> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        out.write_arg_fmt(&self.0);
+    }
 }
 
 /// The sorted set of live nodes: member = node id, score = last heartbeat (Redis time, ms).
@@ -31,13 +72,13 @@ pub(crate) fn presence_index(prefix: &str, node: &str) -> String {
 /// The capped stream (`XADD`) of history stream `stream`: entry id `<offset>-0`, fields
 /// `t` (Redis time, ms) and `f` (the signed frame).
 pub(crate) fn history(prefix: &str, stream: &str) -> String {
-    format!("{{{}}}:h:{stream}", channel(prefix, stream_topic(stream)))
+    HistoryKey { prefix, stream, meta: false }.to_string()
 }
 
 /// The hash of history stream `stream`: `e` epoch, `o` offset of its last event, `a`
 /// max age (ms).
 pub(crate) fn history_meta(prefix: &str, stream: &str) -> String {
-    format!("{{{}}}:hm:{stream}", channel(prefix, stream_topic(stream)))
+    HistoryKey { prefix, stream, meta: true }.to_string()
 }
 
 /// The session record of a closed connection.
@@ -126,5 +167,18 @@ mod tests {
         // A stream's keys share the slot of its topic's channel.
         assert_eq!(history("w", "g:x"), "{w:t:g:x}:h:g:x");
         assert_eq!(history_meta("w", "c:1"), "{w:t:all}:hm:c:1");
+        // As command arguments they are the same bytes.
+        let mut cmd = redis::cmd("X");
+        cmd.arg(Arg(HistoryKey { prefix: "w", stream: "g:x", meta: true }))
+            .arg(Arg(Channel { prefix: "w", topic: "u:a" }));
+        let args: Vec<Vec<u8>> = cmd
+            .args_iter()
+            .skip(1)
+            .map(|a| match a {
+                redis::Arg::Simple(b) => b.to_vec(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(args, [b"{w:t:g:x}:hm:g:x".to_vec(), b"w:t:u:a".to_vec()]);
     }
 }

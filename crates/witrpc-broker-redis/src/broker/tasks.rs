@@ -13,21 +13,23 @@ use witrpc_server::metrics::BACKPLANE_PUBLISHED;
 
 use super::{Inbound, Inner, Outgoing, PUBLISH_BATCH, Stats};
 use crate::control::Control;
-use crate::history::{APPEND, is_noscript};
-use crate::keys;
+use crate::history::{APPEND, NewEpoch, is_noscript};
+use crate::keys::{self, Arg, Channel, HistoryKey};
 use crate::link::Link;
 use witrpc_server::StreamPosition;
+use witrpc_server::broker::stream_topic;
 
 pub(super) async fn publish_task(
     mut conn: Link,
     mut rx: mpsc::Receiver<Outgoing>,
     stats: Arc<Stats>,
     timeout: Duration,
+    prefix: String,
 ) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
         let n = batch.len() as u64;
-        match tokio::time::timeout(timeout, publish_batch(&mut conn, &batch)).await {
+        match tokio::time::timeout(timeout, publish_batch(&mut conn, &batch, &prefix)).await {
             Ok(Ok(lost)) => {
                 let sent = n - lost;
                 stats.published.fetch_add(sent, Ordering::Relaxed);
@@ -46,18 +48,20 @@ pub(super) async fn publish_task(
     }
 }
 
-/// The command that sends one queued item.
-fn command(item: &Outgoing, publish: &'static str) -> redis::Cmd {
+/// The command that sends one queued item (names under `prefix`).
+fn command(item: &Outgoing, publish: &'static str, prefix: &str) -> redis::Cmd {
     match item {
         Outgoing::Frame { channel, frame } => {
             let mut cmd = redis::cmd(publish);
             cmd.arg(channel).arg(&frame[..]);
             cmd
         }
-        Outgoing::Recorded { meta, key, channel, frame, max_events, max_age_ms, epoch, stream } => {
+        Outgoing::Recorded { stream, frame, max_events, max_age_ms } => {
+            let key = |meta| Arg(HistoryKey { prefix, stream, meta });
+            let channel = Arg(Channel { prefix, topic: stream_topic(stream) });
             let mut cmd = redis::cmd("EVALSHA");
-            cmd.arg(&APPEND.sha).arg(2).arg(meta).arg(key);
-            cmd.arg(channel).arg(&frame[..]).arg(max_events).arg(max_age_ms).arg(epoch).arg(stream).arg(publish);
+            cmd.arg(&APPEND.sha).arg(2).arg(key(true)).arg(key(false)).arg(channel).arg(&frame[..]);
+            cmd.arg(max_events).arg(max_age_ms).arg(Arg(NewEpoch::random())).arg(stream).arg(publish);
             cmd
         }
     }
@@ -68,12 +72,12 @@ fn command(item: &Outgoing, publish: &'static str) -> redis::Cmd {
 /// the script is loaded; nothing else is, so nothing is published twice); on a
 /// cluster, where a pipeline may not cross hash slots, one `SPUBLISH` per frame, all in
 /// flight at once on the multiplexed connection (so still one round trip per batch).
-async fn publish_batch(conn: &mut Link, batch: &[Outgoing]) -> redis::RedisResult<u64> {
+async fn publish_batch(conn: &mut Link, batch: &[Outgoing], prefix: &str) -> redis::RedisResult<u64> {
     if conn.is_cluster() {
         let sends = batch.iter().map(|item| {
             let mut c = conn.clone();
             async move {
-                let cmd = command(item, "SPUBLISH");
+                let cmd = command(item, "SPUBLISH", prefix);
                 match cmd.query_async::<()>(&mut c).await {
                     // `SCRIPT LOAD` goes to every master.
                     Err(e) if is_noscript(&e) => match APPEND.load(&mut c).await {
@@ -93,7 +97,7 @@ async fn publish_batch(conn: &mut Link, batch: &[Outgoing]) -> redis::RedisResul
     }
     let mut pipe = redis::pipe();
     for item in batch {
-        pipe.add_command(command(item, "PUBLISH"));
+        pipe.add_command(command(item, "PUBLISH", prefix));
     }
     let results: Vec<redis::RedisResult<Value>> = pipe.ignore_errors().query_async(conn).await?;
     let mut failed = 0;
@@ -112,7 +116,7 @@ async fn publish_batch(conn: &mut Link, batch: &[Outgoing]) -> redis::RedisResul
         APPEND.load(conn).await?;
         let mut pipe = redis::pipe();
         for item in &again {
-            pipe.add_command(command(item, "PUBLISH"));
+            pipe.add_command(command(item, "PUBLISH", prefix));
         }
         let results: Vec<redis::RedisResult<Value>> = pipe.ignore_errors().query_async(conn).await?;
         failed += results.iter().filter(|r| r.is_err()).count() as u64;
