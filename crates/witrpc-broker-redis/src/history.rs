@@ -102,19 +102,23 @@ fn int(v: &Value) -> Option<u64> {
     }
 }
 
-fn text(v: &Value) -> Option<String> {
+fn bytes(v: &Value) -> Option<&[u8]> {
     match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
         _ => None,
     }
+}
+
+fn text(v: &Value) -> Option<String> {
+    String::from_utf8(bytes(v)?.to_vec()).ok()
 }
 
 /// One `XRANGE` entry: `[id, [field, value, …]]` → (offset, time ms, frame).
 fn entry(v: Value) -> Option<(u64, u64, Vec<u8>)> {
     let Value::Array(mut parts) = v else { return None };
     let fields = parts.pop()?;
-    let id = text(parts.first()?)?;
+    let id = std::str::from_utf8(bytes(parts.first()?)?).ok()?;
     let offset = id.strip_suffix("-0")?.parse().ok()?;
     let fields = match fields {
         Value::Array(f) => f,
@@ -124,9 +128,9 @@ fn entry(v: Value) -> Option<(u64, u64, Vec<u8>)> {
     let (mut time, mut frame) = (None, None);
     let mut it = fields.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        match text(&k)?.as_str() {
-            "t" => time = int(&v),
-            "f" => {
+        match bytes(&k)? {
+            b"t" => time = int(&v),
+            b"f" => {
                 if let Value::BulkString(b) = v {
                     frame = Some(b);
                 }
