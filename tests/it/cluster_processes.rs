@@ -11,6 +11,7 @@ use witrpc::prelude::*;
 use witrpc_demo::DemoServiceClient;
 
 use crate::cluster::Redis;
+use crate::resume::next_text;
 use crate::util::{example_path, spawn_example, within};
 
 /// How soon a killed node must be gone from presence (the bound).
@@ -112,7 +113,7 @@ async fn clients_of_a_killed_node_resume_on_its_restart_with_what_they_missed() 
     let mut messages = ann.message();
     within("join", ann.join_group("room".into())).await.expect("joined");
     within("send", sender.broadcast("before".into())).await.expect("sent");
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "before");
+    assert_eq!(next_text(&mut messages).await, "before");
 
     // SIGKILL: node A closes nothing (its port is free again at once); what it saved
     // while ann was connected (her identity and group) is all a resume has.
@@ -132,7 +133,7 @@ async fn clients_of_a_killed_node_resume_on_its_restart_with_what_they_missed() 
     assert!(matches!(marker, Err(EventError::Resumed { recovered: true })), "{marker:?}");
     let mut received = Vec::new();
     while received.len() < missed.len() {
-        received.push(within("replay", messages.next()).await.expect("event").expect("no marker"));
+        received.push(next_text(&mut messages).await);
     }
     for prefix in ["all-", "room-"] {
         let got: Vec<&String> = received.iter().filter(|t| t.starts_with(prefix)).collect();
@@ -141,7 +142,7 @@ async fn clients_of_a_killed_node_resume_on_its_restart_with_what_they_missed() 
     }
     // Back in the group on the restarted node: live group events reach her.
     within("send", sender.send_to_group("room".into(), "room-after".into())).await.expect("sent");
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "room-after");
+    assert_eq!(next_text(&mut messages).await, "room-after");
     assert_eq!(within("size", sender.group_size("room".into())).await.expect("size"), 1);
     drop(a);
 }

@@ -56,6 +56,11 @@ pub(crate) async fn send(sender: &DemoServiceClient<WitClient>, text: &str) {
     sent.expect("sent");
 }
 
+/// The next event's text; a marker, or the end of the stream, fails the test.
+pub(crate) async fn next_text(messages: &mut EventStream<String>) -> String {
+    within("the next event", messages.next()).await.expect("the stream goes on").expect("an event, not a marker")
+}
+
 /// The stream yields `Resumed { recovered: true }`, then every text of `expected` once,
 /// in order per stream (`all-`, `room-`, `ann-`; the streams are replayed one after the
 /// other).
@@ -87,7 +92,7 @@ async fn a_client_cut_for_30_s_gets_every_missed_broadcast_group_and_user_event_
     within("join", demo.join_group("room".into())).await.expect("joined");
     for text in ["all-0", "room-0", "ann-0"] {
         send(&sender, text).await;
-        assert_eq!(within("live event", messages.next()).await.expect("event").expect("not a marker"), text);
+        assert_eq!(next_text(&mut messages).await, text);
     }
 
     proxy.sever();
@@ -110,8 +115,8 @@ async fn a_client_cut_for_30_s_gets_every_missed_broadcast_group_and_user_event_
     // Then live ones, the group membership restored by the resume.
     within("group", sender.send_to_group("room".into(), "room-live".into())).await.expect("sent");
     within("broadcast", sender.broadcast("all-live".into())).await.expect("sent");
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "room-live");
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-live");
+    assert_eq!(next_text(&mut messages).await, "room-live");
+    assert_eq!(next_text(&mut messages).await, "all-live");
     assert_eq!(within("group size", sender.group_size("room".into())).await.expect("size"), 1);
 }
 
@@ -125,7 +130,7 @@ async fn beyond_the_history_window_the_client_is_told_and_gets_nothing_partial()
     let mut messages = demo.message();
     within("join", demo.join_group("room".into())).await.expect("joined");
     within("broadcast", sender.broadcast("before".into())).await.expect("sent");
-    assert_eq!(within("event", messages.next()).await.expect("event").expect("no marker"), "before");
+    assert_eq!(next_text(&mut messages).await, "before");
 
     proxy.sever();
     wait_until_empty(&sender, "room").await;
@@ -138,7 +143,7 @@ async fn beyond_the_history_window_the_client_is_told_and_gets_nothing_partial()
     // The client is back once a call goes through; then the next event is a live one.
     within("call", demo.add(1, 2)).await.expect("connected again");
     within("broadcast", sender.broadcast("after".into())).await.expect("sent");
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "after");
+    assert_eq!(next_text(&mut messages).await, "after");
 }
 
 /// A raw peer that negotiates `resume` (plain mode) and returns its `Resumed` answer.
@@ -262,7 +267,7 @@ async fn an_encrypted_client_gets_its_replay_sealed_for_its_own_connection() {
     let mut messages = demo.message();
     within("join", demo.join_group("room".into())).await.expect("joined");
     send(&sender, "all-0").await;
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("not a marker"), "all-0");
+    assert_eq!(next_text(&mut messages).await, "all-0");
 
     proxy.sever();
     wait_until_empty(&sender, "room").await;

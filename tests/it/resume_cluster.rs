@@ -17,7 +17,7 @@ use witrpc::server::HistoryLimits;
 use witrpc_demo::{DemoServiceClient, UserTokens};
 
 use crate::cluster::{Redis, broker, broker_config};
-use crate::resume::{expect_recovered, next_event, resume_peer, send, wait_until_empty};
+use crate::resume::{expect_recovered, next_event, next_text, resume_peer, send, wait_until_empty};
 use crate::util::{Proxy, TestServer, within, within_limit};
 
 async fn node(redis: &Redis, id: &str, limits: HistoryLimits) -> TestServer {
@@ -75,7 +75,7 @@ pub(crate) async fn resume_elsewhere(redis_url: String, per_stream: usize, cut: 
     within("join", ann.join_group("room".into())).await.expect("joined");
     for text in ["all-0", "room-0", "ann-0"] {
         send(&sender, text).await;
-        assert_eq!(within("live event", messages.next()).await.expect("event").expect("not a marker"), text);
+        assert_eq!(next_text(&mut messages).await, text);
     }
 
     proxy.sever();
@@ -98,8 +98,8 @@ pub(crate) async fn resume_elsewhere(redis_url: String, per_stream: usize, cut: 
     // Then live ones, in the group the resume restored on node B; nothing more before them.
     send(&sender, "room-live").await;
     send(&sender, "all-live").await;
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "room-live");
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-live");
+    assert_eq!(next_text(&mut messages).await, "room-live");
+    assert_eq!(next_text(&mut messages).await, "all-live");
     let members = within("members", b.server.group_members("room")).await.expect("presence");
     assert_eq!(members.len(), 1, "{members:?}");
     assert_eq!(members[0].node, "resume-b", "the resumed connection lives on node B");
@@ -117,7 +117,7 @@ async fn on_another_node_past_the_window_the_client_is_told_and_gets_nothing_par
     let mut messages = ann.message();
     within("join", ann.join_group("room".into())).await.expect("joined");
     send(&sender, "all-0").await;
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-0");
+    assert_eq!(next_text(&mut messages).await, "all-0");
 
     proxy.sever();
     wait_until_empty(&sender, "room").await;
@@ -131,7 +131,7 @@ async fn on_another_node_past_the_window_the_client_is_told_and_gets_nothing_par
     assert!(matches!(marker, Err(EventError::Resumed { recovered: false })), "{marker:?}");
     // Nothing of the missed ones: the next event is the live one.
     send(&sender, "all-live").await;
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-live");
+    assert_eq!(next_text(&mut messages).await, "all-live");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,7 +228,7 @@ async fn positioned_frames_without_the_cluster_secret_are_dropped_counted_and_ne
     let victim = client(&good.url, "user:ann", true).await;
     let mut messages = victim.message();
     send(&honest, "all-first").await;
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-first");
+    assert_eq!(next_text(&mut messages).await, "all-first");
 
     let lost = broker.lost_frames();
     within("forged broadcast", attacker.broadcast("all-forged".into())).await.expect("sent");
@@ -322,11 +322,11 @@ async fn appends_and_resumes_go_on_after_redis_forgets_its_scripts() {
     let ann = client(&proxy.url(), "user:ann", true).await;
     let mut messages = ann.message();
     send(&sender, "all-0").await;
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-0");
+    assert_eq!(next_text(&mut messages).await, "all-0");
 
     assert!(crate::cluster::command(redis.port, "SCRIPT FLUSH").await.starts_with("+OK"));
     send(&sender, "all-1").await;
-    assert_eq!(within("live", messages.next()).await.expect("event").expect("no marker"), "all-1");
+    assert_eq!(next_text(&mut messages).await, "all-1");
 
     assert!(crate::cluster::command(redis.port, "SCRIPT FLUSH").await.starts_with("+OK"));
     proxy.sever();
