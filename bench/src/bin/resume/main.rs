@@ -39,6 +39,7 @@
 //! a missed target; the table says whether it was met. Child processes are killed on every
 //! exit path (drop guards). Node logs (`RUST_LOG=warn`) go to `target/bench/resume-*.log`.
 
+mod floor;
 mod processes;
 mod procfs;
 
@@ -459,7 +460,7 @@ fn secs(d: Duration) -> String {
     if d < Duration::from_secs(1) { format!("{} ms", d.as_millis()) } else { format!("{:.2} s", d.as_secs_f64()) }
 }
 
-fn report(o: &Options, f: &Figures) -> String {
+fn report(o: &Options, f: &Figures, floor: &floor::Floor) -> String {
     let met = f.markers == f.clients && f.recovered == f.clients && f.complete == f.clients && f.p99 <= TARGET;
     let mut s = format!(
         "# Resume benchmark (issue 14)\n\n`cargo run --release --locked -p witrpc-bench --bin resume -- {}`: \
@@ -521,15 +522,36 @@ fn report(o: &Options, f: &Figures) -> String {
         if f.tck_read { " (getconf CLK_TCK)" } else { " (assumed: getconf CLK_TCK could not be read)" },
         std::thread::available_parallelism().map_or(0, usize::from),
     ));
+    s.push_str(&format!(
+        "\nThe floor (`bench/src/bin/resume/floor.rs`): the same exchange's skeleton on bare tokio-tungstenite, \
+         with no WitRPC, no Redis and nothing decoded: {} clients started over 250 ms, each connects, upgrades, \
+         makes two round trips and receives one frame as large as a real replay. Start → replay p50 / p99 / max: \
+         {} / {} / {}; its server {:.2} cores, its clients {:.2} cores. The target is measured against a floor \
+         this high on this machine.\n",
+        floor.clients,
+        secs(floor.p50),
+        secs(floor.p99),
+        secs(floor.max),
+        floor.server_cores,
+        floor.clients_cores,
+    ));
     s
 }
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some(floor::SERVER_FLAG) {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        return runtime.block_on(floor::serve());
+    }
     let o = options()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let figures = runtime.block_on(run(&o))?;
     runtime.shutdown_timeout(Duration::from_secs(2));
-    let table = report(&o, &figures);
+    // The floor in a runtime of its own, so nothing of the run above is left in it.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let floor = runtime.block_on(floor::run(o.clients, figures.tck))?;
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    let table = report(&o, &figures, &floor);
     print!("{table}");
     if let Some(dir) = &o.save {
         std::fs::create_dir_all(dir)?;

@@ -16,6 +16,10 @@ pub(crate) struct Guard {
 }
 
 impl Guard {
+    pub(crate) fn new(child: Child, name: &str) -> Self {
+        Self { child, name: name.to_owned() }
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -1,0 +1,170 @@
+//! The floor: the resume's exchange with nothing of WitRPC in it, to show what the
+//! machine itself costs.
+//!
+//! A resuming client opens a TCP connection, upgrades it to WebSocket, makes two round
+//! trips (Initialization, then Authorization with its positions) and receives its replay.
+//! Here the same skeleton runs on bare tokio-tungstenite: a server process of its own
+//! (this binary, `--floor-server`) answers each message with one of the same size and
+//! follows the second answer with one frame as large as a real replay (answer and
+//! batch of 100 events); nothing is decoded, no Redis, no sessions. The clients start
+//! spread over [`SPREAD`] (the real clients' retry timers put them in that range after the
+//! ready line), and each records the time from the start to its replay frame. Same
+//! machine, same buffer settings as witrpc's transports (client: 4 KiB reads, no write
+//! buffer, `TCP_NODELAY`; server: 2 KiB reads), same allocator.
+
+use std::io::BufRead as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures_util::{SinkExt as _, StreamExt as _};
+use hdrhistogram::Histogram;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::processes::Guard;
+use crate::procfs::CpuMark;
+
+/// The flag that makes this binary the floor's server.
+pub(crate) const SERVER_FLAG: &str = "--floor-server";
+/// Bytes of the frame that stands for the replay: what node A wrote to one client for
+/// its resume answer and its 100-event batch (18,654 bytes, read off `strace -e writev`
+/// with `--clients 1`).
+const REPLAY_BYTES: usize = 18_654;
+/// Bytes of each handshake message and answer (Initialization and Authorization are a
+/// few hundred bytes).
+const HANDSHAKE_BYTES: usize = 300;
+/// The clients start spread evenly over this long.
+const SPREAD: Duration = Duration::from_millis(250);
+
+/// What the floor run measured.
+#[derive(Debug, Default)]
+pub(crate) struct Floor {
+    pub(crate) clients: usize,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
+    pub(crate) max: Duration,
+    pub(crate) server_cores: f64,
+    pub(crate) clients_cores: f64,
+}
+
+fn server_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(2 * 1024).write_buffer_size(0)
+}
+
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4 * 1024).write_buffer_size(0)
+}
+
+/// The floor's server (run as a child process): prints its port, then serves each
+/// connection the skeleton exchange until it closes.
+pub(crate) async fn serve() -> anyhow::Result<()> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind("127.0.0.1:0".parse()?)?;
+    // The demo server's backlog too (witrpc-server-websocket's listener).
+    let listener = socket.listen(4096)?;
+    println!("{}", listener.local_addr()?.port());
+    let replay = bytes::Bytes::from(vec![7u8; REPLAY_BYTES]);
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        let replay = replay.clone();
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(server_config())).await else {
+                return;
+            };
+            for answer in 0..2 {
+                match ws.next().await {
+                    Some(Ok(message)) if message.is_binary() => {
+                        if ws.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+                if answer == 1 && ws.send(Message::Binary(replay.clone())).await.is_err() {
+                    return;
+                }
+            }
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+    }
+}
+
+/// One client: connect, upgrade, two round trips, the replay frame; `Ok` holds the
+/// connection (kept open until every client is done, as resumed clients stay) and the
+/// time from `t0` to the replay.
+async fn client(port: u16, t0: Instant, start: Duration) -> anyhow::Result<(impl Sized, Duration)> {
+    tokio::time::sleep_until((t0 + start).into()).await;
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    tcp.set_nodelay(true)?;
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(client_config())).await?;
+    for _ in 0..2 {
+        ws.send(Message::Binary(vec![1u8; HANDSHAKE_BYTES].into())).await?;
+        ws.next().await.context("closed during the handshake")??;
+    }
+    let replay = ws.next().await.context("closed before the replay")??;
+    if replay.len() != REPLAY_BYTES {
+        bail!("the replay frame has {} bytes, not {REPLAY_BYTES}", replay.len());
+    }
+    Ok((ws, t0.elapsed()))
+}
+
+/// Runs the floor with `clients` clients against a fresh server process.
+pub(crate) async fn run(clients: usize, tck: f64) -> anyhow::Result<Floor> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(&exe)
+        .arg(SERVER_FLAG)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {} {SERVER_FLAG}", exe.display()))?;
+    let stdout = child.stdout.take().context("no floor server stdout")?;
+    let server = Guard::new(child, "the floor's server");
+    let port: u16 = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let port = lines.next().and_then(Result::ok).and_then(|l| l.trim().parse().ok());
+        // Read on to the end, so the server never writes into a closed pipe.
+        std::thread::spawn(move || for _ in lines {});
+        port
+    })
+    .await?
+    .context("the floor's server printed no port")?;
+
+    let server_pid = server.pid().to_string();
+    let server_before = CpuMark::now(&server_pid);
+    let self_before = CpuMark::now("self");
+    let t0 = Instant::now() + Duration::from_millis(20);
+    let spread = SPREAD.as_micros() as u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..clients as u64 {
+        let start = Duration::from_micros(k * spread / clients as u64);
+        tasks.spawn(client(port, t0, start));
+    }
+    let mut held = Vec::with_capacity(clients);
+    let mut times = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let timeout = tokio::time::sleep(Duration::from_secs(60));
+    tokio::pin!(timeout);
+    while held.len() < clients {
+        let done = tokio::select! {
+            done = tasks.join_next() => done.context("floor clients ended early")?,
+            () = &mut timeout => bail!("only {}/{clients} floor clients got their replay within 60 s", held.len()),
+        };
+        let (ws, took) = done?.context("a floor client failed")?;
+        times.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).clamp(1, 600_000_000))?;
+        held.push(ws);
+    }
+    let f = Floor {
+        clients,
+        p50: Duration::from_micros(times.value_at_quantile(0.5)),
+        p99: Duration::from_micros(times.value_at_quantile(0.99)),
+        max: Duration::from_micros(times.max()),
+        server_cores: server_before.cores_until(&CpuMark::now(&server_pid), tck),
+        clients_cores: self_before.cores_until(&CpuMark::now("self"), tck),
+    };
+    drop(held);
+    drop(server);
+    Ok(f)
+}
