@@ -60,11 +60,19 @@ fn client_config() -> WebSocketConfig {
 /// The floor's server (run as a child process): prints its port, then serves each
 /// connection the skeleton exchange until it closes.
 pub(crate) async fn serve() -> anyhow::Result<()> {
+    let listener = listen()?;
+    println!("{}", listener.local_addr()?.port());
+    serve_on(listener).await
+}
+
+fn listen() -> anyhow::Result<tokio::net::TcpListener> {
     let socket = TcpSocket::new_v4()?;
     socket.bind("127.0.0.1:0".parse()?)?;
     // The demo server's backlog too (witrpc-server-websocket's listener).
-    let listener = socket.listen(4096)?;
-    println!("{}", listener.local_addr()?.port());
+    Ok(socket.listen(4096)?)
+}
+
+async fn serve_on(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let replay = bytes::Bytes::from(vec![7u8; REPLAY_BYTES]);
     loop {
         let (tcp, _) = listener.accept().await?;
@@ -167,4 +175,24 @@ pub(crate) async fn run(clients: usize, tck: f64) -> anyhow::Result<Floor> {
     drop(held);
     drop(server);
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_floor_client_gets_two_answers_and_a_replay_sized_frame() {
+        let listener = listen().unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(serve_on(listener));
+        let t0 = Instant::now();
+        let clients = (0..3u64).map(|k| client(port, t0, Duration::from_millis(k)));
+        let all = tokio::time::timeout(Duration::from_secs(10), futures_util::future::join_all(clients));
+        for result in all.await.expect("the clients finish within 10 s") {
+            let (_ws, took) = result.expect("the skeleton exchange completes");
+            assert!(took > Duration::ZERO);
+        }
+        server.abort();
+    }
 }
