@@ -603,3 +603,61 @@ mod refresh_tests {
         assert_eq!(refresh_delay(Duration::ZERO), Duration::ZERO, "already expired: at once");
     }
 }
+
+/// What one positioned event costs the client, from a replay batch's entry to the
+/// subscriber's stream: decode, position check, routing, the channel and the stream's
+/// item. Not a check (it asserts only that every event arrives): a measurement, run with
+/// `cargo test --release -p witrpc-client event_path_cost -- --ignored --nocapture`.
+#[cfg(test)]
+mod event_path_cost {
+    use super::*;
+    use futures_util::FutureExt as _;
+    use witrpc_core::ParameterType;
+
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn event_path_cost() {
+        const EVENTS: u64 = 100;
+        const CLIENTS: u32 = 4_000;
+        const ROUNDS: usize = 9;
+        let epoch = "6f1c2a9be03d4471";
+        let entries: Vec<Bytes> = (1..=EVENTS)
+            .map(|k| {
+                let event = WitRequest {
+                    method_name: "Message".into(),
+                    parameters: vec![Bytes::from(format!("\"miss-{k}\""))],
+                    parameter_types_by_name: vec![ParameterType {
+                        type_name: Some("System.String".into()),
+                        assembly: Some("System.Private.CoreLib".into()),
+                    }],
+                    ..WitRequest::default()
+                };
+                Bytes::from(event.encode_with_position(Some(&format!("all\t{epoch}\t{k}"))))
+            })
+            .collect();
+        // Rounds of many clients each; the fastest round is the figure (the machine is shared).
+        let mut rounds = Vec::new();
+        for _ in 0..ROUNDS {
+            let started = std::time::Instant::now();
+            let mut received = 0u64;
+            for _ in 0..CLIENTS {
+                let subscriptions = Subscriptions::new();
+                let (publisher, subscription) = witrpc_core::event_channel(256);
+                subscriptions.subscribe("Message", 0, publisher);
+                let mut events = subscription.positioned();
+                for entry in &entries {
+                    let (event, position) = WitRequest::decode_event(entry.clone()).unwrap();
+                    subscriptions.deliver_positioned(event, &position.unwrap()).unwrap();
+                }
+                while let Some(Some(Ok(event))) = events.next().now_or_never() {
+                    assert!(event.position.is_some());
+                    received += 1;
+                }
+            }
+            assert_eq!(received, EVENTS * u64::from(CLIENTS));
+            rounds.push(started.elapsed().as_nanos() as f64 / received as f64);
+        }
+        rounds.sort_by(f64::total_cmp);
+        eprintln!("ns per event: fastest round {:.0}, median {:.0} ({ROUNDS} rounds)", rounds[0], rounds[ROUNDS / 2]);
+    }
+}
