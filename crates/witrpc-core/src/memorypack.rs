@@ -27,6 +27,12 @@ pub(crate) struct Reader {
     pos: usize,
 }
 
+/// The UTF-16 length of `s`: its byte length when it is ASCII, as protocol strings
+/// (names, positions) almost always are.
+fn utf16_len_of(s: &str) -> usize {
+    if s.is_ascii() { s.len() } else { s.encode_utf16().count() }
+}
+
 impl Reader {
     pub(crate) fn new(buf: Bytes) -> Self {
         Self { buf, pos: 0 }
@@ -102,7 +108,7 @@ impl Reader {
                 let utf16_len = self.i32(what)?;
                 let raw = self.take(byte_count, what)?;
                 let s = std::str::from_utf8(raw).map_err(|_| CodecError::InvalidUtf8 { what })?;
-                if utf16_len > 0 && s.encode_utf16().count() != utf16_len as usize {
+                if utf16_len > 0 && utf16_len_of(s) != utf16_len as usize {
                     return Err(CodecError::Utf16LengthMismatch { what });
                 }
                 Ok(Some(s.to_owned()))

@@ -185,11 +185,12 @@ impl StreamPosition {
 
     /// [`StreamPosition::parse`] without allocating: the stream, the epoch and the offset.
     pub fn split(text: &str) -> Option<(&str, &str, u64)> {
-        let mut parts = text.split('\t');
-        let (stream, epoch, offset) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || stream.is_empty() || epoch.is_empty() {
+        let (stream, rest) = text.split_once('\t')?;
+        let (epoch, offset) = rest.split_once('\t')?;
+        if stream.is_empty() || epoch.is_empty() {
             return None;
         }
+        // A fourth field would leave a tab in `offset`, which does not parse.
         Some((stream, epoch, offset.parse().ok()?))
     }
 }
@@ -270,5 +271,23 @@ impl<T> Stream for EventStream<T> {
         Pin::new(&mut this.subscription).poll_next(cx).map(|item| {
             item.map(|r| r.and_then(|p| (this.decode)(this.serializer.as_ref(), &p).map_err(EventError::Decode)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StreamPosition;
+
+    #[test]
+    fn a_position_has_exactly_three_fields_and_a_numeric_offset() {
+        assert_eq!(StreamPosition::split("g:room\tab12\t42"), Some(("g:room", "ab12", 42)));
+        assert_eq!(StreamPosition::split("c:a\tb\tc\t7"), None, "four fields");
+        assert_eq!(StreamPosition::split("all\tab\t7\t"), None, "a trailing tab");
+        assert_eq!(StreamPosition::split("all\tab"), None, "two fields");
+        assert_eq!(StreamPosition::split("\tab\t7"), None, "no stream");
+        assert_eq!(StreamPosition::split("all\t\t7"), None, "no epoch");
+        assert_eq!(StreamPosition::split("all\tab\t"), None, "no offset");
+        assert_eq!(StreamPosition::split("all\tab\t-1"), None, "a negative offset");
+        assert_eq!(StreamPosition::split("all\tab\tx"), None);
     }
 }
