@@ -38,6 +38,9 @@ pub(crate) struct ResumeState {
     by_event: HashMap<String, HashSet<String>>,
     /// The streams named in the last resume request.
     asked: Vec<String>,
+    /// The event name and stream of the last position observed, already in `by_event`:
+    /// a run of one event on one stream skips that bookkeeping.
+    last_seen: (String, String),
     /// A connection was established before (the next one is a reconnect).
     connected_before: bool,
 }
@@ -82,12 +85,8 @@ impl ResumeState {
         if stream.len() > MAX_STREAM_NAME {
             return Observed::Next;
         }
-        if let Some(streams) = self.by_event.get_mut(event) {
-            if !streams.contains(stream) && streams.len() < MAX_STREAMS {
-                streams.insert(stream.to_owned());
-            }
-        } else if self.by_event.len() < MAX_STREAMS {
-            self.by_event.insert(event.to_owned(), HashSet::from([stream.to_owned()]));
+        if self.last_seen.0 != event || self.last_seen.1 != stream {
+            self.note_stream_of(event, stream);
         }
         let room = self.streams.len() < MAX_STREAMS;
         match self.streams.get_mut(stream) {
@@ -108,6 +107,26 @@ impl ResumeState {
             None => tracing::debug!("too many event streams; this one is not resumable"),
         }
         Observed::Next
+    }
+
+    /// Records that `event` arrives on `stream` (bounded: past [`MAX_STREAMS`] of either,
+    /// new ones are not recorded).
+    fn note_stream_of(&mut self, event: &str, stream: &str) {
+        if let Some(streams) = self.by_event.get_mut(event) {
+            if !streams.contains(stream) && streams.len() < MAX_STREAMS {
+                streams.insert(stream.to_owned());
+            }
+        } else if self.by_event.len() < MAX_STREAMS {
+            self.by_event.insert(event.to_owned(), HashSet::from([stream.to_owned()]));
+        }
+        // Remembered only once recorded, so a pair left out is tried again next time.
+        if self.by_event.get(event).is_some_and(|s| s.contains(stream)) {
+            let (last_event, last_stream) = &mut self.last_seen;
+            last_event.clear();
+            last_event.push_str(event);
+            last_stream.clear();
+            last_stream.push_str(stream);
+        }
     }
 
     /// Takes in the server's `Resumed` answer (`None`: the server does not accept
@@ -179,6 +198,22 @@ mod tests {
         assert_eq!(s.observe("Tick", "all\tcd\t9"), Observed::Next, "a new epoch starts over");
         assert_eq!(s.observe("Tick", "garbage"), Observed::Next, "unreadable: delivered, not tracked");
         assert_eq!(s.request(), Some(format!("{id}\nall\tcd\t9")));
+    }
+
+    #[test]
+    fn every_stream_an_event_arrived_on_counts_for_its_marker_however_they_interleave() {
+        let mut s = ResumeState::default();
+        let id = Uuid::new_v4();
+        s.connected(Some(&id.to_string()));
+        for (stream, offset) in [("all", 1), ("all", 2), ("g:x", 1), ("all", 3), ("g:x", 2), ("g:x", 3)] {
+            assert_eq!(s.observe("Tick", &format!("{stream}\tab\t{offset}")), Observed::Next);
+        }
+        assert_eq!(s.observe("Chat", "all\tab\t4"), Observed::Next, "another event, same stream");
+        let _request = s.request();
+        let next = Uuid::new_v4();
+        let outcome = s.connected(Some(&format!("{next}\nall\tab\t4\t1\ng:x\tab\t9\t0")));
+        assert_eq!(s.recovered(&outcome, "Tick"), Some(false), "g:x was not recovered");
+        assert_eq!(s.recovered(&outcome, "Chat"), Some(true), "Chat came only on all");
     }
 
     #[test]
