@@ -12,6 +12,9 @@
 //! bytes that remain before anything is allocated, so a hostile length prefix can
 //! never make us allocate more than the input itself justifies.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes};
 use uuid::Uuid;
 
@@ -25,6 +28,8 @@ pub(crate) const NULL_OBJECT: u8 = 0xFF;
 pub(crate) struct Reader {
     buf: Bytes,
     pos: usize,
+    /// Reads stop here (a member's reader covers only the member).
+    end: usize,
 }
 
 /// The UTF-16 length of `s`: its byte length when it is ASCII, as protocol strings
@@ -35,11 +40,12 @@ fn utf16_len_of(s: &str) -> usize {
 
 impl Reader {
     pub(crate) fn new(buf: Bytes) -> Self {
-        Self { buf, pos: 0 }
+        let end = buf.len();
+        Self { buf, pos: 0, end }
     }
 
     pub(crate) fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
+        self.end - self.pos
     }
 
     fn take(&mut self, n: usize, what: &'static str) -> Result<&[u8], CodecError> {
@@ -98,10 +104,20 @@ impl Reader {
     }
 
     pub(crate) fn string(&mut self, what: &'static str) -> Result<Option<String>, CodecError> {
+        Ok(self.text(what)?.map(Cow::into_owned))
+    }
+
+    /// [`Reader::string`] into one shared allocation.
+    pub(crate) fn shared_string(&mut self, what: &'static str) -> Result<Option<Arc<str>>, CodecError> {
+        Ok(self.text(what)?.map(|t| Arc::from(&*t)))
+    }
+
+    /// A string as it is in the input (the UTF-8 form), or decoded (the UTF-16 form).
+    fn text(&mut self, what: &'static str) -> Result<Option<Cow<'_, str>>, CodecError> {
         let head = self.i32(what)?;
         match head {
             -1 => Ok(None),
-            0 => Ok(Some(String::new())),
+            0 => Ok(Some(Cow::Borrowed(""))),
             n if n < 0 => {
                 // UTF-8 form: ~byteCount, utf16 length (ignored when <= 0), bytes.
                 let byte_count = !n as usize;
@@ -111,7 +127,7 @@ impl Reader {
                 if utf16_len > 0 && utf16_len_of(s) != utf16_len as usize {
                     return Err(CodecError::Utf16LengthMismatch { what });
                 }
-                Ok(Some(s.to_owned()))
+                Ok(Some(Cow::Borrowed(s)))
             }
             n => {
                 // UTF-16 form: char count, then UTF-16LE units.
@@ -119,7 +135,7 @@ impl Reader {
                 let raw =
                     self.take(units.checked_mul(2).ok_or(CodecError::InvalidLength { what, length: n })?, what)?;
                 let u16s: Vec<u16> = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-                String::from_utf16(&u16s).map(Some).map_err(|_| CodecError::InvalidUtf16 { what })
+                String::from_utf16(&u16s).map(|s| Some(Cow::Owned(s))).map_err(|_| CodecError::InvalidUtf16 { what })
             }
         }
     }
@@ -236,10 +252,14 @@ impl TolerantObject {
             // A zero length is how MemoryPack writes a member gap: it reads as the default.
             None | Some((_, 0)) => Ok(default),
             Some((start, len)) => {
-                let mut r = Reader::new(self.buf.slice(start..start + len));
-                let v = f(&mut r)?;
-                if r.remaining() != 0 {
-                    return Err(CodecError::MemberLengthMismatch { what, extra: r.remaining() });
+                // The buffer moves into the member's reader and back: no reference count
+                // traffic per member.
+                let mut r = Reader { buf: std::mem::take(&mut self.buf), pos: start, end: start + len };
+                let v = f(&mut r);
+                self.buf = r.buf;
+                let v = v?;
+                if r.pos != r.end {
+                    return Err(CodecError::MemberLengthMismatch { what, extra: r.end - r.pos });
                 }
                 Ok(v)
             }

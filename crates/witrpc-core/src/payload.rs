@@ -3,6 +3,8 @@
 //! Each model reads the members it knows by order, skips trailing members a newer
 //! peer may add, and leaves members an older peer did not send at their defaults.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use uuid::Uuid;
 
@@ -221,7 +223,7 @@ impl WitRequest {
     /// # Errors
     /// [`CodecError`] on malformed or null input in the .NET members.
     pub fn decode_with_position(bytes: Bytes) -> Result<(Self, Option<String>), CodecError> {
-        Self::decode_with(bytes, true)
+        Self::decode_with(bytes, true).map(|(request, position)| (request, position.map(|p| p.to_string())))
     }
 
     /// Decodes an event for delivery, with its `StreamPosition` like
@@ -232,7 +234,7 @@ impl WitRequest {
     ///
     /// # Errors
     /// [`CodecError`] on malformed or null input in the members it reads.
-    pub fn decode_event(bytes: Bytes) -> Result<(Self, Option<String>), CodecError> {
+    pub fn decode_event(bytes: Bytes) -> Result<(Self, Option<Arc<str>>), CodecError> {
         Self::decode_with(bytes, false)
     }
 
@@ -248,7 +250,7 @@ impl WitRequest {
         Self::decode_with(bytes, false).map(|(request, _)| request)
     }
 
-    fn decode_with(bytes: Bytes, types: bool) -> Result<(Self, Option<String>), CodecError> {
+    fn decode_with(bytes: Bytes, types: bool) -> Result<(Self, Option<Arc<str>>), CodecError> {
         decode_top(bytes, "WitRequest", |r| {
             let Some(mut o) = TolerantObject::read(r, "WitRequest", 11)? else { return Ok(None) };
             let token = o.member(0, "WitRequest.Token", None, |r| r.string("WitRequest.Token"))?.unwrap_or_default();
@@ -283,7 +285,7 @@ impl WitRequest {
             request.contract_id = o.member(8, "WitRequest.ContractId", 0, |r| r.i64("WitRequest.ContractId"))?;
             request.method_id = o.member(9, "WitRequest.MethodId", 0, |r| r.i64("WitRequest.MethodId"))?;
             let position = o
-                .member(10, "WitRequest.StreamPosition", None, |r| r.string("WitRequest.StreamPosition"))
+                .member(10, "WitRequest.StreamPosition", None, |r| r.shared_string("WitRequest.StreamPosition"))
                 .unwrap_or(None);
             Ok(Some((request, position)))
         })

@@ -1,5 +1,6 @@
 //! The client role: the protocol-3 handshake, requests out, responses and events in.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes};
@@ -78,7 +79,7 @@ pub enum ClientEvent {
         /// The callback.
         event: WitRequest,
         /// Its `StreamPosition`: `<stream>\t<epoch>\t<offset>`.
-        position: String,
+        position: Arc<str>,
     },
     /// Events a resume replayed, packed in one message (`replay-batch` negotiated),
     /// in the order they were sent; each is handled as a
@@ -102,7 +103,7 @@ pub enum ClientEvent {
 pub struct ReplayedEvents(crate::batch::Entries);
 
 impl Iterator for ReplayedEvents {
-    type Item = Result<(WitRequest, String), CodecError>;
+    type Item = Result<(WitRequest, Arc<str>), CodecError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let entry = self.0.next()?;
