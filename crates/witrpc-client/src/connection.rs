@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use crate::names::NameMap;
 use crate::resume::{Observed, ResumeState};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -32,7 +33,7 @@ pub(crate) const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_
 type Reply = Result<WitResponse, ClientError>;
 
 /// Subscribers of each event name, with the contract id they subscribed under.
-type ByEvent = HashMap<&'static str, Vec<(i64, EventPublisher)>>;
+type ByEvent = NameMap<&'static str, Vec<(i64, EventPublisher)>>;
 
 /// Event subscriptions of a client; they outlive any one connection when the client
 /// reconnects.
@@ -46,7 +47,7 @@ pub(crate) struct Subscriptions {
 
 impl Subscriptions {
     pub(crate) fn new() -> Self {
-        Self { by_event: Mutex::new(Some(HashMap::new())), resume: Mutex::default() }
+        Self { by_event: Mutex::new(Some(NameMap::default())), resume: Mutex::default() }
     }
 
     /// The `Resume` member for the next connection (`None` for a first one).

@@ -36,6 +36,7 @@ mod client;
 mod connection;
 mod connector;
 mod error;
+mod names;
 mod reconnect;
 mod resume;
 pub mod transport;

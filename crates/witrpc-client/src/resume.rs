@@ -7,7 +7,9 @@
 //! offset already seen is a duplicate (dropped), an offset that skips one is a gap (the
 //! connection is dropped so the reconnect resumes: a hole is never silent).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use crate::names::{NameMap, NameSet};
 
 use uuid::Uuid;
 
@@ -33,9 +35,9 @@ pub(crate) struct ResumeState {
     /// The id the server gave the last connection.
     last_id: Option<Uuid>,
     /// Last position per stream: epoch and offset.
-    streams: HashMap<String, (String, u64)>,
+    streams: NameMap<String, (String, u64)>,
     /// The streams each event name arrived on.
-    by_event: HashMap<String, HashSet<String>>,
+    by_event: NameMap<String, NameSet<String>>,
     /// The streams named in the last resume request.
     asked: Vec<String>,
     /// The event name and stream of the last position observed, already in `by_event`:
@@ -53,7 +55,7 @@ pub(crate) struct Outcome {
     /// The server accepted `resume` (else the marker is the bare `Reconnected`).
     pub(crate) resumed: bool,
     /// Streams whose missed events are not all replayed.
-    pub(crate) lost: HashSet<String>,
+    pub(crate) lost: NameSet<String>,
     /// A stream answered 0 that no subscribed event was seen on: counts for every event.
     pub(crate) lost_unknown: bool,
 }
@@ -117,7 +119,7 @@ impl ResumeState {
                 streams.insert(stream.to_owned());
             }
         } else if self.by_event.len() < MAX_STREAMS {
-            self.by_event.insert(event.to_owned(), HashSet::from([stream.to_owned()]));
+            self.by_event.insert(event.to_owned(), NameSet::from_iter([stream.to_owned()]));
         }
         // Remembered only once recorded, so a pair left out is tried again next time.
         if self.by_event.get(event).is_some_and(|s| s.contains(stream)) {
