@@ -66,8 +66,7 @@ mod tests {
                 assert_ne!(hash(a), hash(b), "{a:?} and {b:?}");
             }
         }
-        // A name and the same bytes split differently are different keys (str hashing
-        // appends a terminator).
+        // The last word's zero padding does not make these two one hash.
         assert_ne!(hash("ab"), hash("ab\u{0}"));
         let mut map = NameMap::default();
         map.insert("Tick".to_owned(), 1);

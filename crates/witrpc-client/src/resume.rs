@@ -9,9 +9,9 @@
 
 use std::collections::HashSet;
 
-use crate::names::{NameMap, NameSet};
-
 use uuid::Uuid;
+
+use crate::names::{NameMap, NameSet};
 
 /// Streams tracked at once (the server reads at most as many from a resume request).
 pub(crate) const MAX_STREAMS: usize = 256;
