@@ -5,12 +5,14 @@
 //! trips (Initialization, then Authorization with its positions) and receives its replay.
 //! Here the same skeleton runs on bare tokio-tungstenite: a server process of its own
 //! (this binary, `--floor-server`) answers each message with one of the same size and
-//! follows the second answer with one frame as large as a real replay (answer and
-//! batch of 100 events); nothing is decoded, no Redis, no sessions. The clients start
+//! follows the second answer with as many bytes as a real replay (answer and 100
+//! events), in frames of witrpc's replay batch size written together; nothing is
+//! decoded, no Redis, no sessions. The clients start
 //! spread over [`SPREAD`] (the real clients' retry timers put them in that range after the
 //! ready line), and each records the time from the start to its replay frame. Same
 //! machine, same buffer settings as witrpc's transports (client: 4 KiB reads, no write
-//! buffer, `TCP_NODELAY`; server: 2 KiB reads), same allocator.
+//! buffer, `TCP_NODELAY`; server: 2 KiB reads, writes collected up to 16 KiB), same
+//! allocator.
 
 use std::io::BufRead as _;
 use std::process::{Command, Stdio};
@@ -22,15 +24,16 @@ use hdrhistogram::Histogram;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use witrpc_core::batch::MAX_BATCH_BYTES;
 
 use crate::processes::Guard;
 use crate::procfs::CpuMark;
 
 /// The flag that makes this binary the floor's server.
 pub(crate) const SERVER_FLAG: &str = "--floor-server";
-/// Bytes of the frame that stands for the replay: what node A wrote to one client for
-/// its resume answer and its 100-event batch (18,654 bytes, read off `strace -e writev`
-/// with `--clients 1`).
+/// Bytes that stand for the replay: what node A wrote to one client for its resume
+/// answer and its 100 events (18,654 bytes, read off `strace -e writev` with
+/// `--clients 1`), sent in frames of at most [`MAX_BATCH_BYTES`] as witrpc's are.
 const REPLAY_BYTES: usize = 18_654;
 /// Bytes of each handshake message and answer (Initialization and Authorization are a
 /// few hundred bytes).
@@ -50,7 +53,8 @@ pub(crate) struct Floor {
 }
 
 fn server_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(2 * 1024).write_buffer_size(0)
+    // witrpc's driver collects frames up to 16 KiB (`WRITE_BATCH`) before a write.
+    WebSocketConfig::default().read_buffer_size(2 * 1024).write_buffer_size(16 * 1024)
 }
 
 fn client_config() -> WebSocketConfig {
@@ -74,9 +78,13 @@ fn listen() -> anyhow::Result<tokio::net::TcpListener> {
 
 async fn serve_on(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let replay = bytes::Bytes::from(vec![7u8; REPLAY_BYTES]);
+    let frames: Vec<bytes::Bytes> = (0..REPLAY_BYTES)
+        .step_by(MAX_BATCH_BYTES)
+        .map(|at| replay.slice(at..REPLAY_BYTES.min(at + MAX_BATCH_BYTES)))
+        .collect();
     loop {
         let (tcp, _) = listener.accept().await?;
-        let replay = replay.clone();
+        let frames = frames.clone();
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
             let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(server_config())).await else {
@@ -91,8 +99,15 @@ async fn serve_on(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
                     }
                     _ => return,
                 }
-                if answer == 1 && ws.send(Message::Binary(replay.clone())).await.is_err() {
-                    return;
+                if answer == 1 {
+                    for frame in &frames {
+                        if ws.feed(Message::Binary(frame.clone())).await.is_err() {
+                            return;
+                        }
+                    }
+                    if ws.flush().await.is_err() {
+                        return;
+                    }
                 }
             }
             while let Some(Ok(_)) = ws.next().await {}
@@ -113,9 +128,12 @@ async fn client(port: u16, t0: Instant, start: Duration) -> anyhow::Result<(impl
         ws.send(Message::Binary(vec![1u8; HANDSHAKE_BYTES].into())).await?;
         ws.next().await.context("closed during the handshake")??;
     }
-    let replay = ws.next().await.context("closed before the replay")??;
-    if replay.len() != REPLAY_BYTES {
-        bail!("the replay frame has {} bytes, not {REPLAY_BYTES}", replay.len());
+    let mut replayed = 0;
+    while replayed < REPLAY_BYTES {
+        replayed += ws.next().await.context("closed before the whole replay")??.len();
+    }
+    if replayed != REPLAY_BYTES {
+        bail!("the replay has {replayed} bytes, not {REPLAY_BYTES}");
     }
     Ok((ws, t0.elapsed()))
 }
@@ -182,7 +200,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn each_floor_client_gets_two_answers_and_a_replay_sized_frame() {
+    async fn each_floor_client_gets_two_answers_and_a_replays_bytes() {
         let listener = listen().unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(serve_on(listener));
