@@ -36,7 +36,8 @@ pub const BATCH_VERSION: u8 = 1;
 /// buffer, so a client reads a replay without growing its buffer, and does not keep a
 /// grown one for the rest of the connection. (At 64 KiB, growing the buffers of 10,000
 /// resuming clients to hold an 18 KB replay each was a seventh of their CPU, in page
-/// faults; the resume benchmark's p99 fell by a tenth with 4,000.)
+/// faults; at 4,000, with the server writing such frames in place, the resume
+/// benchmark's p99 fell by a tenth.)
 pub const MAX_BATCH_BYTES: usize = 4000;
 /// The version byte and the count.
 const HEADER: usize = 1 + 4;
