@@ -344,3 +344,22 @@ async fn appends_and_resumes_go_on_after_redis_forgets_its_scripts() {
     proxy.restore();
     expect_recovered(&mut messages, &expected).await;
 }
+
+/// A resume takes its own session record from Redis in one step (read and forgotten)
+/// and leaves another identity's where it is.
+#[tokio::test]
+async fn a_session_record_is_taken_by_its_owner_only() {
+    use witrpc::server::broker::SharedHistory as _;
+    let redis = Redis::start().await;
+    let broker = broker(broker_config(redis.url(), "a")).await;
+    let id = uuid::Uuid::new_v4();
+    let record = bytes::Bytes::from_static(b"\x01\x03\x00ann, then groups and streams");
+    within("save", broker.save_session(id, record.clone(), Duration::from_secs(60))).await.expect("saved");
+    let taken = within("take", broker.take_session(id, b"\x01\x03\x00bob")).await.expect("read");
+    assert_eq!(taken.as_ref(), Some(&record), "read whoever asks");
+    assert_eq!(within("read", broker.session(id)).await.expect("read"), Some(record.clone()), "someone else's stays");
+    let taken = within("take", broker.take_session(id, b"\x01\x03\x00ann")).await.expect("read");
+    assert_eq!(taken.as_ref(), Some(&record));
+    assert_eq!(within("read", broker.session(id)).await.expect("read"), None, "the owner's take forgets it");
+    assert_eq!(within("take", broker.take_session(id, b"\x01\x03\x00ann")).await.expect("read"), None);
+}

@@ -68,6 +68,7 @@ pub(crate) fn is_noscript(e: &redis::RedisError) -> bool {
 /// The append script ([`keys::APPEND`]).
 pub(crate) static APPEND: LazyLock<Script> = LazyLock::new(|| Script::new(keys::APPEND));
 static SINCE: LazyLock<Script> = LazyLock::new(|| Script::new(keys::SINCE));
+static TAKE_SESSION: LazyLock<Script> = LazyLock::new(|| Script::new(keys::TAKE_SESSION));
 
 /// 16 random hex digits: the epoch of a stream an append creates (if it does); a
 /// `Display` so it is written straight into the command.
@@ -234,5 +235,16 @@ impl SharedHistory for RedisBroker {
     async fn forget_session(&self, connection: Uuid) -> Result<(), BrokerError> {
         let key = keys::session(&self.inner.prefix, &connection.to_string());
         self.inner.run(|mut c| async move { redis::cmd("DEL").arg(key).query_async::<()>(&mut c).await }).await
+    }
+
+    /// One script: the read and, for the owner, the delete in one round trip.
+    async fn take_session(&self, connection: Uuid, owner: &[u8]) -> Result<Option<Bytes>, BrokerError> {
+        let key = keys::session(&self.inner.prefix, &connection.to_string());
+        let answer = self.inner.run(|mut c| async move { TAKE_SESSION.run(&mut c, &[&key], &[owner]).await }).await?;
+        match answer {
+            Value::Nil => Ok(None),
+            Value::BulkString(record) => Ok(Some(Bytes::from(record))),
+            _ => Err(backend_error("unexpected answer to the session record's read")),
+        }
     }
 }

@@ -126,6 +126,15 @@ local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARG
 return {m[1], tonumber(m[2]), tonumber(m[3]), now, entries}
 ";
 
+/// Takes a resumed connection's session record: returns it, and deletes it when it
+/// starts with the owner's bytes (someone else's stays). KEYS[1] = the record, ARGV[1] =
+/// the owner prefix.
+pub(crate) const TAKE_SESSION: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return v
+";
+
 use witrpc_server::broker::stream_topic;
 
 /// Whether `id` is a valid node id (it is part of keys, so no `:`).

@@ -153,6 +153,24 @@ pub trait SharedHistory: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// [`BrokerError::Backend`].
     async fn forget_session(&self, connection: Uuid) -> Result<(), BrokerError>;
+
+    /// The session record of `connection`, forgotten if it starts with `owner` (the
+    /// record's opening bytes that name whom it belongs to): a resume takes its own
+    /// record, and leaves someone else's where it is. The default reads, then forgets;
+    /// a backend should do both in one step (one round trip).
+    ///
+    /// # Errors
+    /// [`BrokerError::Backend`] when the record cannot be read; failing to forget it
+    /// only leaves it to expire.
+    async fn take_session(&self, connection: Uuid, owner: &[u8]) -> Result<Option<Bytes>, BrokerError> {
+        let record = self.session(connection).await?;
+        if record.as_ref().is_some_and(|r| r.starts_with(owner)) {
+            if let Err(e) = self.forget_session(connection).await {
+                tracing::debug!(error = %e, "backplane: a resumed session record stays until it expires");
+            }
+        }
+        Ok(record)
+    }
 }
 
 /// Moves event frames between the nodes of a cluster and stores their presence.

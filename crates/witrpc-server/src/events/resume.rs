@@ -43,7 +43,29 @@ pub(super) struct SessionRecord {
 const RECORD_VERSION: u8 = 1;
 const NO_USER: u16 = u16::MAX;
 
+/// A name with its u16 length.
+fn put_short(out: &mut BytesMut, s: &str) {
+    out.put_u16_le(s.len() as u16);
+    out.put_slice(s.as_bytes());
+}
+
 impl SessionRecord {
+    /// The opening bytes of every record of `user` (the version and the user): what
+    /// [`crate::broker::SharedHistory::take_session`] compares.
+    pub(super) fn owner_prefix(user: Option<&str>) -> Bytes {
+        let mut out = BytesMut::with_capacity(3 + user.map_or(0, str::len));
+        Self::put_owner(&mut out, user);
+        out.freeze()
+    }
+
+    fn put_owner(out: &mut BytesMut, user: Option<&str>) {
+        out.put_u8(RECORD_VERSION);
+        match user.filter(|u| u.len() < usize::from(NO_USER)) {
+            Some(u) => put_short(out, u),
+            None => out.put_u16_le(NO_USER),
+        }
+    }
+
     /// The record as a shared history keeps it (opaque to the broker):
     ///
     /// ```text
@@ -56,20 +78,12 @@ impl SessionRecord {
     /// Little-endian; names longer than a u16 (none are: groups, users and streams are
     /// bounded far below) are left out.
     pub(super) fn encode(&self) -> Bytes {
-        fn short(out: &mut BytesMut, s: &str) {
-            out.put_u16_le(s.len() as u16);
-            out.put_slice(s.as_bytes());
-        }
         let fits = |s: &str| s.len() < usize::from(NO_USER);
         let mut out = BytesMut::with_capacity(256);
-        out.put_u8(RECORD_VERSION);
-        match self.user.as_deref().filter(|u| fits(u)) {
-            Some(u) => short(&mut out, u),
-            None => out.put_u16_le(NO_USER),
-        }
+        Self::put_owner(&mut out, self.user.as_deref());
         let groups: Vec<&Arc<str>> = self.groups.iter().filter(|g| fits(g)).take(usize::from(NO_USER)).collect();
         out.put_u16_le(groups.len() as u16);
-        groups.into_iter().for_each(|g| short(&mut out, g));
+        groups.into_iter().for_each(|g| put_short(&mut out, g));
         let tops: Vec<_> = self
             .tops
             .iter()
@@ -78,7 +92,7 @@ impl SessionRecord {
             .collect();
         out.put_u16_le(tops.len() as u16);
         for (stream, top) in tops {
-            short(&mut out, stream);
+            put_short(&mut out, stream);
             match top {
                 Some(top) => {
                     out.put_u8(1);
@@ -558,18 +572,15 @@ impl EventHub {
             routes.connections.insert(id, Local::new(outbox, user.clone(), resume, true));
             self.reads.registered()
         };
-        let record = match history.session(request.previous).await {
+        // Taken (read and forgotten in one step) only when it is this identity's.
+        let owner = SessionRecord::owner_prefix(user.as_deref());
+        let record = match history.take_session(request.previous, &owner).await {
             Ok(bytes) => bytes.and_then(|b| SessionRecord::decode(&b)).filter(|r| r.user == user),
             Err(e) => {
                 tracing::debug!(error = %e, "backplane: session record unreadable; resuming without it");
                 None
             }
         };
-        if record.is_some() {
-            if let Err(e) = history.forget_session(request.previous).await {
-                tracing::debug!(error = %e, "backplane: a resumed session record stays until it expires");
-            }
-        }
         let entitled = Entitled { user: user.as_ref(), previous: request.previous, record: record.as_ref() };
         let (from, mut answer) = entitled.starting_points(request, |stream| {
             Some(Position { stream: stream.to_owned(), epoch: String::new(), offset: 0 })
@@ -862,5 +873,22 @@ mod tests {
         let mut other = bytes.to_vec();
         other[0] = 2;
         assert_eq!(SessionRecord::decode(&other), None, "another version");
+    }
+
+    #[test]
+    fn a_record_starts_with_its_owners_prefix_and_no_one_elses() {
+        let record = |user: Option<&str>| SessionRecord {
+            user: user.map(Arc::from),
+            groups: ["room".into()].into_iter().collect(),
+            tops: vec![("all".into(), None)],
+        };
+        let owner = SessionRecord::owner_prefix;
+        for user in [Some("ann"), Some("an"), Some("anna"), None] {
+            let bytes = record(user).encode();
+            assert!(bytes.starts_with(&owner(user)), "{user:?}");
+            for other in [Some("ann"), Some("an"), Some("anna"), Some("bob"), None].into_iter().filter(|o| *o != user) {
+                assert!(!bytes.starts_with(&owner(other)), "{user:?}'s record taken by {other:?}");
+            }
+        }
     }
 }
