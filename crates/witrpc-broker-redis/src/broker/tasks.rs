@@ -67,25 +67,34 @@ fn command(item: &Outgoing, publish: &'static str, prefix: &str) -> redis::Cmd {
     }
 }
 
+/// How many times an append that found its script gone is sent again after loading it
+/// (the scripts can be flushed again between the load and the resend).
+const NOSCRIPT_RETRIES: usize = 3;
+
 /// Publishes a batch; returns how many items failed. One pipeline on a single server
 /// (an append that found its script gone, after a Redis restart, is sent again once
-/// the script is loaded; nothing else is, so nothing is published twice); on a
-/// cluster, where a pipeline may not cross hash slots, one `SPUBLISH` per frame, all in
-/// flight at once on the multiplexed connection (so still one round trip per batch).
+/// the script is loaded, up to [`NOSCRIPT_RETRIES`] times; nothing else is, so nothing
+/// is published twice); on a cluster, where a pipeline may not cross hash slots, one
+/// `SPUBLISH` per frame, all in flight at once on the multiplexed connection (so still
+/// one round trip per batch).
 async fn publish_batch(conn: &mut Link, batch: &[Outgoing], prefix: &str) -> redis::RedisResult<u64> {
     if conn.is_cluster() {
         let sends = batch.iter().map(|item| {
             let mut c = conn.clone();
             async move {
                 let cmd = command(item, "SPUBLISH", prefix);
-                match cmd.query_async::<()>(&mut c).await {
-                    // `SCRIPT LOAD` goes to every master.
-                    Err(e) if is_noscript(&e) => match APPEND.load(&mut c).await {
-                        Ok(()) => cmd.query_async::<()>(&mut c).await,
-                        Err(e) => Err(e),
-                    },
-                    other => other,
+                let mut result = cmd.query_async::<()>(&mut c).await;
+                for _ in 0..NOSCRIPT_RETRIES {
+                    match &result {
+                        // `SCRIPT LOAD` goes to every master.
+                        Err(e) if is_noscript(e) => match APPEND.load(&mut c).await {
+                            Ok(()) => result = cmd.query_async::<()>(&mut c).await,
+                            Err(e) => return Err(e),
+                        },
+                        _ => break,
+                    }
                 }
+                result
             }
         });
         let results = futures_util::future::join_all(sends).await;
@@ -95,33 +104,38 @@ async fn publish_batch(conn: &mut Link, batch: &[Outgoing], prefix: &str) -> red
         }
         return Ok(failed as u64);
     }
-    let mut pipe = redis::pipe();
-    for item in batch {
-        pipe.add_command(command(item, "PUBLISH", prefix));
-    }
-    let results: Vec<redis::RedisResult<Value>> = pipe.ignore_errors().query_async(conn).await?;
     let mut failed = 0;
-    let mut again = Vec::new();
-    for (item, result) in batch.iter().zip(&results) {
-        match result {
-            Err(e) if is_noscript(e) => again.push(item),
-            Err(e) => {
-                tracing::debug!(error = %e, "backplane: a publish failed");
-                failed += 1;
-            }
-            Ok(_) => {}
+    let mut pending: Vec<&Outgoing> = batch.iter().collect();
+    for attempt in 0..=NOSCRIPT_RETRIES {
+        if attempt > 0 {
+            APPEND.load(conn).await?;
         }
-    }
-    if !again.is_empty() {
-        APPEND.load(conn).await?;
         let mut pipe = redis::pipe();
-        for item in &again {
+        for item in &pending {
             pipe.add_command(command(item, "PUBLISH", prefix));
         }
         let results: Vec<redis::RedisResult<Value>> = pipe.ignore_errors().query_async(conn).await?;
-        failed += results.iter().filter(|r| r.is_err()).count() as u64;
+        failed += pending.len().saturating_sub(results.len()) as u64;
+        let mut again = Vec::new();
+        for (item, result) in pending.iter().zip(&results) {
+            match result {
+                Err(e) if is_noscript(e) => again.push(*item),
+                Err(e) => {
+                    tracing::debug!(error = %e, "backplane: a publish failed");
+                    failed += 1;
+                }
+                Ok(_) => {}
+            }
+        }
+        pending = again;
+        if pending.is_empty() {
+            break;
+        }
     }
-    Ok(failed + batch.len().saturating_sub(results.len()) as u64)
+    if !pending.is_empty() {
+        tracing::debug!(appends = pending.len(), "backplane: appends still found no script after reloading it");
+    }
+    Ok(failed + pending.len() as u64)
 }
 
 pub(super) async fn receive_task(
