@@ -114,15 +114,19 @@ impl ResumeState {
     /// Records that `event` arrives on `stream` (bounded: past [`MAX_STREAMS`] of either,
     /// new ones are not recorded).
     fn note_stream_of(&mut self, event: &str, stream: &str) {
-        if let Some(streams) = self.by_event.get_mut(event) {
-            if !streams.contains(stream) && streams.len() < MAX_STREAMS {
-                streams.insert(stream.to_owned());
+        let room = self.by_event.len() < MAX_STREAMS;
+        let recorded = match self.by_event.get_mut(event) {
+            Some(streams) if streams.contains(stream) => true,
+            Some(streams) if streams.len() < MAX_STREAMS => streams.insert(stream.to_owned()),
+            Some(_) => false,
+            None if room => {
+                self.by_event.insert(event.to_owned(), NameSet::from_iter([stream.to_owned()]));
+                true
             }
-        } else if self.by_event.len() < MAX_STREAMS {
-            self.by_event.insert(event.to_owned(), NameSet::from_iter([stream.to_owned()]));
-        }
+            None => false,
+        };
         // Remembered only once recorded, so a pair left out is tried again next time.
-        if self.by_event.get(event).is_some_and(|s| s.contains(stream)) {
+        if recorded {
             let (last_event, last_stream) = &mut self.last_seen;
             last_event.clear();
             last_event.push_str(event);
