@@ -317,3 +317,47 @@ impl Broker for InMemoryBroker {
         Ok(presence.get(key).map(|m| m.values().cloned().collect()).unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod take_session_tests {
+    use super::*;
+
+    /// Session records only; the other operations are not reached.
+    #[derive(Debug, Default)]
+    struct Records(Mutex<HashMap<Uuid, Bytes>>);
+
+    #[async_trait]
+    impl SharedHistory for Records {
+        fn append(&self, _: &str, _: HistoryLimits, _: Bytes) {}
+        async fn top(&self, _: &str) -> Result<Option<StreamPosition>, BrokerError> {
+            Ok(None)
+        }
+        async fn since(&self, _: &StreamPosition) -> Result<HistoryRead, BrokerError> {
+            Ok(HistoryRead::Lost { top: None })
+        }
+        async fn save_session(&self, id: Uuid, record: Bytes, _: Duration) -> Result<(), BrokerError> {
+            self.0.lock().unwrap().insert(id, record);
+            Ok(())
+        }
+        async fn session(&self, id: Uuid) -> Result<Option<Bytes>, BrokerError> {
+            Ok(self.0.lock().unwrap().get(&id).cloned())
+        }
+        async fn forget_session(&self, id: Uuid) -> Result<(), BrokerError> {
+            self.0.lock().unwrap().remove(&id);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_take_forgets_only_the_owners_record() {
+        let records = Records::default();
+        let id = Uuid::new_v4();
+        let record = Bytes::from_static(b"\x01\x03\x00ann and the rest");
+        records.save_session(id, record.clone(), Duration::from_secs(60)).await.unwrap();
+        assert_eq!(records.take_session(id, b"\x01\x03\x00bob").await.unwrap(), Some(record.clone()));
+        assert_eq!(records.session(id).await.unwrap(), Some(record.clone()), "someone else's stays");
+        assert_eq!(records.take_session(id, b"\x01\x03\x00ann").await.unwrap(), Some(record));
+        assert_eq!(records.session(id).await.unwrap(), None, "the owner's take forgets it");
+        assert_eq!(records.take_session(id, b"\x01\x03\x00ann").await.unwrap(), None);
+    }
+}
