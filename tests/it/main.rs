@@ -17,6 +17,7 @@ mod hostile_preauth;
 mod keepalive;
 mod limits;
 mod observability;
+mod pipeline;
 mod protocol2;
 mod reconnect;
 mod redis_cluster;

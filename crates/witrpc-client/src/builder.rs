@@ -277,6 +277,7 @@ impl<T> WitClientBuilder<T> {
             provider: self.provider.clone(),
             keepalive: self.keepalive,
             timeout,
+            pipeline: std::sync::atomic::AtomicBool::new(false),
         });
         let subscriptions = Arc::new(Subscriptions::new());
         let conn = connector.open(subscriptions.clone()).await?;

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -47,6 +48,10 @@ pub(crate) struct Connector {
     pub(crate) keepalive: Keepalive,
     pub(crate) timeout: Duration,
     pub(crate) protocol: ProtocolVersion,
+    /// Whether the last handshake found our extensions: the next one then sends its
+    /// Authorization without waiting for the Initialization reply
+    /// ([`ClientSession::with_pipelined_authorization`]; plain connections only).
+    pub(crate) pipeline: AtomicBool,
 }
 
 impl fmt::Debug for Connector {
@@ -56,6 +61,7 @@ impl fmt::Debug for Connector {
             .field("encrypted", &self.encryptor.is_some())
             .field("keepalive", &self.keepalive)
             .field("protocol", &self.protocol)
+            .field("pipeline", &self.pipeline)
             .finish_non_exhaustive()
     }
 }
@@ -78,16 +84,21 @@ impl Connector {
             }
         };
         let span = tracing::debug_span!("witrpc_client", transport = ?self.transport);
+        let reached_server = AtomicBool::new(false);
         let handshake = async {
             let token = match &self.provider {
                 Some(provider) => provider().await.map_err(ClientError::TokenProvider)?,
                 None => self.token.clone(),
             };
             let (mut sink, mut stream) = self.transport.connect(self.max_message_size).await?;
+            reached_server.store(true, Ordering::Relaxed);
             // Announced to every protocol-3 server: a .NET one skips it.
             let mut session =
                 ClientSession::with_features(now(), self.keepalive, encryptor, token, protocol, Features::SUPPORTED)
                     .with_resume_request(subscriptions.resume_request());
+            if self.pipeline.load(Ordering::Relaxed) {
+                session = session.with_pipelined_authorization();
+            }
             let mut out = Unwritten::default();
             loop {
                 out.flush_all(&mut session, &mut sink).await?;
@@ -105,9 +116,19 @@ impl Connector {
             }
             Ok::<_, ClientError>((sink, stream, session))
         };
-        let (sink, stream, session) = tokio::time::timeout(self.timeout, handshake.instrument(span.clone()))
-            .await
-            .map_err(|_| ClientError::Timeout { after: self.timeout })??;
+        let handshake = match tokio::time::timeout(self.timeout, handshake.instrument(span.clone())).await {
+            Ok(done) => done,
+            Err(_) => Err(ClientError::Timeout { after: self.timeout }),
+        };
+        // Pipeline next time only to a server that answered our extensions; one that
+        // failed the handshake is waited for at each step (what every server takes). A
+        // server not reached at all (refused, down) says nothing new.
+        match &handshake {
+            Ok((_, _, session)) => self.pipeline.store(session.features() != Features::NONE, Ordering::Relaxed),
+            Err(_) if reached_server.load(Ordering::Relaxed) => self.pipeline.store(false, Ordering::Relaxed),
+            Err(_) => {}
+        }
+        let (sink, stream, session) = handshake?;
         let shared = Arc::new(Shared::new(subscriptions));
         let (outbound, requests) = mpsc::channel(OUTBOUND_QUEUE);
         let refresher = self.provider.clone();

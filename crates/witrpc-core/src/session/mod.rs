@@ -25,6 +25,8 @@
 mod client;
 mod close;
 mod frame;
+#[cfg(test)]
+mod pipeline_tests;
 mod queue;
 mod rate;
 #[cfg(test)]
