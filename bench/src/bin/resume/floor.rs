@@ -1,8 +1,9 @@
 //! The floor: the resume's exchange with nothing of WitRPC in it, to show what the
 //! machine itself costs.
 //!
-//! A resuming client opens a TCP connection, upgrades it to WebSocket, makes two round
-//! trips (Initialization, then Authorization with its positions) and receives its replay.
+//! A resuming client opens a TCP connection, upgrades it to WebSocket, sends two
+//! messages together (Initialization, and behind it Authorization with its positions: a
+//! reconnect pipelines them) and receives the two answers and its replay: one round trip.
 //! Here the same skeleton runs on bare tokio-tungstenite: a server process of its own
 //! (this binary, `--floor-server`) answers each message with one of the same size and
 //! follows the second answer with as many bytes as a real replay (answer and 100
@@ -115,7 +116,8 @@ async fn serve_on(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     }
 }
 
-/// One client: connect, upgrade, two round trips, the replay frame; `Ok` holds the
+/// One client: connect, upgrade, two messages out and their answers back, the
+/// replay frames; `Ok` holds the
 /// connection (kept open until every client is done, as resumed clients stay) and the
 /// time from `t0` to the replay.
 async fn client(port: u16, t0: Instant, start: Duration) -> anyhow::Result<(impl Sized, Duration)> {
@@ -125,7 +127,10 @@ async fn client(port: u16, t0: Instant, start: Duration) -> anyhow::Result<(impl
     let url = format!("ws://127.0.0.1:{port}/ws");
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(client_config())).await?;
     for _ in 0..2 {
-        ws.send(Message::Binary(vec![1u8; HANDSHAKE_BYTES].into())).await?;
+        ws.feed(Message::Binary(vec![1u8; HANDSHAKE_BYTES].into())).await?;
+    }
+    ws.flush().await?;
+    for _ in 0..2 {
         ws.next().await.context("closed during the handshake")??;
     }
     let mut replayed = 0;

@@ -32,8 +32,8 @@
 //!    and the whole machine's busy cores (`/proc/stat`: other builds count too). Over the
 //!    same window, the machine's listen-queue drops and SYN retransmits
 //!    (`/proc/net/netstat`), which show clients held up by TCP's 1 s SYN retry.
-//! 7. The floor (`floor.rs`): the same exchange's skeleton (connect, upgrade, two round
-//!    trips, a replay's bytes in batch-sized frames) on bare tokio-tungstenite, with as many clients, in
+//! 7. The floor (`floor.rs`): the same exchange's skeleton (connect, upgrade, two messages
+//!    out and their answers back, a replay's bytes in batch-sized frames) on bare tokio-tungstenite, with as many clients, in
 //!    a fresh server process: what this machine costs before any WitRPC work.
 //! 8. A markdown table on stdout; `--save DIR` also writes it to `DIR/RESUME.md`.
 //!
@@ -546,7 +546,8 @@ fn report(o: &Options, f: &Figures, floor: &floor::Floor) -> String {
     s.push_str(&format!(
         "\nThe floor (`bench/src/bin/resume/floor.rs`): the same exchange's skeleton on bare tokio-tungstenite, \
          with no WitRPC, no Redis and nothing decoded: {} clients started over 250 ms, each connects, upgrades, \
-         makes two round trips and receives as many bytes as a real replay, in frames of the same size. Start → replay p50 / p99 / max: \
+         sends two messages together (a reconnect pipelines Initialization and Authorization), gets two answers \
+         and as many bytes as a real replay, in frames of the same size. Start → replay p50 / p99 / max: \
          {} / {} / {}; its server {:.2} cores, its clients {:.2} cores. {}\n",
         floor.clients,
         secs(floor.p50),
