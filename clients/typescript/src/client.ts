@@ -259,6 +259,12 @@ export class WitRpcClient {
   private resume = false;
   /** The server accepted `replay-batch`: a resume's replay may come packed. */
   private replayBatch = false;
+  /**
+   * The last handshake found our extensions: the next one (protocol 3, unencrypted)
+   * sends its Authorization right behind the Initialization, one round trip instead of
+   * two. Every witrpc and .NET 3.x server reads a connection's messages in order.
+   */
+  private pipeline = false;
   /** Positions per stream; outlives the connections. */
   private readonly resumeState = new ResumeState();
   private readonly resumeListeners = new Map<string, Set<ResumeListener>>();
@@ -627,39 +633,54 @@ export class WitRpcClient {
     const describe = (e: unknown) =>
       e instanceof ConnectionClosedError && closeInfo ? new ConnectionClosedError(`${e.message} (server closed: ${closeInfo})`) : e;
     const v2 = this.protocol === 2;
+    const pipelined = this.pipeline && !v2 && !rsa;
     try {
       const publicKey = rsa ? rsa.publicJson : new Uint8Array([0]);
       // Our extensions are announced to every protocol-3 server; .NET ones skip them.
       const initRequest = v2 ? encodeInitializationV2(publicKey) : encodeInitialization(publicKey, ANNOUNCED_EXTENSIONS);
-      const initReply = await this.exchange(MessageType.Initialization, initRequest, false);
       this.tokenRefresh = false;
       this.resume = false;
       this.replayBatch = false;
-      if (v2) {
-        this.cipher = await initializeV2(initReply, rsa);
-      } else {
+      const readInit = (plain: Uint8Array | null) => {
         // A .NET 2.x server answers every protocol-3 Initialization with a null Data.
-        if (!initReply) throw new ProtocolError(`${SERVER_SPEAKS_2}: connect with \`protocol: 2\``);
-        const init = decodeInitializationReply(rsa ? await rsaDecrypt(rsa, initReply) : initReply);
+        if (!plain) throw new ProtocolError(`${SERVER_SPEAKS_2}: connect with \`protocol: 2\``);
+        const init = decodeInitializationReply(plain);
         if (init.errorMessage) throw new ProtocolError(`the server refused the connection: ${init.errorMessage}`);
         this.tokenRefresh = accepts(init.extensions, "token-refresh");
         this.resume = accepts(init.extensions, "resume");
         this.replayBatch = this.resume && accepts(init.extensions, "replay-batch");
+        return init;
+      };
+      // An unencrypted reply is read as it arrives: a pipelined Authorization's answer,
+      // right behind it, finds the accepted extensions in place.
+      let init: ReturnType<typeof readInit> | undefined;
+      const initExchange = this.exchange(MessageType.Initialization, initRequest, false, v2 || rsa ? undefined : (reply) => {
+        init = readInit(reply);
+      });
+      // The answer is taken in as it arrives: the replayed events right behind it must
+      // find the positions and markers in place.
+      const authorize = (resumeRequest: string | undefined) =>
+        this.exchange(MessageType.Authorization, v2 ? encodeAuthorizationV2(token) : encodeAuthorization(token, resumeRequest), true, (reply) => {
+          const answer = reply ? (v2 ? decodeAuthorizationReplyV2 : decodeAuthorizationReply)(reply) : null;
+          const resumed = answer && "resumed" in answer && this.resume ? (answer.resumed as string | null) : null;
+          if (answer?.isAuthorized) this.resumed(resumed);
+        });
+      // Pipelined, the positions always go: a server that does not accept `resume`
+      // skips the trailing member.
+      const early = pipelined ? authorize(this.resumeState.request() ?? undefined) : undefined;
+      early?.catch(() => undefined); // awaited below, unless the Initialization fails first
+      const initReply = await initExchange;
+      if (v2) {
+        this.cipher = await initializeV2(initReply, rsa);
+      } else {
+        init ??= readInit(rsa && initReply ? await rsaDecrypt(rsa, initReply) : initReply);
         if (rsa) {
           this.cipher = await clientCipher(init.symmetricKey ?? new Uint8Array(), init.vector ?? new Uint8Array());
         } else if ((init.symmetricKey?.length ?? 0) > 1) {
           throw new ProtocolError("the server requires encryption: connect with `encryption: true`");
         }
       }
-      const resumeRequest = this.resume ? (this.resumeState.request() ?? undefined) : undefined;
-      const authRequest = v2 ? encodeAuthorizationV2(token) : encodeAuthorization(token, resumeRequest);
-      // The answer is taken in as it arrives: the replayed events right behind it must
-      // find the positions and markers in place.
-      const authReply = await this.exchange(MessageType.Authorization, authRequest, true, (reply) => {
-        const answer = reply ? (v2 ? decodeAuthorizationReplyV2 : decodeAuthorizationReply)(reply) : null;
-        const resumed = answer && "resumed" in answer && this.resume ? (answer.resumed as string | null) : null;
-        if (answer?.isAuthorized) this.resumed(resumed);
-      });
+      const authReply = await (early ?? authorize(this.resume ? (this.resumeState.request() ?? undefined) : undefined));
       const auth = authReply ? (v2 ? decodeAuthorizationReplyV2 : decodeAuthorizationReply)(authReply) : { isAuthorized: false, message: null };
       if (!auth.isAuthorized) {
         throw new UnauthorizedError("the server rejected the access token");
@@ -669,7 +690,11 @@ export class WitRpcClient {
       // Closed right behind the answer (e.g. a gap in the replay): this attempt failed.
       if (socket.readyState !== 1) throw new ConnectionClosedError("the connection closed during the handshake");
       if (this.tokenRefresh && expiresAt) this.scheduleRefresh(socket, expiresAt, null);
+      this.pipeline = !v2 && (this.tokenRefresh || this.resume);
     } catch (e) {
+      // A server that failed the handshake is waited for at each step next time (what
+      // every server takes); one never reached (the socket did not open) says nothing.
+      this.pipeline = false;
       socket.close();
       throw describe(e);
     }

@@ -1290,6 +1290,12 @@ var WitRpcClient = class _WitRpcClient {
   resume = false;
   /** The server accepted `replay-batch`: a resume's replay may come packed. */
   replayBatch = false;
+  /**
+   * The last handshake found our extensions: the next one (protocol 3, unencrypted)
+   * sends its Authorization right behind the Initialization, one round trip instead of
+   * two. Every witrpc and .NET 3.x server reads a connection's messages in order.
+   */
+  pipeline = false;
   /** Positions per stream; outlives the connections. */
   resumeState = new ResumeState();
   resumeListeners = /* @__PURE__ */ new Map();
@@ -1606,35 +1612,45 @@ var WitRpcClient = class _WitRpcClient {
     socket.onerror = () => void 0;
     const describe2 = (e) => e instanceof ConnectionClosedError && closeInfo ? new ConnectionClosedError(`${e.message} (server closed: ${closeInfo})`) : e;
     const v2 = this.protocol === 2;
+    const pipelined = this.pipeline && !v2 && !rsa;
     try {
       const publicKey = rsa ? rsa.publicJson : new Uint8Array([0]);
       const initRequest = v2 ? encodeInitializationV2(publicKey) : encodeInitialization(publicKey, ANNOUNCED_EXTENSIONS);
-      const initReply = await this.exchange(3 /* Initialization */, initRequest, false);
       this.tokenRefresh = false;
       this.resume = false;
       this.replayBatch = false;
+      const readInit = (plain) => {
+        if (!plain) throw new ProtocolError(`${SERVER_SPEAKS_2}: connect with \`protocol: 2\``);
+        const init2 = decodeInitializationReply(plain);
+        if (init2.errorMessage) throw new ProtocolError(`the server refused the connection: ${init2.errorMessage}`);
+        this.tokenRefresh = accepts(init2.extensions, "token-refresh");
+        this.resume = accepts(init2.extensions, "resume");
+        this.replayBatch = this.resume && accepts(init2.extensions, "replay-batch");
+        return init2;
+      };
+      let init;
+      const initExchange = this.exchange(3 /* Initialization */, initRequest, false, v2 || rsa ? void 0 : (reply) => {
+        init = readInit(reply);
+      });
+      const authorize = (resumeRequest) => this.exchange(4 /* Authorization */, v2 ? encodeAuthorizationV2(token) : encodeAuthorization(token, resumeRequest), true, (reply) => {
+        const answer = reply ? (v2 ? decodeAuthorizationReplyV2 : decodeAuthorizationReply)(reply) : null;
+        const resumed = answer && "resumed" in answer && this.resume ? answer.resumed : null;
+        if (answer?.isAuthorized) this.resumed(resumed);
+      });
+      const early = pipelined ? authorize(this.resumeState.request() ?? void 0) : void 0;
+      early?.catch(() => void 0);
+      const initReply = await initExchange;
       if (v2) {
         this.cipher = await initializeV2(initReply, rsa);
       } else {
-        if (!initReply) throw new ProtocolError(`${SERVER_SPEAKS_2}: connect with \`protocol: 2\``);
-        const init = decodeInitializationReply(rsa ? await rsaDecrypt(rsa, initReply) : initReply);
-        if (init.errorMessage) throw new ProtocolError(`the server refused the connection: ${init.errorMessage}`);
-        this.tokenRefresh = accepts(init.extensions, "token-refresh");
-        this.resume = accepts(init.extensions, "resume");
-        this.replayBatch = this.resume && accepts(init.extensions, "replay-batch");
+        init ??= readInit(rsa && initReply ? await rsaDecrypt(rsa, initReply) : initReply);
         if (rsa) {
           this.cipher = await clientCipher(init.symmetricKey ?? new Uint8Array(), init.vector ?? new Uint8Array());
         } else if ((init.symmetricKey?.length ?? 0) > 1) {
           throw new ProtocolError("the server requires encryption: connect with `encryption: true`");
         }
       }
-      const resumeRequest = this.resume ? this.resumeState.request() ?? void 0 : void 0;
-      const authRequest = v2 ? encodeAuthorizationV2(token) : encodeAuthorization(token, resumeRequest);
-      const authReply = await this.exchange(4 /* Authorization */, authRequest, true, (reply) => {
-        const answer = reply ? (v2 ? decodeAuthorizationReplyV2 : decodeAuthorizationReply)(reply) : null;
-        const resumed = answer && "resumed" in answer && this.resume ? answer.resumed : null;
-        if (answer?.isAuthorized) this.resumed(resumed);
-      });
+      const authReply = await (early ?? authorize(this.resume ? this.resumeState.request() ?? void 0 : void 0));
       const auth = authReply ? (v2 ? decodeAuthorizationReplyV2 : decodeAuthorizationReply)(authReply) : { isAuthorized: false, message: null };
       if (!auth.isAuthorized) {
         throw new UnauthorizedError("the server rejected the access token");
@@ -1643,7 +1659,9 @@ var WitRpcClient = class _WitRpcClient {
       const expiresAt = "expiresAtUnixMs" in auth ? auth.expiresAtUnixMs : null;
       if (socket.readyState !== 1) throw new ConnectionClosedError("the connection closed during the handshake");
       if (this.tokenRefresh && expiresAt) this.scheduleRefresh(socket, expiresAt, null);
+      this.pipeline = !v2 && (this.tokenRefresh || this.resume);
     } catch (e) {
+      this.pipeline = false;
       socket.close();
       throw describe2(e);
     }
