@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import WebSocket, { WebSocketServer } from "ws";
 import { WitRpcClient, json } from "../dist/index.js";
-import { startServer } from "./server.mjs";
+import { startServer, until } from "./server.mjs";
 
 /** How long the proxy holds the Initialization reply waiting for the client's next message. */
 const HOLD_MS = 500;
@@ -93,14 +93,6 @@ async function watchingProxy(url) {
     return new Promise((resolve) => wss.close(resolve));
   });
   return p;
-}
-
-async function until(what, done, limitMs = 20_000) {
-  const start = Date.now();
-  while (!done()) {
-    if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 async function connect(url, options) {

@@ -22,7 +22,7 @@ import {
   TolerantWriter,
   readTolerant,
 } from "../dist/memorypack.js";
-import { startServer } from "./server.mjs";
+import { startServer, until } from "./server.mjs";
 
 /** Envelope types (a const enum in the sources). */
 const MessageType = { Request: 1, Callback: 2, Initialization: 3, Authorization: 4 };
@@ -93,14 +93,6 @@ async function proxy(url) {
   };
   proxies.push(p);
   return p;
-}
-
-async function until(what, done, limitMs = 20_000) {
-  const start = Date.now();
-  while (!done()) {
-    if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** A client behind a proxy that logs its `Message` events and resume markers in one list. */

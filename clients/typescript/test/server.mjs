@@ -1,4 +1,4 @@
-// Starts the Rust demo server (examples/demo_server.rs) for the tests.
+// Starts the Rust demo server (examples/demo_server.rs) for the tests; shared test helpers.
 
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -42,4 +42,13 @@ export function freePort() {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** Waits (polling every 10 ms) until `done()` holds; fails naming `what` after `limitMs`. */
+export async function until(what, done, limitMs = 20_000) {
+  const start = Date.now();
+  while (!done()) {
+    if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }

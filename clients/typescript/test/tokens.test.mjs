@@ -8,7 +8,7 @@ import WebSocket from "ws";
 import { WitRpcClient, UnauthorizedError } from "../dist/index.js";
 import { refreshDelayMs } from "../dist/client.js";
 import { encodeInitialization, decodeInitializationReply } from "../dist/memorypack.js";
-import { startServer } from "./server.mjs";
+import { startServer, until } from "./server.mjs";
 
 const servers = [];
 const clients = [];
@@ -41,14 +41,6 @@ function closedWith(client) {
       }
     });
   });
-}
-
-async function until(what, done, limitMs = 20_000) {
-  const start = Date.now();
-  while (!done()) {
-    if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 test("refresh is planned at 80 % of the lifetime, at most 5 s before expiry, never in a loop", () => {
