@@ -24,6 +24,11 @@ use witrpc_core::BoxFuture;
 
 /// Initial read buffer; grows only while a large message is read.
 const READ_BUFFER_SIZE: usize = 4 * 1024;
+/// Frames queued together are collected up to this size and written in one go; the
+/// connection flushes after each batch, so nothing waits for the buffer to fill. (With
+/// 0, each frame was its own write: a reconnect's pipelined Initialization and
+/// Authorization went out as two segments, and the server answered them in two.)
+const WRITE_BUFFER_SIZE: usize = 16 * 1024;
 
 /// Which certificates a `wss://` connection trusts.
 #[derive(Debug, Clone, Default)]
@@ -137,11 +142,7 @@ impl ClientTransport for WebSocketTransport {
     fn connect(&self, max_message_size: usize) -> BoxFuture<'_, Result<(FrameSink, FrameStream), TransportError>> {
         Box::pin(async move {
             let target = self.target()?;
-            let config = WebSocketConfig::default()
-                .read_buffer_size(READ_BUFFER_SIZE)
-                .write_buffer_size(0)
-                .max_message_size(Some(max_message_size))
-                .max_frame_size(Some(max_message_size));
+            let config = config(max_message_size);
             let tcp = TcpStream::connect((target.host.as_str(), target.port)).await.map_err(TransportError::Io)?;
             tcp.set_nodelay(true).map_err(TransportError::Io)?;
             if !target.tls {
@@ -156,6 +157,15 @@ impl ClientTransport for WebSocketTransport {
             upgrade(&self.url, tls, config, max_message_size).await
         })
     }
+}
+
+/// The WebSocket settings of every connection.
+fn config(max_message_size: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_SIZE)
+        .write_buffer_size(WRITE_BUFFER_SIZE)
+        .max_message_size(Some(max_message_size))
+        .max_frame_size(Some(max_message_size))
 }
 
 async fn upgrade<S>(
@@ -275,6 +285,78 @@ mod tests {
 
     use super::*;
     use crate::WebSocketClientExt;
+
+    /// A stream that counts its writes.
+    struct Counting {
+        inner: tokio::io::DuplexStream,
+        writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl tokio::io::AsyncRead for Counting {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Counting {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_sent_together_go_out_in_one_write_and_each_flush_sends_its_frames() {
+        use futures_util::SinkExt as _;
+        let (near, far) = tokio::io::duplex(64 * 1024);
+        let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let server = tokio::spawn(async move {
+            let mut ws = tokio_tungstenite::accept_async(far).await.expect("upgrade");
+            let mut got = Vec::new();
+            while got.len() < 3 {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(b))) => got.push(b.to_vec()),
+                    other => panic!("expected a binary message, got {other:?}"),
+                }
+            }
+            got
+        });
+        let stream = Counting { inner: near, writes: writes.clone() };
+        let (mut sink, _stream) =
+            within("upgrade", upgrade("ws://127.0.0.1/ws", stream, config(1 << 20), 1 << 20)).await.expect("upgrades");
+        let after_upgrade = writes.load(std::sync::atomic::Ordering::Relaxed);
+        // A pipelined handshake: two frames queued, then one flush.
+        sink.feed(Outbound::Message(Bytes::from_static(b"initialization"))).await.expect("queued");
+        sink.feed(Outbound::Message(Bytes::from_static(b"authorization"))).await.expect("queued");
+        sink.flush().await.expect("flushed");
+        assert_eq!(writes.load(std::sync::atomic::Ordering::Relaxed) - after_upgrade, 1, "one write for both");
+        // A frame alone is not held back for the buffer to fill: its flush sends it.
+        sink.send(Outbound::Message(Bytes::from_static(b"call"))).await.expect("sent");
+        let got = within("the server reads all three", server).await.expect("server task");
+        assert_eq!(got, [b"initialization".to_vec(), b"authorization".to_vec(), b"call".to_vec()]);
+    }
 
     /// Fails the test instead of hanging it.
     async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {

@@ -11,8 +11,8 @@
 //! decoded, no Redis, no sessions. The clients start
 //! spread over [`SPREAD`] (the real clients' retry timers put them in that range after the
 //! ready line), and each records the time from the start to its replay frame. Same
-//! machine, same buffer settings as witrpc's transports (client: 4 KiB reads, no write
-//! buffer, `TCP_NODELAY`; server: 2 KiB reads, writes collected up to 16 KiB), same
+//! machine, same buffer settings as witrpc's transports (client: 4 KiB reads, writes
+//! collected up to 16 KiB, `TCP_NODELAY`; server: 2 KiB reads, writes collected up to 16 KiB), same
 //! allocator.
 
 use std::io::BufRead as _;
@@ -59,7 +59,8 @@ fn server_config() -> WebSocketConfig {
 }
 
 fn client_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(4 * 1024).write_buffer_size(0)
+    // witrpc's client transport: 4 KiB reads, frames collected up to 16 KiB per flush.
+    WebSocketConfig::default().read_buffer_size(4 * 1024).write_buffer_size(16 * 1024)
 }
 
 /// The floor's server (run as a child process): prints its port, then serves each
