@@ -118,3 +118,45 @@ async fn an_encrypted_raw_peer_sees_the_protocol_answers() {
     let response = peer.call(&request).await;
     assert_eq!((response.status, response.data.as_deref()), (CommunicationStatus::Ok, Some(&b"42"[..])));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_that_reach_no_server_keep_their_key_pair_and_each_connection_sends_a_fresh_one() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    use witrpc::client::ReconnectPolicy;
+    use witrpc::crypto::encrypted::EncryptedClientEncryptor;
+
+    let server = TestServer::start(|b| b.with_encryption()).await;
+    let proxy = crate::util::Proxy::start(server.server.local_addr().expect("address")).await;
+    let made = Arc::new(AtomicUsize::new(0));
+    let counted = made.clone();
+    let builder = WitClientBuilder::new()
+        .with_websocket(&proxy.url())
+        .with_encryptor(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(Box::new(EncryptedClientEncryptor::generate()?))
+        })
+        .with_reconnect(ReconnectPolicy::new(Duration::from_millis(20), Duration::from_millis(100)));
+    let client = within("connect", builder.connect(Duration::from_secs(10))).await.expect("connects");
+    let demo = DemoServiceClient::new(client);
+    assert_eq!(within("add", demo.add(1, 2)).await.expect("answered"), 3);
+    assert_eq!(made.load(Ordering::SeqCst), 1);
+
+    proxy.sever();
+    // Every retry meanwhile is dropped by the proxy before the upgrade: several attempts,
+    // none of which sends its public key anywhere.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.restore();
+    within("the reconnect", async {
+        while demo.add(1, 2).await.ok() != Some(3) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        made.load(Ordering::SeqCst),
+        2,
+        "one key pair per connection (the first, the reconnect), none per failed attempt"
+    );
+}

@@ -2,8 +2,8 @@
 //! (Initialization, Authorization) within the connect timeout, then the connection task.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -52,6 +52,10 @@ pub(crate) struct Connector {
     /// Authorization without waiting for the Initialization reply
     /// ([`ClientSession::with_pipelined_authorization`]; plain connections only).
     pub(crate) pipeline: AtomicBool,
+    /// The generated key pair of an attempt that failed before sending it (server down,
+    /// upgrade refused): taken by the next attempt. Each connection's Initialization still
+    /// carries a key no other connection was sent.
+    pub(crate) unsent_key: Mutex<Option<Box<dyn ClientEncryptor>>>,
 }
 
 impl fmt::Debug for Connector {
@@ -70,10 +74,12 @@ impl Connector {
     /// Connects, runs the handshake within the timeout and starts the connection's task.
     pub(crate) async fn open(&self, subscriptions: Arc<Subscriptions>) -> Result<Conn, ClientError> {
         let protocol = self.protocol;
-        let encryptor: Box<dyn ClientEncryptor> = match (&self.encryptor, protocol) {
-            (None, ProtocolVersion::V2) => Box::new(PlainClientEncryptorV2),
-            (None, _) => Box::new(PlainClientEncryptor),
-            (Some(make), _) => {
+        let kept = self.unsent_key.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let encryptor: Box<dyn ClientEncryptor> = match (kept, &self.encryptor, protocol) {
+            (Some(kept), _, _) => kept,
+            (None, None, ProtocolVersion::V2) => Box::new(PlainClientEncryptorV2),
+            (None, None, _) => Box::new(PlainClientEncryptor),
+            (None, Some(make), _) => {
                 let make = make.clone();
                 tokio::task::spawn_blocking(move || make(protocol))
                     .await
@@ -85,6 +91,8 @@ impl Connector {
         };
         let span = tracing::debug_span!("witrpc_client", transport = ?self.transport);
         let reached_server = AtomicBool::new(false);
+        // Until the Initialization carries it, the key pair may serve the next attempt.
+        let mut unsent = Some(encryptor);
         let handshake = async {
             let token = match &self.provider {
                 Some(provider) => provider().await.map_err(ClientError::TokenProvider)?,
@@ -92,6 +100,9 @@ impl Connector {
             };
             let (mut sink, mut stream) = self.transport.connect(self.max_message_size).await?;
             reached_server.store(true, Ordering::Relaxed);
+            let Some(encryptor) = unsent.take() else {
+                return Err(ClientError::Encryption(CryptoError::InvalidHandshake { reason: "no key pair" }));
+            };
             // Announced to every protocol-3 server: a .NET one skips it.
             let mut session =
                 ClientSession::with_features(now(), self.keepalive, encryptor, token, protocol, Features::SUPPORTED)
@@ -127,6 +138,12 @@ impl Connector {
             Ok((_, _, session)) => self.pipeline.store(session.features() != Features::NONE, Ordering::Relaxed),
             Err(_) if reached_server.load(Ordering::Relaxed) => self.pipeline.store(false, Ordering::Relaxed),
             Err(_) => {}
+        }
+        // An attempt that never reached a server sent no public key: its key pair (a
+        // generated one; an RSA-2048 pair costs about a third of a second) is the next
+        // attempt's, so a client retrying through an outage generates one, not one per try.
+        if let Some(key) = unsent.filter(|_| self.encryptor.is_some()) {
+            *self.unsent_key.lock().unwrap_or_else(PoisonError::into_inner) = Some(key);
         }
         let (sink, stream, session) = handshake?;
         let shared = Arc::new(Shared::new(subscriptions));
