@@ -601,15 +601,26 @@ export class WitRpcClient {
   private async handshake(): Promise<void> {
     const token = await this.freshToken();
     const encryption = this.options.encryption ?? false;
+    // A fresh key pair per connection: one is made when none is kept, and it is kept
+    // only until a socket opens (it is sent then). An attempt whose socket never opened
+    // leaves it to the next one.
     if (encryption) this.rsaKey ??= generateRsaKey(this.protocol === 2);
-    const rsa = encryption ? await this.rsaKey : undefined;
+    const rsa = encryption
+      ? await this.rsaKey?.catch((e: unknown) => {
+          this.rsaKey = undefined;
+          throw e;
+        })
+      : undefined;
     this.cipher = plainCipher;
     const socket = new this.SocketImpl(this.url);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     let closeInfo = "";
     await new Promise<void>((resolve, reject) => {
-      socket.onopen = () => resolve();
+      socket.onopen = () => {
+        if (rsa) this.rsaKey = undefined; // sent on this connection: the next one makes its own
+        resolve();
+      };
       socket.onerror = () => reject(new ConnectionClosedError(`cannot connect to ${this.url}`));
       socket.onclose = (ev) => reject(new ConnectionClosedError(`cannot connect to ${this.url} (close ${ev.code})`));
     });

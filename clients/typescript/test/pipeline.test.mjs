@@ -1,7 +1,8 @@
 // The reconnect handshake in one round trip, against the real Rust demo server: a
 // client that reconnects to a server which answered our extensions sends its
 // Authorization (with its resume positions) right behind the Initialization; a first
-// connection, and an encrypted one, wait for the Initialization reply.
+// connection, and an encrypted one, wait for the Initialization reply; an encrypted one
+// sends a fresh public key on each connection.
 //
 // A WebSocket proxy between client and server holds the server's Initialization reply
 // and records whether the client's next message arrived before the reply was let
@@ -28,6 +29,7 @@ after(async () => {
  */
 async function watchingProxy(url) {
   const pipelined = [];
+  const initializations = [];
   const sockets = new Set();
   let open = true;
   // While cut, upgrades are refused (503): the client's socket never opens.
@@ -53,6 +55,7 @@ async function watchingProxy(url) {
     client.on("message", (m) => {
       if (stage === 0) {
         stage = 1;
+        initializations.push(Buffer.from(m).subarray(17)); // after the envelope's version byte and id
         toServer(m);
       } else if (stage === 1) {
         early.push(m);
@@ -80,6 +83,7 @@ async function watchingProxy(url) {
   const p = {
     url: `ws://127.0.0.1:${wss.address().port}${new URL(url).pathname}`,
     pipelined,
+    initializations,
     cut() {
       open = false;
       for (const s of [...sockets]) s.terminate();
@@ -131,5 +135,9 @@ for (const [name, args, options, expected] of [
     await until("the live broadcast", () => log.includes("m3"));
     assert.deepEqual(log, ["m0", { recovered: true }, "m1", "m2", "m3"], "no gap, no duplicate, marker first");
     assert.deepEqual(p.pipelined, expected, "first connection, then the reconnect: Authorization before the reply?");
+    // Each connection's Initialization: the same bytes in plain mode, a fresh public key each time encrypted.
+    const [first, second] = p.initializations;
+    assert.equal(p.initializations.length, 2);
+    assert.equal(first.equals(second), !options.encryption, "a fresh key pair per encrypted connection");
   });
 }

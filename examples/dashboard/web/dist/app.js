@@ -1589,14 +1589,20 @@ var WitRpcClient = class _WitRpcClient {
     const token = await this.freshToken();
     const encryption = this.options.encryption ?? false;
     if (encryption) this.rsaKey ??= generateRsaKey(this.protocol === 2);
-    const rsa = encryption ? await this.rsaKey : void 0;
+    const rsa = encryption ? await this.rsaKey?.catch((e) => {
+      this.rsaKey = void 0;
+      throw e;
+    }) : void 0;
     this.cipher = plainCipher;
     const socket = new this.SocketImpl(this.url);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     let closeInfo = "";
     await new Promise((resolve, reject) => {
-      socket.onopen = () => resolve();
+      socket.onopen = () => {
+        if (rsa) this.rsaKey = void 0;
+        resolve();
+      };
       socket.onerror = () => reject(new ConnectionClosedError(`cannot connect to ${this.url}`));
       socket.onclose = (ev) => reject(new ConnectionClosedError(`cannot connect to ${this.url} (close ${ev.code})`));
     });
