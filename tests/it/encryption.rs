@@ -132,7 +132,7 @@ async fn retries_that_reach_no_server_keep_their_key_pair_and_each_connection_se
     let made = Arc::new(AtomicUsize::new(0));
     let counted = made.clone();
     let builder = WitClientBuilder::new()
-        .with_websocket(&proxy.url())
+        .with_websocket(proxy.url())
         .with_encryptor(move || {
             counted.fetch_add(1, Ordering::SeqCst);
             Ok(Box::new(EncryptedClientEncryptor::generate()?))
