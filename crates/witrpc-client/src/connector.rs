@@ -90,8 +90,8 @@ impl Connector {
             }
         };
         let span = tracing::debug_span!("witrpc_client", transport = ?self.transport);
-        let reached_server = AtomicBool::new(false);
-        // Until the Initialization carries it, the key pair may serve the next attempt.
+        // Taken once a server is reached; until the Initialization carries it, the key
+        // pair may serve the next attempt.
         let mut unsent = Some(encryptor);
         let handshake = async {
             let token = match &self.provider {
@@ -99,7 +99,6 @@ impl Connector {
                 None => self.token.clone(),
             };
             let (mut sink, mut stream) = self.transport.connect(self.max_message_size).await?;
-            reached_server.store(true, Ordering::Relaxed);
             let Some(encryptor) = unsent.take() else {
                 return Err(ClientError::Encryption(CryptoError::InvalidHandshake { reason: "no key pair" }));
             };
@@ -134,9 +133,10 @@ impl Connector {
         // Pipeline next time only to a server that answered our extensions; one that
         // failed the handshake is waited for at each step (what every server takes). A
         // server not reached at all (refused, down) says nothing new.
+        let reached_server = unsent.is_none();
         match &handshake {
             Ok((_, _, session)) => self.pipeline.store(session.features() != Features::NONE, Ordering::Relaxed),
-            Err(_) if reached_server.load(Ordering::Relaxed) => self.pipeline.store(false, Ordering::Relaxed),
+            Err(_) if reached_server => self.pipeline.store(false, Ordering::Relaxed),
             Err(_) => {}
         }
         // An attempt that never reached a server sent no public key: its key pair (a
