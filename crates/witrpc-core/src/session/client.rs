@@ -222,16 +222,27 @@ impl ClientSession {
     /// keys, so this does nothing with an encrypting `encryptor`, and nothing for
     /// protocol 2. Whether it took effect: [`ClientSession::is_pipelined`].
     pub fn with_pipelined_authorization(mut self) -> Self {
-        let plain = self.encryptor.complete(None, None).is_ok_and(|ciphers| ciphers.sealer.leaves_plaintext());
-        if self.protocol != ProtocolVersion::V3 || self.state != ClientState::Initializing || !plain {
-            return self;
+        // Plain mode is the public key `[0x00]` on the wire: nothing to wait for.
+        let plain = self.encryptor.public_key().as_ref() == crate::crypto::plain::PLAIN_KEY;
+        if self.protocol == ProtocolVersion::V3 && self.state == ClientState::Initializing && plain {
+            self.pipelined = Some(self.send_authorization(self.announced.resume()));
         }
-        let resume = if self.announced.resume() { self.resume_request.as_deref() } else { None };
-        let auth = WitRequestAuthorization { token: Some(self.token.clone()) }.encode_with_resume(resume);
+        self
+    }
+
+    /// Queues the Authorization (with the `Resume` member when `resume`), sealed once
+    /// the keys are in place; returns its id.
+    fn send_authorization(&mut self, resume: bool) -> Uuid {
+        let token = Some(self.token.clone());
+        let auth = match self.protocol {
+            ProtocolVersion::V2 => v2::WitRequestAuthorization { token }.encode(),
+            ProtocolVersion::V3 => {
+                WitRequestAuthorization { token }.encode_with_resume(self.resume_request.as_deref().filter(|_| resume))
+            }
+        };
         let id = Uuid::new_v4();
         self.common.send_sealed(id, MessageType::Authorization, auth.len(), |b| b.put_slice(&auth));
-        self.pipelined = Some(id);
-        self
+        id
     }
 
     /// Whether the Authorization went out before the Initialization reply
@@ -407,21 +418,11 @@ impl ClientSession {
         self.common.sealer = Some(sealer);
         self.opener = Some(opener);
         self.state = ClientState::Authorizing;
-        if let Some(id) = self.pipelined {
-            // Sent already; the server answers it after this reply.
-            self.awaiting = id;
-            return Ok(());
-        }
-        let token = Some(self.token.clone());
-        let auth = match self.protocol {
-            ProtocolVersion::V2 => v2::WitRequestAuthorization { token }.encode(),
-            ProtocolVersion::V3 if self.negotiated.resume() => {
-                WitRequestAuthorization { token }.encode_with_resume(self.resume_request.as_deref())
-            }
-            ProtocolVersion::V3 => WitRequestAuthorization { token }.encode(),
+        // A pipelined Authorization is sent already; the server answers it after this reply.
+        self.awaiting = match self.pipelined {
+            Some(id) => id,
+            None => self.send_authorization(self.negotiated.resume()),
         };
-        self.awaiting = Uuid::new_v4();
-        self.common.send_sealed(self.awaiting, MessageType::Authorization, auth.len(), |b| b.put_slice(&auth));
         Ok(())
     }
 
